@@ -1,0 +1,1 @@
+"""binaura on-device runtime. numpy + onnxruntime + tokenizers; never torch."""

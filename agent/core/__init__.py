@@ -1,0 +1,1 @@
+"""Shared, dependency-light contracts: audio, geometry, labels, scenes, dataset I/O."""

@@ -1,0 +1,168 @@
+"""Dataset reader/writer with validation (dataset contract in ARCHITECTURE.md).
+
+A dataset is a folder with scenes.jsonl, an optional qa.jsonl and audio/<id>.wav
+(two channels L, R; >= 16 kHz; int16/int24/float32). Every problem is reported
+with the file (and line) it comes from. Writers go through a temporary path and
+an atomic rename so an interrupted run never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from agent.core.audio import MIN_SAMPLE_RATE_HZ, N_CHANNELS
+from agent.core.errors import DatasetError
+from agent.core.scene import QAItem, Scene, qa_from_json, scene_from_json
+
+SCENES_FILE = "scenes.jsonl"
+QA_FILE = "qa.jsonl"
+AUDIO_DIR = "audio"
+WAV_SUBTYPES = {"int16": "PCM_16", "int24": "PCM_24", "float32": "FLOAT"}
+
+
+@dataclass
+class Dataset:
+    root: Path
+    scenes: list[Scene]
+    qa: list[QAItem] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.by_id = {s.id: s for s in self.scenes}
+
+    def audio_path(self, scene: Scene) -> Path:
+        return self.root / scene.audio
+
+    def load_audio(self, scene: Scene) -> tuple[np.ndarray, int]:
+        return read_wav(self.audio_path(scene), expect_rate_hz=scene.sample_rate_hz)
+
+
+def _read_jsonl(path: Path) -> Iterable[tuple[int, object]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise DatasetError(str(path), f"cannot read: {e.strerror}") from e
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield i, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DatasetError(str(path), f"invalid JSON ({e.msg} at column {e.colno})", i) from e
+
+
+def read_dataset(root: str | os.PathLike, check_audio: bool = True) -> Dataset:
+    """Read and validate a dataset folder.
+
+    check_audio: also open every wav header (existence, 2 channels, rate matches).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(str(root), "not a dataset folder (expected a directory holding scenes.jsonl)")
+    spath = root / SCENES_FILE
+    if not spath.is_file():
+        raise DatasetError(str(spath), "missing; a dataset folder must hold scenes.jsonl")
+    scenes: list[Scene] = []
+    seen: dict[str, int] = {}
+    for lineno, obj in _read_jsonl(spath):
+        scene, problems = scene_from_json(obj)
+        if problems:
+            raise DatasetError(str(spath), "; ".join(problems), lineno)
+        if scene.id in seen:
+            raise DatasetError(str(spath), f"duplicate scene id {scene.id!r} (first on line {seen[scene.id]})", lineno)
+        seen[scene.id] = lineno
+        if check_audio:
+            check_wav_header(root / scene.audio, scene.sample_rate_hz, where=f"{spath}:{lineno}")
+        scenes.append(scene)
+    if not scenes:
+        raise DatasetError(str(spath), "holds no scenes")
+    qa: list[QAItem] = []
+    qpath = root / QA_FILE
+    if qpath.is_file():
+        for lineno, obj in _read_jsonl(qpath):
+            item, problems = qa_from_json(obj)
+            if problems:
+                raise DatasetError(str(qpath), "; ".join(problems), lineno)
+            if item.scene_id not in seen:
+                raise DatasetError(str(qpath), f"scene_id {item.scene_id!r} is not in {SCENES_FILE}", lineno)
+            qa.append(item)
+    return Dataset(root, scenes, qa)
+
+
+def check_wav_header(path: Path, expect_rate_hz: int | None = None, where: str | None = None) -> None:
+    """Check a wav exists, is stereo (L, R) and has the expected rate, reading only its header."""
+    prefix = f"{where}: " if where else ""
+    if not path.is_file():
+        raise DatasetError(str(path), f"{prefix}audio file is missing")
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError) as e:
+        raise DatasetError(str(path), f"{prefix}not a readable audio file ({e})") from e
+    if info.channels != N_CHANNELS:
+        raise DatasetError(str(path), f"{prefix}expected 2 channels (L, R), got {info.channels}")
+    if info.samplerate < MIN_SAMPLE_RATE_HZ:
+        raise DatasetError(str(path), f"{prefix}sample rate {info.samplerate} Hz is below {MIN_SAMPLE_RATE_HZ} Hz")
+    if expect_rate_hz is not None and info.samplerate != expect_rate_hz:
+        raise DatasetError(str(path), f"{prefix}sample rate {info.samplerate} Hz, but scenes.jsonl says {expect_rate_hz} Hz")
+
+
+def read_wav(path: str | os.PathLike, expect_rate_hz: int | None = None) -> tuple[np.ndarray, int]:
+    """Read a binaural wav as float32 (2, T) and its rate, validating the contract."""
+    path = Path(path)
+    check_wav_header(path, expect_rate_hz)
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as e:
+        raise DatasetError(str(path), f"corrupt audio data ({e})") from e
+    if data.shape[0] == 0:
+        raise DatasetError(str(path), "holds no samples")
+    return np.ascontiguousarray(data.T), int(rate)
+
+
+def _atomic_target(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate_hz: int,
+              sample_format: str = "int16") -> None:
+    """Write (2, T) float audio atomically as a wav in the given sample format."""
+    path = Path(path)
+    if sample_format not in WAV_SUBTYPES:
+        raise ValueError(f"sample_format must be one of {list(WAV_SUBTYPES)}, got {sample_format!r}")
+    tmp = _atomic_target(path)
+    try:
+        sf.write(str(tmp), np.asarray(audio, dtype=np.float32).T, sample_rate_hz,
+                 subtype=WAV_SUBTYPES[sample_format], format="WAV")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    tmp = _atomic_target(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
+    write_text_atomic(path, "".join(json.dumps(r, separators=(", ", ": ")) + "\n" for r in rows))
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")

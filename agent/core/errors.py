@@ -1,0 +1,31 @@
+"""Errors raised at binaura's boundaries. Library code raises; only the CLI exits."""
+
+from __future__ import annotations
+
+
+class BinauraError(Exception):
+    """Base class: a message a user can act on."""
+
+
+class ConfigError(BinauraError):
+    """One or more configuration values are invalid. Collects every problem."""
+
+    def __init__(self, problems: list[str], where: str = "config"):
+        self.problems = list(problems)
+        self.where = where
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid {where} ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class DatasetError(BinauraError):
+    """A dataset file or line does not follow the dataset contract."""
+
+    def __init__(self, path: str, message: str, line: int | None = None):
+        self.path = str(path)
+        self.line = line
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class AudioFormatError(BinauraError):
+    """Audio that does not meet the audio contract (channels, rate, format)."""

@@ -1,0 +1,1 @@
+"""binaura training side: scene synthesis, QA generation, models, recipes, evaluation."""

@@ -1,0 +1,1 @@
+"""Binaural scene synthesis: HRTFs and heads, rooms, sound sources, scenes."""

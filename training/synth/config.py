@@ -1,0 +1,125 @@
+"""Synthesis configuration: one dataclass, validated with every problem reported together."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from agent.core.audio import MIN_SAMPLE_RATE_HZ, SAMPLE_RATE_HZ
+from agent.core.errors import ConfigError
+from agent.core.labels import LABELS
+from training.synth.heads import ALL_HEADS, HELD_OUT_HEADS, TRAIN_HEADS
+
+MAX_SOURCES = 4
+
+
+@dataclass
+class SynthConfig:
+    """What scenes to draw. Ranges are [low, high] and sampled uniformly."""
+
+    split: str = "train"  # "train" or "bench": salts the seeds, picks heads/instances
+    sample_rate_hz: int = SAMPLE_RATE_HZ
+    duration_s: float = 5.0
+    min_sources: int = 1
+    max_sources: int = 3
+    classes: tuple[str, ...] = LABELS
+    heads: tuple[str, ...] = TRAIN_HEADS
+    held_out_instances: bool = False
+    p_reverberant: float = 0.6
+    rt60_s: tuple[float, float] = (0.1, 1.0)
+    room_size_m: tuple[tuple[float, float], ...] = ((3.0, 10.0), (3.0, 8.0), (2.5, 4.0))
+    max_reflection_order: int = 3
+    distance_m: tuple[float, float] = (0.5, 5.0)
+    elevation_deg: tuple[float, float] = (-40.0, 60.0)
+    min_separation_deg: float = 25.0
+    event_duration_s: tuple[float, float] = (1.5, 5.0)
+    level_db: tuple[float, float] = (-6.0, 6.0)  # per-source level at 1 m, relative
+    snr_db: tuple[float, float] = (10.0, 35.0)  # sources vs diffuse background noise
+    output_rms_dbfs: tuple[float, float] = (-30.0, -20.0)
+    sample_format: str = "int16"
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> SynthConfig:
+        p: list[str] = []
+        if self.split not in ("train", "bench", "demo"):
+            p.append(f"split must be 'train', 'bench' or 'demo', got {self.split!r}")
+        if self.sample_rate_hz < MIN_SAMPLE_RATE_HZ:
+            p.append(f"sample_rate_hz must be >= {MIN_SAMPLE_RATE_HZ}, got {self.sample_rate_hz}")
+        if not self.duration_s > 0:
+            p.append(f"duration_s must be > 0, got {self.duration_s}")
+        if not 1 <= self.min_sources <= self.max_sources <= MAX_SOURCES:
+            p.append(f"need 1 <= min_sources <= max_sources <= {MAX_SOURCES}, got "
+                     f"{self.min_sources}..{self.max_sources}")
+        unknown = [c for c in self.classes if c not in LABELS]
+        if unknown:
+            p.append(f"unknown class(es) {unknown}; expected any of {list(LABELS)}")
+        if len(set(self.classes)) < self.max_sources:
+            p.append(f"need at least max_sources={self.max_sources} distinct classes, got {len(set(self.classes))}")
+        bad_heads = [h for h in self.heads if h not in ALL_HEADS]
+        if bad_heads or not self.heads:
+            p.append(f"heads must name some of {list(ALL_HEADS)}, got {list(self.heads)}")
+        if self.split == "train" and any(h in HELD_OUT_HEADS for h in self.heads):
+            p.append(f"held-out head(s) {HELD_OUT_HEADS} may not be used for training")
+        if not 0.0 <= self.p_reverberant <= 1.0:
+            p.append(f"p_reverberant must be in [0, 1], got {self.p_reverberant}")
+        self._range(p, "rt60_s", self.rt60_s, 0.05, 3.0)
+        self._range(p, "distance_m", self.distance_m, 0.2, 20.0)
+        self._range(p, "elevation_deg", self.elevation_deg, -90.0, 90.0)
+        self._range(p, "event_duration_s", self.event_duration_s, 0.1, 3600.0)
+        self._range(p, "level_db", self.level_db, -60.0, 60.0)
+        self._range(p, "snr_db", self.snr_db, -20.0, 100.0)
+        self._range(p, "output_rms_dbfs", self.output_rms_dbfs, -80.0, -3.0)
+        if len(self.room_size_m) != 3:
+            p.append("room_size_m must hold 3 ranges (x, y, z)")
+        else:
+            for i, r in enumerate(self.room_size_m):
+                self._range(p, f"room_size_m[{i}]", r, 2.0, 100.0)
+        if not 0 <= self.max_reflection_order <= 10:
+            p.append(f"max_reflection_order must be in 0..10, got {self.max_reflection_order}")
+        if not 0 <= self.min_separation_deg <= 90:
+            p.append(f"min_separation_deg must be in [0, 90], got {self.min_separation_deg}")
+        if self.sample_format not in ("int16", "int24", "float32"):
+            p.append(f"sample_format must be int16, int24 or float32, got {self.sample_format!r}")
+        if p:
+            raise ConfigError(p, "synthesis config")
+        return self
+
+    @staticmethod
+    def _range(p, name, r, lo, hi):
+        try:
+            a, b = float(r[0]), float(r[1])
+        except (TypeError, ValueError, IndexError):
+            p.append(f"{name} must be a [low, high] pair, got {r!r}")
+            return
+        if not (lo <= a <= b <= hi):
+            p.append(f"{name} must satisfy {lo} <= low <= high <= {hi}, got [{a}, {b}]")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SynthConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError([f"unknown key(s) {unknown}; allowed: {sorted(names)}"], "synthesis config")
+        kw = {}
+        for k, v in d.items():
+            kw[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+        return cls(**kw).validate()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def preset(name: str) -> SynthConfig:
+    """Named configurations: train (all training heads), bench (frozen benchmark), demo."""
+    if name == "train":
+        return SynthConfig().validate()
+    if name == "bench":
+        return SynthConfig(split="bench", heads=("kemar-mit",) + HELD_OUT_HEADS,
+                           held_out_instances=True, p_reverberant=0.5).validate()
+    if name == "demo":
+        return SynthConfig(split="demo", heads=("kemar-mit",), min_sources=3, max_sources=3,
+                           classes=("siren", "dog", "telephone", "speech", "bird"),
+                           p_reverberant=1.0, rt60_s=(0.3, 0.4), distance_m=(1.0, 3.5),
+                           elevation_deg=(-10.0, 30.0), event_duration_s=(3.5, 5.0),
+                           snr_db=(25.0, 30.0), min_separation_deg=50.0).validate()
+    raise ConfigError([f"unknown preset {name!r}; expected train, bench or demo"], "preset")

@@ -1,0 +1,179 @@
+"""Scene sampling and rendering, deterministic from (seed, index).
+
+sample_spec draws everything a scene needs (head, room, sources, noise) from a
+generator seeded by (seed, index, split), so any slice of a dataset can be
+re-rendered alone and gives the same audio. render_scene turns the spec into a
+(2, T) binaural signal and its labels.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.signal import oaconvolve
+
+from agent.core.geometry import great_circle_deg, wrap_azimuth_deg
+from agent.core.scene import Scene, SourceLabel
+from training.synth.config import SynthConfig
+from training.synth.dsp import coloured_noise, normalize_rms
+from training.synth.heads import Head, make_head
+from training.synth.room import RoomGeometry, anechoic_ir, binaural_rir
+from training.synth.sounds import PROCEDURAL
+from training.synth.speech import speech
+
+FADE_S = 0.02
+#: Instance seeds below this are training instances; the benchmark draws above it.
+HELD_OUT_INSTANCE_BASE = 1 << 40
+
+
+@dataclass
+class SourceSpec:
+    label: str
+    azimuth_deg: float
+    elevation_deg: float
+    distance_m: float
+    onset_s: float
+    offset_s: float
+    level_db: float
+    instance_seed: int
+
+
+@dataclass
+class SceneSpec:
+    id: str
+    seed: int
+    index: int
+    head: str
+    head_seed: int
+    room: RoomGeometry | None
+    sources: list[SourceSpec]
+    snr_db: float
+    noise_exponent: float
+    output_rms_dbfs: float
+    render_seed: int
+    extra: dict = field(default_factory=dict)
+
+
+def scene_rng(seed: int, index: int, split: str) -> np.random.Generator:
+    return np.random.default_rng([int(seed), int(index), zlib.crc32(split.encode())])
+
+
+def sample_spec(cfg: SynthConfig, seed: int, index: int, scene_id: str | None = None) -> SceneSpec:
+    rng = scene_rng(seed, index, cfg.split)
+    head = str(rng.choice(cfg.heads))
+    n_src = int(rng.integers(cfg.min_sources, cfg.max_sources + 1))
+    labels = [str(x) for x in rng.choice(cfg.classes, size=n_src, replace=False)]
+    room = None
+    if rng.random() < cfg.p_reverberant:
+        size = tuple(float(rng.uniform(*r)) for r in cfg.room_size_m)
+        listener = (rng.uniform(0.6, size[0] - 0.6), rng.uniform(0.6, size[1] - 0.6),
+                    rng.uniform(1.1, min(1.8, size[2] - 0.4)))
+        room = RoomGeometry(size, float(rng.uniform(*cfg.rt60_s)), tuple(float(v) for v in listener),
+                            float(rng.uniform(-180, 180)), cfg.max_reflection_order)
+    sources: list[SourceSpec] = []
+    for label in labels:
+        az, el, dist = _place(rng, cfg, room, sources)
+        dur = float(min(rng.uniform(*cfg.event_duration_s), cfg.duration_s))
+        onset = float(rng.uniform(0.0, max(cfg.duration_s - dur, 0.0)))
+        base = HELD_OUT_INSTANCE_BASE if cfg.held_out_instances else 0
+        sources.append(SourceSpec(label, az, el, dist, round(onset, 3), round(onset + dur, 3),
+                                  float(rng.uniform(*cfg.level_db)),
+                                  base + int(rng.integers(0, 1 << 31))))
+    return SceneSpec(
+        id=scene_id or f"s{index:06d}", seed=seed, index=index, head=head,
+        head_seed=int(rng.integers(0, 1 << 31)), room=room, sources=sources,
+        snr_db=float(rng.uniform(*cfg.snr_db)), noise_exponent=float(rng.uniform(0.5, 2.0)),
+        output_rms_dbfs=float(rng.uniform(*cfg.output_rms_dbfs)),
+        render_seed=int(rng.integers(0, 1 << 31)),
+    )
+
+
+def _place(rng, cfg: SynthConfig, room: RoomGeometry | None, placed: list[SourceSpec]):
+    """Draw a direction and distance, inside the room and apart from the placed sources."""
+    lo_el, hi_el = np.sin(np.deg2rad(cfg.elevation_deg[0])), np.sin(np.deg2rad(cfg.elevation_deg[1]))
+    for attempt in range(200):
+        az = float(wrap_azimuth_deg(rng.uniform(-180.0, 180.0)))
+        el = float(np.rad2deg(np.arcsin(rng.uniform(lo_el, hi_el))))  # uniform on the sphere band
+        dist = float(np.exp(rng.uniform(np.log(cfg.distance_m[0]), np.log(cfg.distance_m[1]))))
+        if room is not None and not room.contains(room.to_room(az, el, dist)):
+            continue
+        if any(great_circle_deg(az, el, s.azimuth_deg, s.elevation_deg) < cfg.min_separation_deg
+               for s in placed):
+            continue
+        return round(az, 2), round(el, 2), round(dist, 3)
+    # A room too small for the distance range: fall back to the nearest allowed distance.
+    return round(az, 2), round(el, 2), round(cfg.distance_m[0], 3)
+
+
+def dry_signal(src: SourceSpec, rate_hz: int, held_out: bool) -> np.ndarray:
+    """The source's mono signal for its active span, unit RMS x level, with fades."""
+    n = max(int(round((src.offset_s - src.onset_s) * rate_hz)), 1)
+    rng = np.random.default_rng(src.instance_seed)
+    if src.label == "speech":
+        x = speech(rng, n, rate_hz, held_out=held_out)
+    else:
+        x = PROCEDURAL[src.label](rng, n, rate_hz)
+    x = normalize_rms(x[:n]) * np.float32(10 ** (src.level_db / 20))
+    f = min(int(FADE_S * rate_hz), n // 2)
+    if f > 0:
+        ramp = np.linspace(0.0, 1.0, f, dtype=np.float32)
+        x[:f] *= ramp
+        x[-f:] *= ramp[::-1]
+    return x
+
+
+def _diffuse_noise(head: Head, rng, n: int, exponent: float) -> np.ndarray:
+    """Background noise with the head's diffuse-field interaural coherence: (2, n)."""
+    freqs_h, coh_h = head.base.diffuse_coherence
+    f = np.fft.rfftfreq(n, 1.0 / head.rate_hz)
+    coh = np.interp(f, freqs_h, coh_h)
+    a = np.fft.rfft(coloured_noise(rng, n, exponent))
+    b = np.fft.rfft(coloured_noise(rng, n, exponent))
+    right = coh * a + np.sqrt(np.maximum(1 - coh**2, 0)) * b
+    return np.stack([np.fft.irfft(a, n), np.fft.irfft(right, n)]).astype(np.float32)
+
+
+def render_scene(spec: SceneSpec, cfg: SynthConfig) -> tuple[np.ndarray, Scene]:
+    """Render a spec to binaural audio (2, T) float32 and its Scene labels."""
+    rate = cfg.sample_rate_hz
+    n = int(round(cfg.duration_s * rate))
+    rng = np.random.default_rng(spec.render_seed)
+    head = make_head(spec.head, rate, np.random.default_rng(spec.head_seed))
+    mix = np.zeros((2, n), dtype=np.float32)
+    for src in spec.sources:
+        dry = dry_signal(src, rate, cfg.held_out_instances)
+        if spec.room is None:
+            ir = anechoic_ir(head, src.azimuth_deg, src.elevation_deg, src.distance_m)
+        else:
+            ir = binaural_rir(head, spec.room, src.azimuth_deg, src.elevation_deg, src.distance_m, rng)
+        wet = oaconvolve(dry[None, :], ir, axes=1)
+        start = int(round(src.onset_s * rate))
+        m = min(wet.shape[1], n - start)
+        mix[:, start:start + m] += wet[:, :m]
+    sig_power = float(np.mean(mix**2)) + 1e-12
+    noise = _diffuse_noise(head, rng, n, spec.noise_exponent)
+    noise *= np.sqrt(sig_power / 10 ** (spec.snr_db / 10) / (np.mean(noise**2) + 1e-12))
+    mix += noise
+    gain = 10 ** (spec.output_rms_dbfs / 20) / np.sqrt(np.mean(mix**2) + 1e-12)
+    peak = np.max(np.abs(mix)) * gain
+    if peak > 0.99:  # keep the relative levels, avoid clipping
+        gain *= 0.99 / peak
+    mix *= gain
+    return mix, spec_to_scene(spec, cfg, head)
+
+
+def spec_to_scene(spec: SceneSpec, cfg: SynthConfig, head: Head | None = None) -> Scene:
+    room = None
+    if spec.room is not None:
+        room = {"rt60_s": round(spec.room.rt60_s, 3), "size_m": [round(v, 2) for v in spec.room.size_m],
+                "listener_m": [round(v, 2) for v in spec.room.listener_m],
+                "listener_yaw_deg": round(spec.room.yaw_deg, 1)}
+    sources = [SourceLabel(s.label, s.azimuth_deg, s.elevation_deg, s.distance_m, s.onset_s, s.offset_s,
+                           {"level_db": round(s.level_db, 2), "instance": s.instance_seed})
+               for s in spec.sources]
+    extra = {"seed": spec.seed, "index": spec.index, "split": cfg.split,
+             "snr_db": round(spec.snr_db, 2), "head_params": head.params if head else {}}
+    return Scene(spec.id, f"audio/{spec.id}.wav", cfg.sample_rate_hz, cfg.duration_s, sources, room,
+                 spec.head, extra)
