@@ -23,7 +23,6 @@ import numpy as np
 from scipy.signal import resample_poly
 from scipy.spatial import ConvexHull
 
-from agent.core.audio import HEAD_RADIUS_M, SPEED_OF_SOUND_M_S
 from agent.core.geometry import sph_to_cart
 
 #: Length of the onset-aligned HRIRs kept (samples at the scene rate).

@@ -60,12 +60,23 @@ class RoomGeometry:
         return float(np.prod(self.size_m))
 
 
+def sabine_absorption(size_m, rt60_s: float) -> float:
+    """Wall energy absorption giving rt60_s by Sabine's formula: T = 24 ln10 V / (c S a)."""
+    lx, ly, lz = size_m
+    volume, surface = lx * ly * lz, 2 * (lx * ly + lx * lz + ly * lz)
+    return 24 * np.log(10) * volume / (SPEED_OF_SOUND_M_S * surface * rt60_s)
+
+
+def min_rt60_s(size_m, max_absorption: float = 0.95) -> float:
+    """The shortest RT60 a shoebox of this size reaches with walls absorbing max_absorption."""
+    return float(sabine_absorption(size_m, 1.0) / max_absorption)
+
+
 def image_sources(room: RoomGeometry, source_m: np.ndarray):
     """Image positions (K, 3), amplitude factors (K,) and orders (K,), direct path first."""
     import pyroomacoustics as pra  # noqa: PLC0415  (C extension; import only where used)
 
-    e_abs, _ = pra.inverse_sabine(room.rt60_s, list(room.size_m))
-    e_abs = float(np.clip(e_abs, 0.01, 0.99))
+    e_abs = float(np.clip(sabine_absorption(room.size_m, room.rt60_s), 0.01, 0.99))
     shoebox = pra.ShoeBox(list(room.size_m), fs=16000, materials=pra.Material(e_abs),
                           max_order=room.max_order, air_absorption=False)
     shoebox.add_source(list(source_m))

@@ -19,7 +19,7 @@ from agent.core.scene import Scene, SourceLabel
 from training.synth.config import SynthConfig
 from training.synth.dsp import coloured_noise, normalize_rms
 from training.synth.heads import Head, make_head
-from training.synth.room import RoomGeometry, anechoic_ir, binaural_rir
+from training.synth.room import RoomGeometry, anechoic_ir, binaural_rir, min_rt60_s
 from training.synth.sounds import PROCEDURAL
 from training.synth.speech import speech
 
@@ -70,7 +70,9 @@ def sample_spec(cfg: SynthConfig, seed: int, index: int, scene_id: str | None = 
         size = tuple(float(rng.uniform(*r)) for r in cfg.room_size_m)
         listener = (rng.uniform(0.6, size[0] - 0.6), rng.uniform(0.6, size[1] - 0.6),
                     rng.uniform(1.1, min(1.8, size[2] - 0.4)))
-        room = RoomGeometry(size, float(rng.uniform(*cfg.rt60_s)), tuple(float(v) for v in listener),
+        # A large room cannot be as dry as a small one: keep RT60 reachable by its walls.
+        rt60 = max(float(rng.uniform(*cfg.rt60_s)), min_rt60_s(size))
+        room = RoomGeometry(size, rt60, tuple(float(v) for v in listener),
                             float(rng.uniform(-180, 180)), cfg.max_reflection_order)
     sources: list[SourceSpec] = []
     for label in labels:
@@ -93,7 +95,7 @@ def sample_spec(cfg: SynthConfig, seed: int, index: int, scene_id: str | None = 
 def _place(rng, cfg: SynthConfig, room: RoomGeometry | None, placed: list[SourceSpec]):
     """Draw a direction and distance, inside the room and apart from the placed sources."""
     lo_el, hi_el = np.sin(np.deg2rad(cfg.elevation_deg[0])), np.sin(np.deg2rad(cfg.elevation_deg[1]))
-    for attempt in range(200):
+    for _attempt in range(200):
         az = float(wrap_azimuth_deg(rng.uniform(-180.0, 180.0)))
         el = float(np.rad2deg(np.arcsin(rng.uniform(lo_el, hi_el))))  # uniform on the sphere band
         dist = float(np.exp(rng.uniform(np.log(cfg.distance_m[0]), np.log(cfg.distance_m[1]))))

@@ -99,10 +99,12 @@ def tts(engine: str, voice: str, text: str, rate_hz: int, speed: int = 160, pitc
     if r != rate_hz:
         g = np.gcd(int(r), rate_hz)
         x = resample_poly(x, rate_hz // g, int(r) // g)
+    # Return exactly what the cache will hold, so first and cached renders agree bit for bit.
+    x = x.astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=".part")
     with os.fdopen(fd, "wb") as f:
-        np.save(f, x.astype(np.float32), allow_pickle=False)
+        np.save(f, x, allow_pickle=False)
     os.replace(tmp_name, path)  # atomic: concurrent workers may race harmlessly
     return x
 

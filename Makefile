@@ -1,0 +1,48 @@
+# binaura: two commands on a fresh machine: `make demo` and `make test`.
+# Each installs what it needs (Debian packages, a project virtualenv) first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+# torch: the CPU build that lies on this machine's disk; pyproject keeps the range open.
+TORCH_PIN ?= torch==2.13.0
+DEBS := libportaudio2 libsndfile1 espeak-ng flite sound-theme-freedesktop
+
+.PHONY: setup demo test test-all lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_PIN)"
+	$(PY) -m pip install -q -e ".[train,dev]"
+	touch $@
+
+demo: setup
+	$(BIN)/binaura demo --out out/demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/pytest -q
+
+test-all: lint
+	$(BIN)/pytest -q -m "" 
+
+bench: setup
+	$(BIN)/binaura synth --preset bench --scenes 600 --seed 20261126 --out data/bench
+	$(BIN)/binaura bench localize --data data/bench --model gccphat,chance,oracle --out out/bench_localize.json
+	$(BIN)/binaura bench qa --data data/bench --model oracle,text-only,chance --out out/bench_qa.json
+	$(BIN)/binaura bench synth --scenes 40 --out out/bench_synth.json
+
+clean:
+	rm -rf out build *.egg-info

@@ -1,0 +1,46 @@
+"""The one small predictor interface every model and baseline implements.
+
+`binaura bench localize` and `binaura bench qa` take any object with these
+methods: the classical baselines, the trained encoders, the audio-language
+model. Only oracles may read `Clip.truth`; the bench hands it to every model,
+so a test in tests/ checks that non-oracle baselines ignore it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from agent.core.scene import QAItem, Scene, SourceEstimate
+
+
+@dataclass
+class Clip:
+    """One clip as a model sees it. audio: (2, T) float32, channels (L, R)."""
+
+    scene_id: str
+    audio: np.ndarray | None
+    sample_rate_hz: int
+    truth: Scene | None = None
+
+
+@runtime_checkable
+class Localizer(Protocol):
+    name: str
+    needs_audio: bool
+
+    def localize(self, clip: Clip) -> list[SourceEstimate]:
+        """Sources heard in the clip: direction (deg), optional distance (m) and class."""
+        ...
+
+
+@runtime_checkable
+class Answerer(Protocol):
+    name: str
+    needs_audio: bool
+
+    def answer(self, clip: Clip, item: QAItem) -> str:
+        """An answer to item: an option letter or text, or an open answer (deg, m, class)."""
+        ...

@@ -1,0 +1,1 @@
+"""Localizers the runtime can run without a trained model."""

@@ -1,0 +1,1 @@
+"""Top layer: training checkpoints -> deployable bundle, and the `binaura` command line."""

@@ -1,0 +1,202 @@
+"""The `binaura` command line. Only this module exits; everything below raises.
+
+It lives in the top layer (export may import training and agent) and imports
+each subcommand's modules lazily, so `binaura listen` never loads torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from agent.core.errors import BinauraError
+
+BASELINE_LOCALIZERS = ("gccphat", "chance", "oracle")
+BASELINE_ANSWERERS = ("chance", "text-only", "oracle")
+#: What `--model` means when omitted, until trained encoders ship (issue 3).
+DEFAULT_LOCALIZER = "gccphat"
+
+
+def _models(values: list[str] | None, default: str) -> list[str]:
+    names: list[str] = []
+    for v in values or [default]:
+        names += [x.strip() for x in v.split(",") if x.strip()]
+    return names
+
+
+def make_localizer(name: str, seed: int = 0):
+    if name == "gccphat":
+        from agent.localize.gccphat import GccPhatLocalizer  # noqa: PLC0415
+
+        return GccPhatLocalizer()
+    if name in ("chance", "oracle"):
+        from training.eval import baselines  # noqa: PLC0415
+
+        return baselines.ChanceLocalizer(seed) if name == "chance" else baselines.OracleLocalizer()
+    if Path(name).exists():
+        raise BinauraError(f"--model {name}: trained localizers arrive with the encoder issue; "
+                           f"use one of {', '.join(BASELINE_LOCALIZERS)}")
+    raise BinauraError(f"--model {name!r}: expected one of {', '.join(BASELINE_LOCALIZERS)} or a model path")
+
+
+def make_answerer(name: str, ds, seed: int = 0):
+    from training.eval import baselines  # noqa: PLC0415
+
+    if name == "chance":
+        return baselines.ChanceAnswerer(seed)
+    if name == "oracle":
+        return baselines.OracleAnswerer()
+    if name == "text-only":
+        return baselines.TextOnlyAnswerer().fit(ds.qa)
+    raise BinauraError(f"--model {name!r}: expected one of {', '.join(BASELINE_ANSWERERS)} or a model path")
+
+
+def cmd_synth(args) -> int:
+    from training.synth.build import build_dataset  # noqa: PLC0415
+    from training.synth.config import SynthConfig, preset  # noqa: PLC0415
+
+    cfg = preset(args.preset)
+    if args.config:
+        try:
+            overrides = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise BinauraError(f"--config {args.config}: cannot read JSON ({e})") from e
+        cfg = SynthConfig.from_dict({**cfg.to_dict(), **overrides})
+    if args.max_sources is not None:
+        cfg.max_sources = args.max_sources
+        cfg.min_sources = min(cfg.min_sources, args.max_sources)
+    if args.sample_rate_hz is not None:
+        cfg.sample_rate_hz = args.sample_rate_hz
+    cfg.validate()
+    scenes = build_dataset(args.out, cfg, args.scenes, args.seed, start=args.start,
+                           workers=args.workers, with_qa=not args.no_qa, progress=not args.quiet)
+    print(f"wrote {len(scenes)} scenes to {args.out} (preset {args.preset}, seed {args.seed})")
+    return 0
+
+
+def cmd_bench_localize(args) -> int:
+    from agent.core.dataset import read_dataset  # noqa: PLC0415
+    from training.eval.bench import localize_table, polar_plot, run_localize, save_metrics  # noqa: PLC0415
+
+    ds = read_dataset(args.data)
+    names = _models(args.model, DEFAULT_LOCALIZER)
+    models = [make_localizer(n, args.seed) for n in names]
+    all_metrics, all_results = {}, {}
+    for m in models:
+        all_metrics[m.name], all_results[m.name] = run_localize(ds, m, progress=not args.quiet)
+    print(localize_table(all_metrics, conditions=not args.brief))
+    out = dict(all_metrics[models[0].name])
+    out["models"] = all_metrics
+    out["data"] = str(args.data)
+    save_metrics(args.out, out)
+    plot = args.plot or str(Path(args.out).with_suffix(".png"))
+    polar_plot(all_results, plot)
+    print(f"metrics -> {args.out}; polar plot -> {plot}")
+    return 0
+
+
+def cmd_bench_qa(args) -> int:
+    from agent.core.dataset import read_dataset  # noqa: PLC0415
+    from training.eval.bench import qa_table, run_qa, save_metrics  # noqa: PLC0415
+
+    ds = read_dataset(args.data)
+    names = _models(args.model, "oracle")
+    all_metrics = {}
+    for n in names:
+        m = make_answerer(n, ds, args.seed)
+        all_metrics[m.name] = run_qa(ds, m, progress=not args.quiet)
+    print(qa_table(all_metrics))
+    out = dict(all_metrics[names[0]])
+    out["models"] = all_metrics
+    out["data"] = str(args.data)
+    save_metrics(args.out, out)
+    print(f"metrics -> {args.out}")
+    return 0
+
+
+def cmd_bench_synth(args) -> int:
+    from training.eval.synth_speed import synth_speed, synth_speed_table  # noqa: PLC0415
+
+    result = synth_speed(args.scenes, args.seed)
+    print(synth_speed_table(result))
+    if args.out:
+        from agent.core.dataset import write_json  # noqa: PLC0415
+
+        write_json(args.out, result)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from export.demo import run_demo  # noqa: PLC0415
+
+    run_demo(args.out, seed=args.seed, index=args.index)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="binaura", description="binaura: an edge spatial listening agent")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="synthesize a binaural dataset (scenes.jsonl, qa.jsonl, audio/)")
+    s.add_argument("--out", required=True, help="dataset folder to write")
+    s.add_argument("--scenes", type=int, required=True, help="number of scenes")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--start", type=int, default=0, help="first scene index (re-render any slice alone)")
+    s.add_argument("--preset", choices=("train", "bench", "demo"), default="train")
+    s.add_argument("--config", help="JSON file of SynthConfig fields overriding the preset")
+    s.add_argument("--max-sources", type=int, help="up to 4")
+    s.add_argument("--sample-rate-hz", type=int)
+    s.add_argument("--workers", type=int, help="processes (default: all cores)")
+    s.add_argument("--no-qa", action="store_true", help="skip qa.jsonl")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_synth)
+
+    b = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
+    bl = b.add_parser("localize", help="localization metrics (Hungarian-matched, SELD style)")
+    bl.add_argument("--data", required=True)
+    bl.add_argument("--model", action="append",
+                    help=f"model path or baseline ({', '.join(BASELINE_LOCALIZERS)}); repeat or comma-separate "
+                         "to measure several in one run")
+    bl.add_argument("--out", required=True, help="metrics JSON")
+    bl.add_argument("--plot", help="polar plot PNG (default: next to --out)")
+    bl.add_argument("--brief", action="store_true", help="table without per-condition rows")
+    bl.add_argument("--seed", type=int, default=0)
+    bl.add_argument("--quiet", action="store_true")
+    bl.set_defaults(func=cmd_bench_localize)
+    bq = b.add_parser("qa", help="hierarchical QA accuracy (L1/L2/L3, per task)")
+    bq.add_argument("--data", required=True)
+    bq.add_argument("--model", action="append", help=f"model path or baseline ({', '.join(BASELINE_ANSWERERS)})")
+    bq.add_argument("--out", required=True)
+    bq.add_argument("--seed", type=int, default=0)
+    bq.add_argument("--quiet", action="store_true")
+    bq.set_defaults(func=cmd_bench_qa)
+    bs = b.add_parser("synth", help="scene synthesis speed: scenes per second on one core")
+    bs.add_argument("--scenes", type=int, default=40)
+    bs.add_argument("--seed", type=int, default=0)
+    bs.add_argument("--out")
+    bs.set_defaults(func=cmd_bench_synth)
+
+    d = sub.add_parser("demo", help="synthesize a demo scene, localize it, say what is where")
+    d.add_argument("--out", default="out/demo")
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--index", type=int, default=0)
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BinauraError as e:
+        print(f"binaura: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("binaura: interrupted; no partial output was left looking complete", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""The agent and the firmware bridge must import without torch (ARCHITECTURE.md)."""
+
+import subprocess
+import sys
+
+BLOCK = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split('.')[0] in {'torch', 'transformers', 'peft', 'trl', 'optimum', 'training'}:
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+import agent.core.audio, agent.core.geometry, agent.core.labels, agent.core.scene
+import agent.core.dataset, agent.core.predictor, agent.localize.gccphat, firmware_bridge
+print('ok')
+"""
+
+
+def test_agent_imports_without_torch():
+    res = subprocess.run([sys.executable, "-c", BLOCK], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok"

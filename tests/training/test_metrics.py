@@ -1,0 +1,41 @@
+import pytest
+
+from agent.core.scene import Scene, SourceEstimate, SourceLabel
+from training.eval.metrics import localization_metrics, match_clip
+
+
+def scene(*sources, room=None, head="kemar-mit"):
+    return Scene("s", "a.wav", 48000, 5.0, [SourceLabel(lab, az, el, d, 0.0, 1.0) for lab, az, el, d in sources],
+                 room, head)
+
+
+def test_hungarian_matching_pairs_nearest_sources():
+    sc = scene(("dog", 30.0, 0.0, 2.0), ("siren", -90.0, 0.0, 3.0))
+    preds = [SourceEstimate(-80.0, 0.0, 3.5, "siren"), SourceEstimate(40.0, 0.0, 1.0, "dog")]
+    m = localization_metrics([match_clip(sc, preds)])
+    assert m["angular_error_mean_deg"] == pytest.approx(10.0)
+    assert m["class_accuracy"] == 1.0 and m["detection_f1"] == 1.0
+    assert m["distance_mae_m"] == pytest.approx(0.75) and m["distance_er05"] == pytest.approx(0.5)
+
+
+def test_misses_and_false_alarms_enter_f1_only():
+    sc = scene(("dog", 30.0, 0.0, 2.0), ("siren", -90.0, 0.0, 3.0))
+    m = localization_metrics([match_clip(sc, [SourceEstimate(30.0)])])
+    assert m["detection_f1"] == pytest.approx(2 * 1 / (2 + 1))
+    assert m["angular_error_mean_deg"] == 0.0
+    m = localization_metrics([match_clip(sc, [SourceEstimate(30.0), SourceEstimate(-90.0), SourceEstimate(170.0)])])
+    assert m["detection_f1"] == pytest.approx(4 / 5)
+
+
+def test_front_back_confusion_is_counted():
+    sc = scene(("dog", 150.0, 0.0, 2.0))
+    m = localization_metrics([match_clip(sc, [SourceEstimate(32.0)])])
+    assert m["front_back_confusion"] == 1.0 and m["er20"] == 1.0
+    m = localization_metrics([match_clip(sc, [SourceEstimate(140.0)])])
+    assert m["front_back_confusion"] == 0.0
+
+
+def test_models_without_classes_or_distance_give_null():
+    m = localization_metrics([match_clip(scene(("dog", 0.0, 0.0, 2.0)), [SourceEstimate(5.0)])])
+    assert m["class_accuracy"] is None and m["distance_mae_m"] is None
+    assert "n_sources=1" in m["by_condition"] and "head=kemar-mit" in m["by_condition"]

@@ -1,0 +1,1 @@
+"""Benchmarks: localization metrics (SELD-style matching), QA scoring, baselines."""

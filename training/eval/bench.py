@@ -1,0 +1,134 @@
+"""Run a predictor over a dataset: localization and QA benchmarks, tables, plots."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from agent.core.dataset import Dataset, write_json
+from agent.core.errors import BinauraError
+from agent.core.predictor import Answerer, Clip, Localizer
+from training.eval.metrics import METRIC_KEYS, localization_metrics, match_clip
+from training.qa.score import is_correct
+
+
+def _clip(ds: Dataset, scene, needs_audio: bool) -> Clip:
+    audio, rate = ds.load_audio(scene) if needs_audio else (None, scene.sample_rate_hz)
+    return Clip(scene.id, audio, rate, truth=scene)
+
+
+def run_localize(ds: Dataset, model: Localizer, progress: bool = True) -> tuple[dict, list]:
+    results = []
+    t0 = time.perf_counter()
+    for scene in tqdm(ds.scenes, desc=f"localize[{model.name}]", disable=not progress):
+        preds = model.localize(_clip(ds, scene, model.needs_audio))
+        results.append(match_clip(scene, preds))
+    metrics = localization_metrics(results)
+    metrics["model"] = model.name
+    metrics["n_clips"] = len(ds.scenes)
+    metrics["seconds"] = round(time.perf_counter() - t0, 2)
+    metrics["machine"] = f"{platform.machine()} {platform.processor() or ''}".strip()
+    return metrics, results
+
+
+def run_qa(ds: Dataset, model: Answerer, progress: bool = True) -> dict:
+    if not ds.qa:
+        raise BinauraError(f"{ds.root}: no qa.jsonl; build one with binaura synth (QA is generated with the scenes)")
+    by_level: dict[str, list[bool]] = defaultdict(list)
+    by_task: dict[str, list[bool]] = defaultdict(list)
+    clips: dict[str, Clip] = {}
+    for item in tqdm(ds.qa, desc=f"qa[{model.name}]", disable=not progress):
+        scene = ds.by_id[item.scene_id]
+        if scene.id not in clips:
+            clips = {scene.id: _clip(ds, scene, model.needs_audio)}  # qa.jsonl is grouped by scene
+        ok = is_correct(item, model.answer(clips[scene.id], item))
+        by_level[item.level].append(ok)
+        by_task[item.task].append(ok)
+    allv = [v for vs in by_level.values() for v in vs]
+
+    def acc(v):
+        return float(np.mean(v)) if v else None
+
+    return {"n": len(allv), "overall": acc(allv), "L1": acc(by_level["L1"]), "L2": acc(by_level["L2"]),
+            "L3": acc(by_level["L3"]), "by_task": {k: acc(v) for k, v in sorted(by_task.items())},
+            "model": model.name}
+
+
+def _fmt(v, pct=False):
+    if v is None:
+        return "-"
+    return f"{100 * v:.1f}%" if pct else (f"{v:.2f}" if isinstance(v, float) else str(v))
+
+
+def localize_table(all_metrics: dict[str, dict], conditions: bool = True) -> str:
+    """A table: one row per (model, condition)."""
+    cols = [("n_sources", "n", False), ("angular_error_mean_deg", "ang_err", False),
+            ("azimuth_mae_deg", "az_mae", False), ("elevation_mae_deg", "el_mae", False),
+            ("front_back_confusion", "fb_conf", True), ("er20", "er20", True),
+            ("distance_mae_m", "dist_mae", False), ("distance_er05", "der05", True),
+            ("class_accuracy", "cls_acc", True), ("detection_f1", "det_f1", True)]
+    assert {c for c, _, _ in cols} == set(METRIC_KEYS)
+    rows = [["model", "condition"] + [h for _, h, _ in cols]]
+    for model, m in all_metrics.items():
+        items = [("all", m)] + (list(m["by_condition"].items()) if conditions else [])
+        for cond, mm in items:
+            rows.append([model, cond] + [_fmt(mm[k], pct) for k, _, pct in cols])
+    return _render(rows)
+
+
+def qa_table(all_metrics: dict[str, dict]) -> str:
+    models = list(all_metrics)
+    tasks = sorted({t for m in all_metrics.values() for t in m["by_task"]})
+    rows = [["", *models]]
+    for key in ("overall", "L1", "L2", "L3"):
+        rows.append([key] + [_fmt(all_metrics[m][key], True) for m in models])
+    for t in tasks:
+        rows.append([t] + [_fmt(all_metrics[m]["by_task"].get(t), True) for m in models])
+    rows.append(["n"] + [str(all_metrics[m]["n"]) for m in models])
+    return _render(rows)
+
+
+def _render(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def polar_plot(results_by_model: dict[str, list], path: str | Path) -> None:
+    """Polar scatter: angle = true azimuth (0 ahead, left counter-clockwise), radius = error."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    n = len(results_by_model)
+    fig, axes = plt.subplots(1, n, subplot_kw={"projection": "polar"}, figsize=(4.2 * n, 4.6), squeeze=False)
+    for ax, (name, results) in zip(axes[0], results_by_model.items()):
+        pairs = [p for r in results for p in r.pairs]
+        theta = np.deg2rad([p.true_azimuth_deg for p in pairs])
+        err = np.array([p.angular_deg for p in pairs])
+        fb = np.array([p.front_back for p in pairs], dtype=bool)
+        ax.set_theta_zero_location("N")
+        ax.set_theta_direction(1)  # counter-clockwise: +90 (left) on the left
+        if len(pairs):
+            ax.scatter(theta[~fb], err[~fb], s=6, alpha=0.6, label="matched")
+            ax.scatter(theta[fb], err[fb], s=8, alpha=0.8, c="red", label="front/back confusion")
+        ax.set_rlim(0, 180)
+        ax.set_title(f"{name}: error (deg) vs true azimuth", fontsize=9)
+        ax.legend(loc="lower left", fontsize=7, bbox_to_anchor=(-0.1, -0.15))
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def save_metrics(path: str | Path, obj: dict) -> None:
+    write_json(path, obj)

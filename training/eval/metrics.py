@@ -1,0 +1,112 @@
+"""Localization metrics with Hungarian matching (as the DCASE SELD metrics do).
+
+Per clip, predictions are matched to true sources by the Hungarian algorithm
+on great-circle distance. Matched pairs are true positives for detection_f1
+(unmatched true sources are misses, unmatched predictions false alarms) and
+feed every error metric. A matched source is a front/back confusion when
+mirroring the prediction across the ear axis more than halves its error.
+Keys follow ARCHITECTURE.md; a metric a model cannot produce is null.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from agent.core.geometry import azimuth_diff_deg, great_circle_deg, mirror_front_back_deg
+from agent.core.scene import Scene, SourceEstimate
+
+ER20_DEG = 20.0
+DISTANCE_ER_M = 0.5
+METRIC_KEYS = ("n_sources", "angular_error_mean_deg", "azimuth_mae_deg", "elevation_mae_deg",
+               "front_back_confusion", "er20", "distance_mae_m", "distance_er05",
+               "class_accuracy", "detection_f1")
+
+
+@dataclass
+class Pair:
+    """One matched (true, predicted) source, with what it contributes to the metrics."""
+
+    angular_deg: float
+    azimuth_deg: float
+    elevation_deg: float
+    front_back: bool
+    distance_err_m: float | None
+    class_ok: bool | None
+    true_azimuth_deg: float
+
+
+@dataclass
+class ClipResult:
+    scene: Scene
+    pairs: list[Pair]
+    n_true: int
+    n_pred: int
+
+
+def match_clip(scene: Scene, preds: list[SourceEstimate]) -> ClipResult:
+    truth = scene.sources
+    pairs: list[Pair] = []
+    if truth and preds:
+        cost = np.array([[great_circle_deg(p.azimuth_deg, p.elevation_deg, t.azimuth_deg, t.elevation_deg)
+                          for p in preds] for t in truth])
+        rows, cols = linear_sum_assignment(cost)
+        for r, c in zip(rows, cols):
+            t, p = truth[r], preds[c]
+            err = cost[r, c]
+            mirrored = great_circle_deg(mirror_front_back_deg(p.azimuth_deg), p.elevation_deg,
+                                        t.azimuth_deg, t.elevation_deg)
+            dist_err = (abs(p.distance_m - t.distance_m)
+                        if p.distance_m is not None and t.distance_m is not None else None)
+            pairs.append(Pair(float(err), abs(float(azimuth_diff_deg(p.azimuth_deg, t.azimuth_deg))),
+                              abs(p.elevation_deg - t.elevation_deg), bool(mirrored < err / 2),
+                              dist_err, None if p.label is None else p.label == t.label,
+                              t.azimuth_deg))
+    return ClipResult(scene, pairs, len(truth), len(preds))
+
+
+def aggregate(results: list[ClipResult]) -> dict:
+    pairs = [p for r in results for p in r.pairs]
+    tp = len(pairs)
+    n_true = sum(r.n_true for r in results)
+    n_pred = sum(r.n_pred for r in results)
+
+    def mean(xs):
+        return float(np.mean(xs)) if len(xs) else None
+
+    dist = [p.distance_err_m for p in pairs if p.distance_err_m is not None]
+    cls = [p.class_ok for p in pairs if p.class_ok is not None]
+    return {
+        "n_sources": n_true,
+        "angular_error_mean_deg": mean([p.angular_deg for p in pairs]),
+        "azimuth_mae_deg": mean([p.azimuth_deg for p in pairs]),
+        "elevation_mae_deg": mean([p.elevation_deg for p in pairs]),
+        "front_back_confusion": mean([p.front_back for p in pairs]),
+        "er20": mean([p.angular_deg > ER20_DEG for p in pairs]),
+        "distance_mae_m": mean(dist),
+        "distance_er05": mean([d > DISTANCE_ER_M for d in dist]),
+        # Unlabelled predictions count as misses once a model names any class at all.
+        "class_accuracy": (sum(1 for p in pairs if p.class_ok) / tp) if cls and tp else None,
+        "detection_f1": (2 * tp / (n_true + n_pred)) if (n_true + n_pred) else None,
+    }
+
+
+def conditions(scene: Scene) -> list[str]:
+    n = f"n_sources={len(scene.sources)}"
+    room = f"room={scene.room_kind}"
+    head = f"head={scene.hrtf}"
+    return [n, room, head, f"{n},{head}", f"{room},{head}",
+            f"n_sources={'1' if len(scene.sources) == 1 else '2-3'},{head}"]
+
+
+def localization_metrics(results: list[ClipResult]) -> dict:
+    out = aggregate(results)
+    groups: dict[str, list[ClipResult]] = defaultdict(list)
+    for r in results:
+        for c in conditions(r.scene):
+            groups[c].append(r)
+    out["by_condition"] = {k: aggregate(v) for k, v in sorted(groups.items())}
+    return out
