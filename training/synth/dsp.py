@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.fft import irfft, next_fast_len
 from scipy.signal import butter, sosfilt
 
 
@@ -45,26 +46,34 @@ def highpass(x: np.ndarray, rate_hz: int, cut_hz: float, order: int = 2) -> np.n
 
 
 def harmonic_tone(f0_hz, n: int, rate_hz: int, amps) -> np.ndarray:
-    """Sum of harmonics k*f0 (f0 may be an array: a glide), skipping those above Nyquist."""
+    """Sum of harmonics k*f0 (f0 may be an array: a glide), skipping those above Nyquist.
+
+    sin(k*phase) comes from the Chebyshev recurrence
+    sin((k+1)p) = 2 cos(p) sin(kp) - sin((k-1)p): one multiply-add per harmonic
+    instead of a sine, exact to float64 rounding for the few dozen harmonics used.
+    """
     f0 = np.broadcast_to(np.asarray(f0_hz, dtype=np.float64), (n,))
     phase = 2 * np.pi * np.cumsum(f0) / rate_hz
+    two_cos = 2 * np.cos(phase)
+    s_prev, s_k = np.zeros(n), np.sin(phase)
+    nyq = rate_hz / 2 * 0.95
     out = np.zeros(n)
     for k, a in enumerate(amps, start=1):
-        if a == 0.0:
-            continue
-        audible = (k * f0) < rate_hz / 2 * 0.95
-        out += a * np.sin(k * phase) * audible
+        if a != 0.0:
+            out += a * np.where(k * f0 < nyq, s_k, 0.0) if k * f0.max() >= nyq else a * s_k
+        s_prev, s_k = s_k, two_cos * s_k - s_prev
     return out
 
 
 def coloured_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
     """Noise with power spectrum ~ 1/f^exponent (0 white, 1 pink, 2 brown)."""
-    spec = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
-    f = np.arange(n // 2 + 1, dtype=np.float64)
+    m = next_fast_len(n, real=True)
+    spec = rng.standard_normal(m // 2 + 1) + 1j * rng.standard_normal(m // 2 + 1)
+    f = np.arange(m // 2 + 1, dtype=np.float64)
     f[0] = 1.0
     spec *= f ** (-exponent / 2)
     spec[0] = 0.0
-    x = np.fft.irfft(spec, n)
+    x = irfft(spec, m)[:n]
     return x / (np.std(x) + 1e-12)
 
 

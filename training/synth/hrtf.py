@@ -98,6 +98,12 @@ class HrtfSet:
         return out
 
     @functools.cached_property
+    def diffuse_field_magnitude(self) -> np.ndarray:
+        """RMS magnitude over directions and ears on the diffuse_coherence frequency grid."""
+        spec = np.abs(np.fft.rfft(self.aligned, 2 * HRIR_TAPS, axis=-1)) ** 2
+        return np.sqrt(spec.mean(axis=(0, 1)))
+
+    @functools.cached_property
     def diffuse_coherence(self) -> tuple[np.ndarray, np.ndarray]:
         """Interaural coherence of a diffuse field heard through this head.
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft as sfft
+from scipy.fft import next_fast_len
 
 from agent.core.audio import HEAD_RADIUS_M, SPEED_OF_SOUND_M_S
 from agent.core.geometry import cart_to_sph, sph_to_cart
@@ -135,27 +137,27 @@ def late_tail(head: Head, rng: np.random.Generator, rt60_s: float, volume_m3: fl
               start_s: float, n_out: int) -> np.ndarray:
     """Diffuse binaural reverberation (2, n_out) starting at start_s after emission."""
     rate = head.rate_hz
-    n = n_out
+    n = next_fast_len(n_out, real=True)
     freqs_h, coh_h = head.base.diffuse_coherence
     f = np.fft.rfftfreq(n, 1.0 / rate)
     coh = np.interp(f, freqs_h, coh_h)
-    # Diffuse-field power spectrum of each ear (mean |H|^2 over directions).
-    spec_h = np.abs(np.fft.rfft(head.base.aligned, 2 * HRIR_TAPS, axis=-1)) ** 2
-    df = np.interp(f, freqs_h, np.sqrt(spec_h.mean(axis=(0, 1))))
-    n1 = np.fft.rfft(rng.standard_normal(n))
-    n2 = np.fft.rfft(rng.standard_normal(n))
-    left = n1
-    right = coh * n1 + np.sqrt(np.maximum(1.0 - coh**2, 0.0)) * n2
-    t = np.arange(n) / rate
+    df = np.interp(f, freqs_h, head.base.diffuse_field_magnitude)
+    n1 = sfft.rfft(rng.standard_normal(n).astype(np.float32))
+    n2 = sfft.rfft(rng.standard_normal(n).astype(np.float32))
+    # Cholesky mixing of two independent noises gives the target coherence.
+    left = (n1 * df).astype(np.complex64)
+    right = ((coh * n1 + np.sqrt(np.maximum(1.0 - coh**2, 0.0)) * n2) * df).astype(np.complex64)
+    t = np.arange(n_out) / rate
     ramp = np.clip((t - start_s) / TAIL_FADE_IN_S, 0.0, 1.0)
     # Reflected power per second (1 m reference) and per sample; white noise has unit power.
     level = np.sqrt(4 * np.pi * SPEED_OF_SOUND_M_S / volume_m3 / rate)
-    out = np.zeros((2, n), dtype=np.float32)
+    env_lo = (level * ramp * np.exp(-6.908 * t / rt60_s)).astype(np.float32)  # 60 dB over rt60
+    env_hi = (level * ramp * np.exp(-6.908 * t / (rt60_s * HIGH_BAND_RT60_FACTOR))).astype(np.float32)
     hi = f >= HIGH_BAND_HZ
-    for band, t60 in ((~hi, rt60_s), (hi, rt60_s * HIGH_BAND_RT60_FACTOR)):
-        env = level * ramp * np.exp(-6.908 * t / t60)  # amplitude: 60 dB power decay over t60
-        for ear, x in enumerate((left, right)):
-            out[ear] += np.fft.irfft(x * df * band, n) * env
+    both = np.stack([left, right])
+    lo_part = sfft.irfft(np.where(hi, 0, both), n, axis=-1)[:, :n_out]
+    hi_part = sfft.irfft(np.where(hi, both, 0), n, axis=-1)[:, :n_out]
+    out = (lo_part * env_lo + hi_part * env_hi).astype(np.float32)
     return out
 
 
