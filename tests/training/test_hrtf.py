@@ -71,3 +71,17 @@ def test_diffuse_coherence_is_high_at_low_and_low_at_high_frequencies(kemar):
     f, coh = kemar.diffuse_coherence
     assert coh[(f > 50) & (f < 200)].mean() > 0.8
     assert np.abs(coh[(f > 3000)]).mean() < 0.2
+
+
+def test_fast_face_search_matches_exhaustive_search(kemar):
+    rng = np.random.default_rng(5)
+    az, el = rng.uniform(-180, 180, 3000), np.rad2deg(np.arcsin(rng.uniform(-0.64, 1.0, 3000)))
+    idx, w = kemar.weights(az, el)
+    from agent.core.geometry import sph_to_cart
+
+    q = sph_to_cart(az, el)
+    # The weights reconstruct the query direction's ray: sum_k w_k v_k is parallel to q.
+    recon = np.einsum("qk,qkc->qc", w, kemar.dirs[idx])
+    recon /= np.linalg.norm(recon, axis=1, keepdims=True)
+    np.testing.assert_allclose(recon, q, atol=1e-9)
+    assert w.min() >= 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.fft import irfft, next_fast_len
 from scipy.signal import butter, sosfilt
@@ -28,21 +30,34 @@ def exp_decay(n: int, rate_hz: int, tau_s: float) -> np.ndarray:
     return np.exp(-t_axis(n, rate_hz) / max(tau_s, 1e-4))
 
 
+@functools.lru_cache(maxsize=4096)
+def _butter(order: int, edges: tuple[float, ...], btype: str) -> np.ndarray:
+    return butter(order, edges if len(edges) > 1 else edges[0], btype=btype, output="sos")
+
+
+def _design(order: int, edges_hz: tuple[float, ...], rate_hz: int, btype: str) -> np.ndarray:
+    # Edges are rounded to 1/48 octave so designs repeat and can be cached (the
+    # rounding is far below what the random draws vary).
+    nyq = rate_hz / 2
+    rounded = tuple(float(2 ** (np.round(np.log2(e / nyq) * 48) / 48)) for e in edges_hz)
+    return _butter(order, rounded, btype)
+
+
 def bandpass(x: np.ndarray, rate_hz: int, lo_hz: float, hi_hz: float, order: int = 2) -> np.ndarray:
     nyq = rate_hz / 2
     lo = min(max(lo_hz, 10.0), nyq * 0.95)
     hi = min(max(hi_hz, lo * 1.05), nyq * 0.98)
-    return sosfilt(butter(order, [lo / nyq, hi / nyq], btype="band", output="sos"), x)
+    return sosfilt(_design(order, (lo, hi), rate_hz, "band"), x)
 
 
 def lowpass(x: np.ndarray, rate_hz: int, cut_hz: float, order: int = 2) -> np.ndarray:
     cut = min(max(cut_hz, 10.0), rate_hz / 2 * 0.98)
-    return sosfilt(butter(order, cut / (rate_hz / 2), output="sos"), x)
+    return sosfilt(_design(order, (cut,), rate_hz, "low"), x)
 
 
 def highpass(x: np.ndarray, rate_hz: int, cut_hz: float, order: int = 2) -> np.ndarray:
     cut = min(max(cut_hz, 10.0), rate_hz / 2 * 0.98)
-    return sosfilt(butter(order, cut / (rate_hz / 2), btype="high", output="sos"), x)
+    return sosfilt(_design(order, (cut,), rate_hz, "high"), x)
 
 
 def harmonic_tone(f0_hz, n: int, rate_hz: int, amps) -> np.ndarray:

@@ -57,6 +57,14 @@ class HrtfSet:
         self.faces = hull.simplices  # (F, 3)
         m = self.dirs[self.faces].transpose(0, 2, 1)  # (F, 3 coords, 3 vertices)
         self.face_inv = np.linalg.inv(m)
+        # Faces around each vertex: a query is almost always inside a face touching
+        # its nearest measured direction, so only those are tried first.
+        ring = [[] for _ in range(len(self.dirs))]
+        for f, tri in enumerate(self.faces):
+            for v in tri:
+                ring[v].append(f)
+        width = max(len(r) for r in ring)
+        self.vertex_faces = np.array([r + [r[0]] * (width - len(r)) for r in ring])
 
     # -- interpolation -------------------------------------------------------
     def weights(self, azimuth_deg, elevation_deg) -> tuple[np.ndarray, np.ndarray]:
@@ -66,15 +74,25 @@ class HrtfSet:
         """
         el = np.maximum(np.asarray(elevation_deg, dtype=np.float64), self.min_elevation_deg)
         q = np.atleast_2d(sph_to_cart(azimuth_deg, el))  # (Q, 3)
-        w = np.einsum("fij,qj->qfi", self.face_inv, q)  # (Q, F, 3)
-        score = w.min(axis=2)
+        cand = self.vertex_faces[np.argmax(q @ self.dirs.T, axis=1)]  # (Q, K) candidate faces
+        face, wq, score = self._best_face(q, cand)
+        miss = score < -1e-9
+        if miss.any():  # rare: the containing face does not touch the nearest vertex
+            all_faces = np.broadcast_to(np.arange(len(self.faces)), (int(miss.sum()), len(self.faces)))
+            face[miss], wq[miss], _ = self._best_face(q[miss], all_faces)
+        wq = np.clip(wq, 0.0, None)
+        wq /= wq.sum(axis=1, keepdims=True)
+        return self.faces[face], wq
+
+    def _best_face(self, q: np.ndarray, cand: np.ndarray):
+        """Among candidate faces (Q, K), the one whose barycentric weights are all >= 0."""
+        w = np.einsum("qkij,qj->qki", self.face_inv[cand], q)  # (Q, K, 3)
         # The face the ray from the centre passes through has all weights >= 0
         # (and a positive sum); take the best-scoring face to absorb rounding.
-        score = np.where(w.sum(axis=2) > 0, score, -np.inf)
+        score = np.where(w.sum(axis=2) > 0, w.min(axis=2), -np.inf)
         best = np.argmax(score, axis=1)
-        wq = np.clip(w[np.arange(len(q)), best], 0.0, None)
-        wq /= wq.sum(axis=1, keepdims=True)
-        return self.faces[best], wq
+        rows = np.arange(len(q))
+        return cand[rows, best].copy(), w[rows, best].copy(), score[rows, best]
 
     def interpolate(self, azimuth_deg, elevation_deg) -> tuple[np.ndarray, np.ndarray]:
         """Onset-aligned HRIRs and per-ear delays for arbitrary directions.

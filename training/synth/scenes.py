@@ -12,12 +12,14 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.fft as sfft
+from scipy.fft import next_fast_len
 from scipy.signal import oaconvolve
 
 from agent.core.geometry import great_circle_deg, wrap_azimuth_deg
 from agent.core.scene import Scene, SourceLabel
 from training.synth.config import SynthConfig
-from training.synth.dsp import coloured_noise, normalize_rms
+from training.synth.dsp import normalize_rms
 from training.synth.heads import Head, make_head
 from training.synth.room import RoomGeometry, anechoic_ir, binaural_rir, min_rt60_s
 from training.synth.sounds import PROCEDURAL
@@ -127,14 +129,25 @@ def dry_signal(src: SourceSpec, rate_hz: int, held_out: bool) -> np.ndarray:
 
 
 def _diffuse_noise(head: Head, rng, n: int, exponent: float) -> np.ndarray:
-    """Background noise with the head's diffuse-field interaural coherence: (2, n)."""
+    """Background noise (2, n) with power ~ 1/f^exponent and the head's diffuse-field
+    interaural coherence, built directly in the frequency domain (unit power per ear)."""
+    m = next_fast_len(n, real=True)
     freqs_h, coh_h = head.base.diffuse_coherence
-    f = np.fft.rfftfreq(n, 1.0 / head.rate_hz)
-    coh = np.interp(f, freqs_h, coh_h)
-    a = np.fft.rfft(coloured_noise(rng, n, exponent))
-    b = np.fft.rfft(coloured_noise(rng, n, exponent))
-    right = coh * a + np.sqrt(np.maximum(1 - coh**2, 0)) * b
-    return np.stack([np.fft.irfft(a, n), np.fft.irfft(right, n)]).astype(np.float32)
+    f = np.fft.rfftfreq(m, 1.0 / head.rate_hz)
+    coh = np.interp(f, freqs_h, coh_h).astype(np.float32)
+    shape = np.maximum(f, f[1]) ** (-exponent / 2)
+    shape[0] = 0.0
+    shape = (shape / np.sqrt(np.mean(shape**2))).astype(np.float32)
+
+    def spectrum():
+        re = rng.standard_normal(len(f), dtype=np.float32)
+        im = rng.standard_normal(len(f), dtype=np.float32)
+        return (re + 1j * im) * shape
+
+    a, b = spectrum(), spectrum()
+    both = np.stack([a, coh * a + np.sqrt(np.maximum(1 - coh**2, 0)) * b])
+    out = sfft.irfft(both, m, axis=-1)[:, :n]
+    return (out / (np.sqrt(np.mean(out**2, axis=1, keepdims=True)) + 1e-12)).astype(np.float32)
 
 
 def render_scene(spec: SceneSpec, cfg: SynthConfig) -> tuple[np.ndarray, Scene]:
