@@ -31,6 +31,7 @@ def test_front_back_confusion_is_counted():
     sc = scene(("dog", 150.0, 0.0, 2.0))
     m = localization_metrics([match_clip(sc, [SourceEstimate(32.0)])])
     assert m["front_back_confusion"] == 1.0 and m["er20"] == 1.0
+    assert m["lateral_error_mean_deg"] == pytest.approx(2.0)  # 30 vs 32: only the mirror is wrong
     m = localization_metrics([match_clip(sc, [SourceEstimate(140.0)])])
     assert m["front_back_confusion"] == 0.0
 

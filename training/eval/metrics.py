@@ -5,7 +5,10 @@ on great-circle distance. Matched pairs are true positives for detection_f1
 (unmatched true sources are misses, unmatched predictions false alarms) and
 feed every error metric. A matched source is a front/back confusion when
 mirroring the prediction across the ear axis more than halves its error.
-Keys follow ARCHITECTURE.md; a metric a model cannot produce is null.
+Keys follow ARCHITECTURE.md; a metric a model cannot produce is null. One
+extra key, lateral_error_mean_deg, is the error of the interaural-polar
+lateral angle: the part of the direction that ITD and ILD alone determine
+(free of front/back and elevation ambiguity on the cone of confusion).
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from agent.core.geometry import azimuth_diff_deg, great_circle_deg, mirror_front_back_deg
+from agent.core.geometry import (
+    azimuth_diff_deg,
+    great_circle_deg,
+    lateral_angle_deg,
+    mirror_front_back_deg,
+)
 from agent.core.scene import Scene, SourceEstimate
 
 ER20_DEG = 20.0
@@ -37,6 +45,7 @@ class Pair:
     distance_err_m: float | None
     class_ok: bool | None
     true_azimuth_deg: float
+    lateral_deg: float
 
 
 @dataclass
@@ -64,7 +73,9 @@ def match_clip(scene: Scene, preds: list[SourceEstimate]) -> ClipResult:
             pairs.append(Pair(float(err), abs(float(azimuth_diff_deg(p.azimuth_deg, t.azimuth_deg))),
                               abs(p.elevation_deg - t.elevation_deg), bool(mirrored < err / 2),
                               dist_err, None if p.label is None else p.label == t.label,
-                              t.azimuth_deg))
+                              t.azimuth_deg,
+                              abs(float(lateral_angle_deg(p.azimuth_deg, p.elevation_deg))
+                                  - float(lateral_angle_deg(t.azimuth_deg, t.elevation_deg)))))
     return ClipResult(scene, pairs, len(truth), len(preds))
 
 
@@ -91,6 +102,7 @@ def aggregate(results: list[ClipResult]) -> dict:
         # Unlabelled predictions count as misses once a model names any class at all.
         "class_accuracy": (sum(1 for p in pairs if p.class_ok) / tp) if cls and tp else None,
         "detection_f1": (2 * tp / (n_true + n_pred)) if (n_true + n_pred) else None,
+        "lateral_error_mean_deg": mean([p.lateral_deg for p in pairs]),
     }
 
 
