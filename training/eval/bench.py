@@ -116,6 +116,7 @@ def polar_plot(results_by_model: dict[str, list], path: str | Path) -> None:
         fb = np.array([p.front_back for p in pairs], dtype=bool)
         ax.set_theta_zero_location("N")
         ax.set_theta_direction(1)  # counter-clockwise: +90 (left) on the left
+        ax.set_thetagrids(range(0, 360, 45), ["0", "45", "90 L", "135", "180", "-135", "-90 R", "-45"])
         if len(pairs):
             ax.scatter(theta[~fb], err[~fb], s=6, alpha=0.6, label="matched")
             ax.scatter(theta[fb], err[fb], s=8, alpha=0.8, c="red", label="front/back confusion")
