@@ -178,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--out")
     bs.set_defaults(func=cmd_bench_synth)
 
+    from export.bridge_cli import add_parsers  # noqa: PLC0415
+
+    add_parsers(sub, b)
+
     d = sub.add_parser("demo", help="synthesize a demo scene, localize it, say what is where")
     d.add_argument("--out", default="out/demo")
     d.add_argument("--seed", type=int, default=7)

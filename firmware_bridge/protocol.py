@@ -1,0 +1,202 @@
+"""binaura link protocol, version 1 (docs/bridge-protocol.md; C mirror in c/binaura_link.h).
+
+Every message is one frame, little-endian:
+
+    off size field
+    0   2    magic "BA" (0x42 0x41)
+    2   1    version (1)
+    3   1    type: AUDIO, HELLO, START, STOP, SET_GAIN, HEARTBEAT
+    4   1    flags: DISCONTINUITY, CLIPPED, DEVICE_OVERRUN
+    5   1    channels (2 for audio, order L, R; 0 for control)
+    6   1    sample format: S16, S24, F32 (0 for control)
+    7   1    reserved (0)
+    8   4    sequence number (u32, wraps; one counter for every frame)
+    12  8    device timestamp, microseconds (audio: of the frame's first sample)
+    20  4    sample rate, Hz
+    24  2    payload length, bytes
+    26  n    payload (audio: interleaved PCM)
+    26+n 4   CRC-32C (Castagnoli) over bytes 0 .. 26+n-1
+
+On a byte stream (USB CDC, UART) each frame is COBS-encoded and followed by
+0x00; over UDP one datagram carries one raw frame.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+MAGIC = b"BA"
+VERSION = 1
+HEADER = struct.Struct("<2sBBBBBBIQIH")
+HEADER_SIZE = HEADER.size  # 26
+CRC_SIZE = 4
+MAX_PAYLOAD = 16384
+MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE
+
+# Message types.
+AUDIO, HELLO, START, STOP, SET_GAIN, HEARTBEAT = range(6)
+TYPE_NAMES = {AUDIO: "audio", HELLO: "hello", START: "start", STOP: "stop", SET_GAIN: "set_gain",
+              HEARTBEAT: "heartbeat"}
+# Flags.
+DISCONTINUITY = 0x01  # first frame after start or a device restart: do not bridge to earlier audio
+CLIPPED = 0x02
+DEVICE_OVERRUN = 0x04  # the device lost samples before framing them (its own buffer overflowed)
+# Sample formats: (name, bytes per sample).
+S16, S24, F32 = 1, 2, 3
+FORMATS = {S16: ("s16", 2), S24: ("s24", 3), F32: ("f32", 4)}
+FORMAT_BY_NAME = {v[0]: k for k, v in FORMATS.items()}
+
+HELLO_STRUCT = struct.Struct("<BBBBIBBhHH16s16s")  # 48 bytes
+
+
+class FrameError(ValueError):
+    """A frame that must not be used: bad magic, version, length or CRC."""
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_TABLE = _crc32c_table()
+
+
+def crc32c_py(data: bytes, crc: int = 0) -> int:
+    """Reference CRC-32C (reflected 0x1EDC6F41), byte at a time: slow, dependency-free."""
+    c = crc ^ 0xFFFFFFFF
+    for b in data:
+        c = _TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+try:  # the crc32c package computes the same function in C (SSE4.2 where present)
+    from crc32c import crc32c as _crc32c_fast
+
+    def crc32c(data: bytes) -> int:
+        return _crc32c_fast(data)
+except ImportError:  # pragma: no cover - exercised where crc32c is absent
+    crc32c = crc32c_py
+
+
+@dataclass
+class Frame:
+    type: int
+    flags: int
+    channels: int
+    sample_format: int
+    seq: int
+    timestamp_us: int
+    sample_rate_hz: int
+    payload: bytes
+
+    @property
+    def n_samples(self) -> int:
+        """Sample frames (per channel) in an audio payload."""
+        if self.type != AUDIO or not self.channels:
+            return 0
+        return len(self.payload) // (self.channels * FORMATS[self.sample_format][1])
+
+    def pcm(self) -> np.ndarray:
+        """Audio payload as float32 (n_samples, channels), full scale = 1.0."""
+        return pcm_to_float(self.payload, self.sample_format, self.channels)
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """Serialise a frame with its CRC (raw, not COBS-encoded)."""
+    if len(frame.payload) > MAX_PAYLOAD:
+        raise FrameError(f"payload of {len(frame.payload)} bytes exceeds {MAX_PAYLOAD}")
+    head = HEADER.pack(MAGIC, VERSION, frame.type, frame.flags, frame.channels, frame.sample_format, 0,
+                       frame.seq & 0xFFFFFFFF, frame.timestamp_us, frame.sample_rate_hz, len(frame.payload))
+    body = head + frame.payload
+    return body + struct.pack("<I", crc32c(body))
+
+
+def decode_frame(raw: bytes, crc=crc32c) -> Frame:
+    """Parse and verify one raw frame; raise FrameError naming what is wrong."""
+    if len(raw) < HEADER_SIZE + CRC_SIZE:
+        raise FrameError(f"frame of {len(raw)} bytes is shorter than header + CRC ({HEADER_SIZE + CRC_SIZE})")
+    magic, version, mtype, flags, channels, fmt, _res, seq, ts, rate, plen = HEADER.unpack_from(raw)
+    if magic != MAGIC:
+        raise FrameError(f"bad magic {magic!r}, expected {MAGIC!r}")
+    if version != VERSION:
+        raise FrameError(f"protocol version {version}, this host speaks {VERSION}")
+    if len(raw) != HEADER_SIZE + plen + CRC_SIZE:
+        raise FrameError(f"length {len(raw)} does not match payload length {plen}")
+    (want,) = struct.unpack_from("<I", raw, HEADER_SIZE + plen)
+    if crc(raw[: HEADER_SIZE + plen]) != want:
+        raise FrameError("CRC-32C mismatch")
+    if mtype not in TYPE_NAMES:
+        raise FrameError(f"unknown message type {mtype}")
+    if mtype == AUDIO:
+        if fmt not in FORMATS or channels == 0 or plen % (channels * FORMATS[fmt][1]):
+            raise FrameError(f"audio frame with format {fmt}, {channels} channels, {plen} payload bytes")
+    return Frame(mtype, flags, channels, fmt, seq, ts, rate, bytes(raw[HEADER_SIZE:HEADER_SIZE + plen]))
+
+
+def pcm_to_float(payload: bytes, fmt: int, channels: int) -> np.ndarray:
+    if fmt == S16:
+        x = np.frombuffer(payload, "<i2").astype(np.float32) / 32768.0
+    elif fmt == F32:
+        x = np.frombuffer(payload, "<f4").astype(np.float32)
+    elif fmt == S24:
+        b = np.frombuffer(payload, np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        v = np.where(v & 0x800000, v - (1 << 24), v)
+        x = v.astype(np.float32) / float(1 << 23)
+    else:
+        raise FrameError(f"unknown sample format {fmt}")
+    return x.reshape(-1, channels)
+
+
+def float_to_pcm(x: np.ndarray, fmt: int) -> bytes:
+    """(n, channels) float in [-1, 1] -> interleaved little-endian PCM."""
+    x = np.asarray(x, dtype=np.float64)
+    if fmt == S16:
+        return np.clip(np.round(x * 32768.0), -32768, 32767).astype("<i2").tobytes()
+    if fmt == F32:
+        return x.astype("<f4").tobytes()
+    if fmt == S24:
+        v = np.clip(np.round(x * (1 << 23)), -(1 << 23), (1 << 23) - 1).astype(np.int32).reshape(-1)
+        v = v & 0xFFFFFF
+        return np.stack([v & 0xFF, (v >> 8) & 0xFF, (v >> 16) & 0xFF], axis=1).astype(np.uint8).tobytes()
+    raise FrameError(f"unknown sample format {fmt}")
+
+
+@dataclass
+class DeviceInfo:
+    """The HELLO message: what the board is and how it is set up."""
+
+    firmware: tuple[int, int, int]
+    sample_rate_hz: int
+    sample_format: int
+    channels: int
+    gain_db: float
+    mic_spacing_mm: int
+    hrtf_id: str
+    device_id: str
+    mic_kind: int = 1  # 1 = I2S MEMS
+
+    def pack(self) -> bytes:
+        return HELLO_STRUCT.pack(*self.firmware, self.mic_kind, self.sample_rate_hz, self.sample_format,
+                                 self.channels, int(round(self.gain_db * 256)), self.mic_spacing_mm, 0,
+                                 self.hrtf_id.encode()[:16], self.device_id.encode()[:16])
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> DeviceInfo:
+        if len(payload) != HELLO_STRUCT.size:
+            raise FrameError(f"hello payload of {len(payload)} bytes, expected {HELLO_STRUCT.size}")
+        ma, mi, pa, kind, rate, fmt, ch, gain, spacing, _r, hrtf, dev = HELLO_STRUCT.unpack(payload)
+        return cls((ma, mi, pa), rate, fmt, ch, gain / 256.0, spacing,
+                   hrtf.rstrip(b"\0").decode(errors="replace"), dev.rstrip(b"\0").decode(errors="replace"), kind)
+
+
+def gain_payload(gain_db: float) -> bytes:
+    return struct.pack("<h", int(round(gain_db * 256)))
