@@ -86,7 +86,7 @@ class BridgeLink:
         if not self.config.correct_drift or not blocks:
             return blocks
         out = []
-        for b in blocks:
+        for b in _merge_contiguous(blocks):
             if self._resampler is None:
                 self._resampler = DriftResampler(b.samples.shape[1])
             if self.drift.ppm is not None:
@@ -100,6 +100,21 @@ class BridgeLink:
         return LinkHealth(asdict(self.dstats), asdict(self.reassembler.stats), self.drift.ppm,
                           None if self.device is None else asdict(self.device), self.heartbeats,
                           self.last_frame_host_s)
+
+
+def _merge_contiguous(blocks: list[AudioBlock]) -> list[AudioBlock]:
+    """Join runs of back-to-back blocks of the same kind (audio or gap): one resampler call each."""
+    merged: list[AudioBlock] = []
+    run: list[AudioBlock] = []
+    for b in blocks + [None]:
+        if run and (b is None or b.gap != run[0].gap or b.sample_rate_hz != run[0].sample_rate_hz):
+            first = run[0]
+            samples = first.samples if len(run) == 1 else np.concatenate([r.samples for r in run])
+            merged.append(AudioBlock(first.device_time_s, first.sample_rate_hz, samples, first.gap, first.host_time_s))
+            run = []
+        if b is not None:
+            run.append(b)
+    return merged
 
 
 def concat(blocks: list[AudioBlock]) -> np.ndarray:

@@ -52,3 +52,24 @@ def test_bad_input_gives_one_clear_error(tiny, tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path / "y"), "--scenes", "1", "--config", str(bad)]) == 2
     assert "dragon" in capsys.readouterr().err
     assert not (tmp_path / "y" / "scenes.jsonl").exists()
+
+
+def test_bridge_record_from_an_emulated_board(tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    from firmware_bridge.emulator import DeviceEmulator, FaultConfig, PtyLink
+
+    x = (np.random.default_rng(0).uniform(-0.3, 0.3, (48_000, 2))).astype(np.float32)
+    link = PtyLink(DeviceEmulator(x, 48_000, 480, hello_s=0.1), FaultConfig(drop_rate=0.02, seed=2),
+                   speed=2.0).start()
+    try:
+        out = tmp_path / "take.wav"
+        assert main(["bridge", "record", f"bridge:serial://{link.port}", "--seconds", "0.8", "--out", str(out)]) == 0
+    finally:
+        link.stop()
+    data, rate = sf.read(out)
+    assert rate == 48_000 and data.shape[1] == 2 and len(data) > 10_000
+    assert "gaps" in capsys.readouterr().out
+    assert main(["bridge", "probe", "bridge:tcp://x:1"]) == 2
+    assert "unknown transport 'tcp'" in capsys.readouterr().err
