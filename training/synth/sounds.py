@@ -130,9 +130,9 @@ def car_horn(rng, n, rate):
 
 def alarm(rng, n, rate):
     """Beeping alarm: 2-4 kHz square-ish beeps in on/off patterns (or the theme's alarm clock)."""
-    theme = _theme_sound("alarm-clock-elapsed.oga", rate)
-    if theme is not None and rng.random() < 0.25:
-        return _loop(_pitch(theme, rng.uniform(0.9, 1.1)), n)
+    theme = _theme_instance(rng, "alarm-clock-elapsed.oga", n, rate)
+    if theme is not None:
+        return theme
     f = rng.uniform(2000, 4000)
     on_s, off_s = rng.uniform(0.05, 0.25), rng.uniform(0.05, 0.3)
     group = rng.integers(1, 5)
@@ -151,9 +151,9 @@ def alarm(rng, n, rate):
 
 def telephone(rng, n, rate):
     """Ringing phone: a bell-like two-tone trill in a ring cadence, or the theme's ringtone."""
-    theme = _theme_sound("phone-incoming-call.oga", rate)
-    if theme is not None and rng.random() < 0.25:
-        return _loop(_pitch(theme, rng.uniform(0.9, 1.1)), n)
+    theme = _theme_instance(rng, "phone-incoming-call.oga", n, rate)
+    if theme is not None:
+        return theme
     f1 = rng.uniform(400, 1000)
     f2 = f1 * rng.uniform(1.08, 1.3)
     trill_hz = rng.uniform(15, 25)
@@ -331,6 +331,17 @@ def keyboard(rng, n, rate):
         place(out, click * rng.uniform(0.5, 1.0), int(t * rate))
         t += rng.uniform(0.08, 0.25) if rng.random() > 0.08 else rng.uniform(0.4, 1.0)
     return out
+
+
+def _theme_instance(rng, name: str, n: int, rate: int, p: float = 0.25) -> np.ndarray | None:
+    """With probability p, the theme recording (pitch-varied, looped to n); else None.
+
+    Both draws happen whether or not the theme is installed, so the generator's
+    random stream (and every later parameter) does not depend on the machine.
+    """
+    use, pitch = rng.random() < p, rng.uniform(0.9, 1.1)
+    theme = _theme_sound(name, rate) if use else None
+    return None if theme is None else _loop(_pitch(theme, pitch), n)
 
 
 def _theme_sound(name: str, rate: int) -> np.ndarray | None:
