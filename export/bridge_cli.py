@@ -82,6 +82,25 @@ def cmd_probe(args) -> int:
     return 0
 
 
+def cmd_send(args) -> int:
+    """Send START, STOP or SET_GAIN to the device."""
+    from firmware_bridge.protocol import SET_GAIN, START, STOP, gain_payload  # noqa: PLC0415
+
+    src = _source(args.uri)
+    try:
+        if src.uri.kind == "udp":  # learn the device's address from its stream first
+            for _ in src.blocks(until_s=args.wait_s):
+                if src._peer is not None:
+                    break
+        msg = {"start": (START, b""), "stop": (STOP, b""), "gain": (SET_GAIN, gain_payload(args.db))}[args.command]
+        if not src.send(*msg):
+            raise BinauraError(f"no device reachable at {args.uri} (for UDP the device must be streaming)")
+    finally:
+        src.close()
+    print(f"sent {args.command}" + (f" {args.db:+.1f} dB" if args.command == "gain" else ""))
+    return 0
+
+
 def cmd_emulate(args) -> int:
     """Stream a wav as an emulated device over a pseudo-terminal or UDP, with optional faults."""
     from agent.core.dataset import read_wav  # noqa: PLC0415
@@ -142,6 +161,12 @@ def add_parsers(sub, bench_sub) -> None:
     p.add_argument("uri")
     p.add_argument("--seconds", type=float, default=3.0)
     p.set_defaults(func=cmd_probe)
+    c = br.add_parser("send", help="send a control message: start, stop, gain --db X")
+    c.add_argument("uri")
+    c.add_argument("command", choices=("start", "stop", "gain"))
+    c.add_argument("--db", type=float, default=0.0, help="gain in dB for `gain`")
+    c.add_argument("--wait-s", type=float, default=2.0, help="UDP: how long to wait for the device's stream")
+    c.set_defaults(func=cmd_send)
     e = br.add_parser("emulate", help="serve a wav as an emulated device (pty or UDP)")
     e.add_argument("--wav", required=True)
     e.add_argument("--udp", help="HOST:PORT to send datagrams to (default: a pseudo-terminal)")

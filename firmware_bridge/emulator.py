@@ -26,6 +26,9 @@ from firmware_bridge.protocol import (
     HEARTBEAT,
     HELLO,
     S16,
+    SET_GAIN,
+    START,
+    STOP,
     DeviceInfo,
     Frame,
     encode_frame,
@@ -72,9 +75,24 @@ class DeviceEmulator:
         self.hello_s = hello_s  # repeat HELLO so a host that attaches mid-stream learns the device
         self.loop = loop
         self.info = DeviceInfo((1, 0, 0), rate_hz, sample_format, 2, 0.0, 150, "kemar-mit", device_id)
+        self.streaming = True  # START / STOP from the host
+        self._announce = False  # send HELLO at the next chance (after SET_GAIN)
 
-    def frames(self, faults: FaultConfig | None = None) -> Iterator[tuple[float, Frame]]:
-        """(true/host send time, frame) in order; device time runs (1 + drift) faster."""
+    def control(self, frame: Frame) -> None:
+        """Apply a control message from the host, as firmware would."""
+        if frame.type == STOP:
+            self.streaming = False
+        elif frame.type == START:
+            self.streaming = True
+        elif frame.type == SET_GAIN and len(frame.payload) == 2:
+            self.info.gain_db = int.from_bytes(frame.payload, "little", signed=True) / 256.0
+            self._announce = True
+
+    def frames(self, faults: FaultConfig | None = None) -> Iterator[tuple[float, Frame | None]]:
+        """(true/host send time, frame) in order; device time runs (1 + drift) faster.
+
+        While stopped the device yields (time, None): a tick with nothing to send.
+        """
         faults = faults or FaultConfig()
         seq = 0
         scale = 1.0 / (1.0 + self.drift_ppm * 1e-6)
@@ -102,8 +120,19 @@ class DeviceEmulator:
                 _, dur = stalls.pop(0)
                 sample += int(dur * self.rate)  # nothing captured: a hole in device time
                 continue
+            if self._announce:
+                self._announce = False
+                yield (sample / self.rate) * scale, Frame(HELLO, 0, 0, 0, seq, int(sample * 1e6 / self.rate),
+                                                          self.rate, self.info.pack())
+                seq = (seq + 1) % (1 << 32)
+            if not self.streaming:  # stopped: time passes, nothing is sent
+                sample += self.frame_samples
+                restart = True
+                yield (sample / self.rate) * scale, None
+                continue
             idx = np.arange(sample, sample + self.frame_samples) % n
-            payload = float_to_pcm(self.signal[idx], self.format)
+            gain = np.float32(10 ** (self.info.gain_db / 20))
+            payload = float_to_pcm(self.signal[idx] * gain, self.format)
             ts_us = int(round(sample * 1e6 / self.rate))
             host = (sample + self.frame_samples) / self.rate * scale  # sent once the frame is full
             yield host, Frame(AUDIO, DISCONTINUITY if restart else 0, 2, self.format, seq, ts_us, self.rate, payload)
@@ -134,6 +163,9 @@ def simulate(emu: DeviceEmulator, faults: FaultConfig, stream: bool = True) -> I
     rng = np.random.default_rng(faults.seed)
     held: SentFrame | None = None
     for host_t, frame in emu.frames(faults):
+        if frame is None:
+            yield SentFrame(host_t, b"", None, damaged=False, dropped=False)
+            continue
         if rng.random() < faults.drop_rate:
             yield SentFrame(host_t, b"", frame, damaged=False, dropped=True)
             continue
@@ -198,13 +230,28 @@ class PtyLink:
         self._thread.start()
         return self
 
+    def _poll_commands(self, decoder) -> None:
+        import select  # noqa: PLC0415
+
+        while select.select([self._master], [], [], 0)[0]:
+            try:
+                data = os.read(self._master, 4096)
+            except OSError:
+                return
+            for f in decoder.feed(data):
+                self.emu.control(f)
+
     def _run(self) -> None:
+        from firmware_bridge.stream import StreamDecoder  # noqa: PLC0415
+
         t0 = time.monotonic()
         started = False
+        commands = StreamDecoder()
         for sent in simulate(self.emu, self.faults, stream=True):
             if self._stop.is_set():
                 break
-            if sent.frame.type == HELLO and sent.frame.seq == 0 and started:
+            self._poll_commands(commands)
+            if sent.frame is not None and sent.frame.type == HELLO and sent.frame.seq == 0 and started:
                 # The emulated device restarted after a disconnect (FaultConfig.disconnects):
                 # the old port vanished while it was down; a new one appears behind `port`.
                 for fd in (self._master, self._slave):
@@ -239,7 +286,20 @@ class UdpLink:
         self.addr = (host, port)
         self._stop = threading.Event()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _poll_commands(self) -> None:
+        from firmware_bridge.stream import DecoderStats, decode_datagram  # noqa: PLC0415
+
+        while True:
+            try:
+                data, _ = self._sock.recvfrom(65536)
+            except (BlockingIOError, OSError):
+                return
+            f = decode_datagram(data, DecoderStats())
+            if f is not None:
+                self.emu.control(f)
 
     def start(self) -> UdpLink:
         self._thread.start()
@@ -250,6 +310,7 @@ class UdpLink:
         for sent in simulate(self.emu, self.faults, stream=False):
             if self._stop.is_set():
                 break
+            self._poll_commands()
             wait = t0 + sent.host_time_s / self.speed - time.monotonic()
             if wait > 0:
                 time.sleep(wait)

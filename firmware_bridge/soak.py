@@ -33,7 +33,7 @@ def check_gaps(blocks: list[AudioBlock], sent: list[SentFrame], rate: int) -> di
     got = {round(b.device_time_s * rate) for b in blocks if not b.gap}
     gaps = sorted((round(b.device_time_s * rate), len(b.samples)) for b in blocks if b.gap)
     starts = np.array([g[0] for g in gaps]) if gaps else np.zeros(0, dtype=int)
-    audio = [s.frame for s in sent if s.frame.type == AUDIO]
+    audio = [s.frame for s in sent if s.frame is not None and s.frame.type == AUDIO]
     real = [b for b in blocks if not b.gap]
     first = min(round(b.device_time_s * rate) for b in blocks)
     last_end = max(round(b.device_time_s * rate) + len(b.samples) for b in real)

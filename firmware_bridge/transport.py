@@ -70,6 +70,8 @@ class BridgeSource:
         self.reconnects = 0
         self._serial = None
         self._sock = None
+        self._peer = None
+        self._host_seq = 0
         self._closed = False
 
     def health(self) -> dict:
@@ -93,7 +95,7 @@ class BridgeSource:
                 self._sock.bind((self.uri.host, self.uri.port))
                 self._sock.settimeout(self.read_timeout_s)
             try:
-                data, _ = self._sock.recvfrom(65536)
+                data, self._peer = self._sock.recvfrom(65536)
             except TimeoutError:
                 return []
             return self.link.feed_datagram(data)
@@ -114,6 +116,31 @@ class BridgeSource:
             self.link.decoder.reset()
             return []
         return self.link.feed_bytes(data) if data else []
+
+    def send(self, msg_type: int, payload: bytes = b"") -> bool:
+        """Send a control message (START, STOP, SET_GAIN) to the device.
+
+        Serial: on the open port. UDP: to the address the device streams from
+        (known once a datagram has arrived). Returns False when there is no
+        device to send to yet.
+        """
+        from firmware_bridge import cobs  # noqa: PLC0415
+        from firmware_bridge.protocol import Frame, encode_frame  # noqa: PLC0415
+
+        raw = encode_frame(Frame(msg_type, 0, 0, 0, self._host_seq, int(time.monotonic() * 1e6), 0, payload))
+        self._host_seq = (self._host_seq + 1) % (1 << 32)
+        if self.uri.kind == "udp":
+            if self._sock is None or self._peer is None:
+                return False
+            self._sock.sendto(raw, self._peer)
+            return True
+        if self._serial is None:
+            self._read_once()  # opens the port
+        if self._serial is None:
+            return False
+        self._serial.write(cobs.encode(raw) + b"\x00")
+        self._serial.flush()
+        return True
 
     def close(self) -> None:
         self._closed = True

@@ -164,3 +164,33 @@ def test_emulated_udp_device_on_loopback():
         link.stop()
     assert time.monotonic() - t0 < 5
     assert sum(len(b.samples) for b in blocks) >= 0.9 * len(x)
+
+
+def test_device_stall_becomes_a_gap_of_its_length():
+    emu = DeviceEmulator(signal(3), RATE, 480)
+    link, blocks, sent = run_link(emu, FaultConfig(stalls=[(1.0, 0.25)]))
+    gaps = [b for b in blocks if b.gap]
+    assert len(gaps) == 1 and len(gaps[0].samples) == int(0.25 * RATE)
+    assert gaps[0].device_time_s == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.integration
+def test_host_controls_the_emulated_board_over_the_serial_port():
+    from firmware_bridge.protocol import SET_GAIN, START, STOP, gain_payload
+
+    link = PtyLink(DeviceEmulator(signal(4), RATE, 480, hello_s=0.1), speed=2.0).start()
+    src = BridgeSource(f"bridge:serial://{link.port}", correct_drift=False)
+    try:
+        first = list(src.blocks(until_s=0.3))
+        assert src.send(STOP)
+        time.sleep(0.1)
+        list(src.blocks(until_s=0.1))  # drain what was in flight
+        stopped = [b for b in src.blocks(until_s=0.3) if not b.gap]
+        assert src.send(SET_GAIN, gain_payload(-6.0)) and src.send(START)
+        resumed = [b for b in src.blocks(until_s=0.4) if not b.gap]
+    finally:
+        src.close()
+        link.stop()
+    assert first and not stopped and resumed
+    h = src.health()
+    assert h["device"]["gain_db"] == pytest.approx(-6.0) and h["reassembly"]["segments"] >= 2
