@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/binaura bench localize --data data/bench --model gccphat,chance,oracle --out out/bench_localize.json
 	$(BIN)/binaura bench qa --data data/bench --model oracle,text-only,chance --out out/bench_qa.json
 	$(BIN)/binaura bench synth --scenes 40 --out out/bench_synth.json
+	$(BIN)/binaura bench bridge --seconds 60 --soak-seconds 600 --out out/bench_bridge.json
 
 clean:
 	rm -rf out build *.egg-info
