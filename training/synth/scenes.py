@@ -150,6 +150,19 @@ def _diffuse_noise(head: Head, rng, n: int, exponent: float) -> np.ndarray:
     return (out / (np.sqrt(np.mean(out**2, axis=1, keepdims=True)) + 1e-12)).astype(np.float32)
 
 
+def _convolve(dry: np.ndarray, ir: np.ndarray) -> np.ndarray:
+    """Mono source (T,) * binaural response (2, M) -> (2, T + M - 1).
+
+    Short (anechoic) responses go through overlap-add; long room responses through
+    one FFT of the source shared by both ears.
+    """
+    if ir.shape[1] < 4096:
+        return oaconvolve(dry[None, :], ir, axes=1)
+    n = len(dry) + ir.shape[1] - 1
+    m = next_fast_len(n, real=True)
+    return sfft.irfft(sfft.rfft(dry, m)[None] * sfft.rfft(ir, m, axis=1), m, axis=1)[:, :n]
+
+
 def render_scene(spec: SceneSpec, cfg: SynthConfig) -> tuple[np.ndarray, Scene]:
     """Render a spec to binaural audio (2, T) float32 and its Scene labels."""
     rate = cfg.sample_rate_hz
@@ -163,7 +176,7 @@ def render_scene(spec: SceneSpec, cfg: SynthConfig) -> tuple[np.ndarray, Scene]:
             ir = anechoic_ir(head, src.azimuth_deg, src.elevation_deg, src.distance_m)
         else:
             ir = binaural_rir(head, spec.room, src.azimuth_deg, src.elevation_deg, src.distance_m, rng)
-        wet = oaconvolve(dry[None, :], ir, axes=1)
+        wet = _convolve(dry, ir)
         start = int(round(src.onset_s * rate))
         m = min(wet.shape[1], n - start)
         mix[:, start:start + m] += wet[:, :m]
