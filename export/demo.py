@@ -36,27 +36,16 @@ def run_demo(out: str | Path, seed: int = 7, index: int = 0, model_name: str | N
     room = "anechoic" if scene.room is None else f"a room with RT60 {scene.room['rt60_s']:.2f} s"
     lines = [f"binaura demo: {ds.audio_path(scene)} ({scene.duration_s:.0f} s, {rate} Hz, {room}, head {scene.hrtf})",
              f"localized with: {model.name}", ""]
-    import numpy as np  # noqa: PLC0415
-    from scipy.optimize import linear_sum_assignment  # noqa: PLC0415
-
-    from agent.core.geometry import great_circle_deg  # noqa: PLC0415
-
-    match: dict[int, int] = {}
-    if preds:
-        cost = np.array([[great_circle_deg(p.azimuth_deg, p.elevation_deg, t.azimuth_deg, t.elevation_deg)
-                          for p in preds] for t in scene.sources])
-        match = dict(zip(*linear_sum_assignment(cost)))
+    match = {pair.true_index: pair for pair in result.pairs}
     for i, s in enumerate(scene.sources):
         lines.append(f"{display(s.label).capitalize()} ({s.onset_s:.1f}-{s.offset_s:.1f} s) is "
                      f"{describe(s.azimuth_deg, s.elevation_deg, s.distance_m)}.")
         if i in match:
-            p = preds[match[i]]
+            pair = match[i]
+            p = preds[pair.pred_index]
             what = display(p.label) if p.label else "a source"
-            err = great_circle_deg(p.azimuth_deg, p.elevation_deg, s.azimuth_deg, s.elevation_deg)
             lines.append(f"    {model.name} hears {what} {describe(p.azimuth_deg, p.elevation_deg, p.distance_m)}"
-                         f": {err:.0f} deg off" + (" (front/back mirror)" if result.pairs and any(
-                             pp.front_back and abs(pp.true_azimuth_deg - s.azimuth_deg) < 1e-9
-                             for pp in result.pairs) else ""))
+                         f": {pair.angular_deg:.0f} deg off" + (" (front/back mirror)" if pair.front_back else ""))
         else:
             lines.append(f"    {model.name} missed it")
     extra = len(preds) - len(match)

@@ -46,6 +46,8 @@ class Pair:
     class_ok: bool | None
     true_azimuth_deg: float
     lateral_deg: float
+    true_index: int = -1  # positions in the scene's sources and the prediction list
+    pred_index: int = -1
 
 
 @dataclass
@@ -75,7 +77,8 @@ def match_clip(scene: Scene, preds: list[SourceEstimate]) -> ClipResult:
                               dist_err, None if p.label is None else p.label == t.label,
                               t.azimuth_deg,
                               abs(float(lateral_angle_deg(p.azimuth_deg, p.elevation_deg))
-                                  - float(lateral_angle_deg(t.azimuth_deg, t.elevation_deg)))))
+                                  - float(lateral_angle_deg(t.azimuth_deg, t.elevation_deg))),
+                              int(r), int(c)))
     return ClipResult(scene, pairs, len(truth), len(preds))
 
 
