@@ -133,23 +133,28 @@ def near_field_gains(azimuth_deg: float, elevation_deg: float, distance_m: float
     return (distance_m / np.maximum(r_ear, 0.05))[None, :].astype(np.float32)
 
 
+def diffuse_pair_spectra(head: Head, rng: np.random.Generator, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """Spectra (2, n_fft // 2 + 1) of two unit-variance white noises given the head's
+    diffuse-field interaural coherence by Cholesky mixing (Habets & Gannot).
+
+    Drawn directly in the frequency domain (no forward FFT). Returns (freqs_hz, spectra).
+    """
+    freqs_h, coh_h = head.base.diffuse_coherence
+    f = np.fft.rfftfreq(n_fft, 1.0 / head.rate_hz)
+    coh = np.interp(f, freqs_h, coh_h)
+    a, b = (np.sqrt(n_fft / 2, dtype=np.float32) * (rng.standard_normal(len(f), dtype=np.float32)
+                                                      + 1j * rng.standard_normal(len(f), dtype=np.float32))
+            for _ in range(2))
+    return f, np.stack([a, coh * a + np.sqrt(np.maximum(1.0 - coh**2, 0.0)) * b])
+
+
 def late_tail(head: Head, rng: np.random.Generator, rt60_s: float, volume_m3: float,
               start_s: float, n_out: int) -> np.ndarray:
     """Diffuse binaural reverberation (2, n_out) starting at start_s after emission."""
     rate = head.rate_hz
     n = next_fast_len(n_out, real=True)
-    freqs_h, coh_h = head.base.diffuse_coherence
-    f = np.fft.rfftfreq(n, 1.0 / rate)
-    coh = np.interp(f, freqs_h, coh_h)
-    df = np.interp(f, freqs_h, head.base.diffuse_field_magnitude)
-    # Spectra of unit-variance white noise drawn directly (saves two forward FFTs).
-    n_bins = n // 2 + 1
-    n1, n2 = (np.sqrt(n / 2, dtype=np.float32) * (rng.standard_normal(n_bins, dtype=np.float32)
-                                                  + 1j * rng.standard_normal(n_bins, dtype=np.float32))
-              for _ in range(2))
-    # Cholesky mixing of two independent noises gives the target coherence.
-    left = (n1 * df).astype(np.complex64)
-    right = ((coh * n1 + np.sqrt(np.maximum(1.0 - coh**2, 0.0)) * n2) * df).astype(np.complex64)
+    f, pair = diffuse_pair_spectra(head, rng, n)
+    both = (pair * np.interp(f, head.base.diffuse_coherence[0], head.base.diffuse_field_magnitude)).astype(np.complex64)
     t = np.arange(n_out) / rate
     ramp = np.clip((t - start_s) / TAIL_FADE_IN_S, 0.0, 1.0)
     # Reflected power per second (1 m reference) and per sample; white noise has unit power.
@@ -157,7 +162,6 @@ def late_tail(head: Head, rng: np.random.Generator, rt60_s: float, volume_m3: fl
     env_lo = (level * ramp * np.exp(-6.908 * t / rt60_s)).astype(np.float32)  # 60 dB over rt60
     env_hi = (level * ramp * np.exp(-6.908 * t / (rt60_s * HIGH_BAND_RT60_FACTOR))).astype(np.float32)
     hi = f >= HIGH_BAND_HZ
-    both = np.stack([left, right])
     lo_part = sfft.irfft(np.where(hi, 0, both), n, axis=-1)[:, :n_out]
     hi_part = sfft.irfft(np.where(hi, both, 0), n, axis=-1)[:, :n_out]
     out = (lo_part * env_lo + hi_part * env_hi).astype(np.float32)

@@ -21,7 +21,13 @@ from agent.core.scene import Scene, SourceLabel
 from training.synth.config import SynthConfig
 from training.synth.dsp import normalize_rms
 from training.synth.heads import Head, make_head
-from training.synth.room import RoomGeometry, anechoic_ir, binaural_rir, min_rt60_s
+from training.synth.room import (
+    RoomGeometry,
+    anechoic_ir,
+    binaural_rir,
+    diffuse_pair_spectra,
+    min_rt60_s,
+)
 from training.synth.sounds import PROCEDURAL
 from training.synth.speech import speech
 
@@ -132,20 +138,10 @@ def _diffuse_noise(head: Head, rng, n: int, exponent: float) -> np.ndarray:
     """Background noise (2, n) with power ~ 1/f^exponent and the head's diffuse-field
     interaural coherence, built directly in the frequency domain (unit power per ear)."""
     m = next_fast_len(n, real=True)
-    freqs_h, coh_h = head.base.diffuse_coherence
-    f = np.fft.rfftfreq(m, 1.0 / head.rate_hz)
-    coh = np.interp(f, freqs_h, coh_h).astype(np.float32)
+    f, pair = diffuse_pair_spectra(head, rng, m)
     shape = np.maximum(f, f[1]) ** (-exponent / 2)
     shape[0] = 0.0
-    shape = (shape / np.sqrt(np.mean(shape**2))).astype(np.float32)
-
-    def spectrum():
-        re = rng.standard_normal(len(f), dtype=np.float32)
-        im = rng.standard_normal(len(f), dtype=np.float32)
-        return (re + 1j * im) * shape
-
-    a, b = spectrum(), spectrum()
-    both = np.stack([a, coh * a + np.sqrt(np.maximum(1 - coh**2, 0)) * b])
+    both = pair * (shape / np.sqrt(np.mean(shape**2))).astype(np.float32)
     out = sfft.irfft(both, m, axis=-1)[:, :n]
     return (out / (np.sqrt(np.mean(out**2, axis=1, keepdims=True)) + 1e-12)).astype(np.float32)
 
