@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_PIN ?= torch==2.13.0
 DEBS := libportaudio2 libsndfile1 espeak-ng flite sound-theme-freedesktop
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint bench train-encoder ship-encoder clean
 
 setup: $(VENV)/.installed
 
@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_PIN)"
-	$(PY) -m pip install -q -e ".[train,dev]"
+	$(PY) -m pip install -q -e ".[agent,train,export,dev]"
 	touch $@
 
 demo: setup
@@ -40,10 +40,22 @@ test-all: lint
 
 bench: setup
 	$(BIN)/binaura synth --preset bench --scenes 600 --seed 20261126 --out data/bench
-	$(BIN)/binaura bench localize --data data/bench --model gccphat,chance,oracle --out out/bench_localize.json
+	$(BIN)/binaura export encoder --checkpoint training/assets/encoder_small.pt --out out/encoder-export --verify-data data/bench
+	$(BIN)/binaura bench localize --data data/bench --model encoder,out/encoder-export:fp16,training/assets/encoder_small.pt,gccphat,chance,oracle --out out/bench_localize.json
+	$(BIN)/binaura bench speed --model out/encoder-export --out out/bench_speed.json
 	$(BIN)/binaura bench qa --data data/bench --model oracle,text-only,chance --out out/bench_qa.json
 	$(BIN)/binaura bench synth --scenes 40 --out out/bench_synth.json
 	$(BIN)/binaura bench bridge --seconds 60 --soak-seconds 600 --out out/bench_bridge.json
+
+# Stage 1 on this CPU: synthesize 14,000 training scenes, cache features, train (docs/encoder.md).
+train-encoder: setup
+	$(BIN)/binaura train encoder --data data/train --scenes 14000 --synth-seed 1 --out runs/encoder-small
+
+# Replace the shipped default with the run's best checkpoint (ONNX export checked against torch).
+# fp32 only: with the checkpoint it stays under 20 MB; `make bench` exports the fp16 variant.
+ship-encoder: setup
+	$(BIN)/binaura export encoder --checkpoint runs/encoder-small/best.pt --out agent/assets/encoder --verify-data data/bench --no-fp16
+	mkdir -p training/assets && cp runs/encoder-small/best.pt training/assets/encoder_small.pt
 
 clean:
 	rm -rf out build *.egg-info

@@ -14,9 +14,9 @@ from pathlib import Path
 from agent.core.errors import BinauraError
 
 BASELINE_LOCALIZERS = ("gccphat", "chance", "oracle")
+#: `--model encoder` (or no --model): the encoder shipped in agent/assets, run by ONNX Runtime.
 BASELINE_ANSWERERS = ("chance", "text-only", "oracle")
-#: What `--model` means when omitted, until trained encoders ship (issue 3).
-DEFAULT_LOCALIZER = "gccphat"
+DEFAULT_LOCALIZER = "encoder"
 
 
 def _models(values: list[str] | None, default: str) -> list[str]:
@@ -35,10 +35,24 @@ def make_localizer(name: str, seed: int = 0):
         from training.eval import baselines  # noqa: PLC0415
 
         return baselines.ChanceLocalizer(seed) if name == "chance" else baselines.OracleLocalizer()
-    if Path(name).exists():
-        raise BinauraError(f"--model {name}: trained localizers arrive with the encoder issue; "
-                           f"use one of {', '.join(BASELINE_LOCALIZERS)}")
-    raise BinauraError(f"--model {name!r}: expected one of {', '.join(BASELINE_LOCALIZERS)} or a model path")
+    if name == "encoder":
+        from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
+
+        return EncoderLocalizer(name=name)
+    precision = "fp32"
+    if name.endswith(":fp16"):  # an exported encoder's fp16 variant: PATH:fp16
+        name, precision = name[:-len(":fp16")], "fp16"
+    path = Path(name)
+    if path.is_file() and path.suffix in (".pt", ".pth"):
+        from training.eval.torch_localizer import TorchEncoderLocalizer  # noqa: PLC0415
+
+        return TorchEncoderLocalizer(path)
+    if path.is_dir() or (path.is_file() and path.suffix == ".onnx"):
+        from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
+
+        return EncoderLocalizer(path, precision=precision, name=f"onnx-{precision}:{path.name}")
+    raise BinauraError(f"--model {name!r}: expected encoder, one of {', '.join(BASELINE_LOCALIZERS)}, a training "
+                       f"checkpoint (.pt) or an exported encoder (folder or .onnx; PATH:fp16 for its fp16 variant)")
 
 
 def make_answerer(name: str, ds, seed: int = 0):
@@ -128,6 +142,20 @@ def cmd_bench_synth(args) -> int:
     return 0
 
 
+def cmd_bench_speed(args) -> int:
+    from export.speed import bench_speed, speed_table  # noqa: PLC0415
+
+    model = None if args.model in (None, "encoder") else args.model
+    r = bench_speed(model, args.checkpoint, seconds=args.seconds, hop_frames=args.hop_frames,
+                    torch_baseline=not args.no_torch)
+    print(speed_table(r))
+    from agent.core.dataset import write_json  # noqa: PLC0415
+
+    write_json(args.out, r)
+    print(f"metrics -> {args.out}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from export.demo import run_demo  # noqa: PLC0415
 
@@ -178,9 +206,22 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--out")
     bs.set_defaults(func=cmd_bench_synth)
 
+    bp = b.add_parser("speed", help="encoder ms per hop and real-time factor (ONNX Runtime vs torch eager)")
+    bp.add_argument("--model", help="exported encoder folder (default: the shipped encoder)")
+    bp.add_argument("--checkpoint", help="torch checkpoint for the eager baseline (default: the shipped one)")
+    bp.add_argument("--seconds", type=float, default=30.0)
+    bp.add_argument("--hop-frames", type=int, default=5, help="output frames per hop (5 = 0.5 s)")
+    bp.add_argument("--no-torch", action="store_true", help="skip the torch eager baseline")
+    bp.add_argument("--out", required=True)
+    bp.set_defaults(func=cmd_bench_speed)
+
     from export.bridge_cli import add_parsers  # noqa: PLC0415
+    from export.train_cli import add_export_parsers  # noqa: PLC0415
+    from export.train_cli import add_parsers as add_train_parsers  # noqa: PLC0415
 
     add_parsers(sub, b)
+    add_train_parsers(sub)
+    add_export_parsers(sub)
 
     d = sub.add_parser("demo", help="synthesize a demo scene, localize it, say what is where")
     d.add_argument("--out", default="out/demo")

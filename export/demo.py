@@ -22,7 +22,8 @@ def describe(azimuth_deg: float, elevation_deg: float, distance_m: float | None)
     return s
 
 
-def run_demo(out: str | Path, seed: int = 7, index: int = 0, model_name: str | None = None) -> str:
+def run_demo(out: str | Path, seed: int = 7, index: int = 0, model_names: tuple[str, ...] | None = None) -> str:
+    """Render one demo scene; say what each model hears where, beside the truth."""
     from export.cli import DEFAULT_LOCALIZER, make_localizer  # noqa: PLC0415
 
     cfg = preset("demo")
@@ -30,31 +31,36 @@ def run_demo(out: str | Path, seed: int = 7, index: int = 0, model_name: str | N
     ds = read_dataset(out)
     scene = ds.scenes[0]
     audio, rate = ds.load_audio(scene)
-    model = make_localizer(model_name or DEFAULT_LOCALIZER)
-    preds = model.localize(Clip(scene.id, audio, rate))
-    result = match_clip(scene, preds)
+    models = [make_localizer(n) for n in (model_names or (DEFAULT_LOCALIZER, "gccphat"))]
+    clip = Clip(scene.id, audio, rate)
+    runs = []
+    for model in models:
+        preds = model.localize(clip)
+        runs.append((model, preds, match_clip(scene, preds)))
     room = "anechoic" if scene.room is None else f"a room with RT60 {scene.room['rt60_s']:.2f} s"
+    width = max(len(m.name) for m in models)
     lines = [f"binaura demo: {ds.audio_path(scene)} ({scene.duration_s:.0f} s, {rate} Hz, {room}, head {scene.hrtf})",
-             f"localized with: {model.name}", ""]
-    match = {pair.true_index: pair for pair in result.pairs}
+             f"models: {', '.join(m.name for m in models)}", ""]
     for i, s in enumerate(scene.sources):
         lines.append(f"{display(s.label).capitalize()} ({s.onset_s:.1f}-{s.offset_s:.1f} s) is "
                      f"{describe(s.azimuth_deg, s.elevation_deg, s.distance_m)}.")
-        if i in match:
-            pair = match[i]
+        for model, preds, result in runs:
+            pair = {p.true_index: p for p in result.pairs}.get(i)
+            if pair is None:
+                lines.append(f"    {model.name:<{width}}  missed it")
+                continue
             p = preds[pair.pred_index]
             what = display(p.label) if p.label else "a source"
-            lines.append(f"    {model.name} hears {what} {describe(p.azimuth_deg, p.elevation_deg, p.distance_m)}"
+            lines.append(f"    {model.name:<{width}}  hears {what} {describe(p.azimuth_deg, p.elevation_deg, p.distance_m)}"
                          f": {pair.angular_deg:.0f} deg off" + (" (front/back mirror)" if pair.front_back else ""))
-        else:
-            lines.append(f"    {model.name} missed it")
-    extra = len(preds) - len(match)
-    if extra > 0:
-        lines.append(f"({model.name} also reported {extra} source(s) that are not there)")
-    if model.name == "gccphat":
-        lines.append("\nThe classical baseline hears interaural time and level differences only: it cannot tell "
-                     "front from back, names no classes and gives no distance. The trained spatial encoder "
-                     "(issue 3) replaces it as the default.")
+    for model, preds, result in runs:
+        extra = len(preds) - len(result.pairs)
+        if extra > 0:
+            lines.append(f"({model.name} also reported {extra} source(s) that are not there)")
+    if any(m.name == "gccphat" for m in models):
+        lines.append("\nThe classical baseline (gccphat) hears interaural time and level differences only: it cannot "
+                     "tell front from back, names no classes and gives no distance. The trained encoder reads the "
+                     "pinna's spectral cues as well, and names each sound.")
     text = "\n".join(lines)
     print(text)
     return text

@@ -73,3 +73,48 @@ def test_bridge_record_from_an_emulated_board(tmp_path, capsys):
     assert "gaps" in capsys.readouterr().out
     assert main(["bridge", "probe", "bridge:tcp://x:1"]) == 2
     assert "unknown transport 'tcp'" in capsys.readouterr().err
+
+
+def test_train_export_bench_an_encoder_end_to_end(tmp_path):
+    """`binaura train encoder` -> `export encoder` -> `bench localize` with the checkpoint and the export."""
+    run, exp = tmp_path / "run", tmp_path / "exp"
+    assert main(["train", "encoder", "--data", str(tmp_path / "train"), "--scenes", "10", "--size", "tiny",
+                 "--steps", "4", "--batch-size", "4", "--eval-every", "2", "--val-clips", "2",
+                 "--workers", "1", "--out", str(run)]) == 0
+    for name in ("best.pt", "last.pt", "loss.png", "history.json"):
+        assert (run / name).exists()
+    # resumable: continue the same run to more steps
+    assert main(["train", "encoder", "--data", str(tmp_path / "train"), "--size", "tiny", "--steps", "6",
+                 "--batch-size", "4", "--eval-every", "2", "--val-clips", "2", "--out", str(run), "--resume"]) == 0
+    hist = json.loads((run / "history.json").read_text())
+    assert max(h["step"] for h in hist) == 6
+    assert main(["export", "encoder", "--checkpoint", str(run / "best.pt"), "--out", str(exp)]) == 0
+    out = tmp_path / "loc.json"
+    ds = str(tmp_path / "train")
+    assert main(["bench", "localize", "--data", ds, "--model", f"{run / 'best.pt'},{exp}", "--out", str(out),
+                 "--quiet", "--brief"]) == 0
+    m = json.loads(out.read_text())["models"]
+    torch_m, onnx_m = m["torch:best.pt"], m[f"onnx-fp32:{exp.name}"]
+    assert torch_m["n_sources"] == onnx_m["n_sources"] > 0
+    assert torch_m["detection_f1"] == onnx_m["detection_f1"]
+    speed = tmp_path / "speed.json"
+    assert main(["bench", "speed", "--model", str(exp), "--checkpoint", str(run / "best.pt"), "--seconds", "3",
+                 "--out", str(speed)]) == 0
+    s = json.loads(speed.read_text())
+    for k in ("encoder_ms_per_hop", "encoder_rtf", "ttft_ms", "decode_tok_s", "peak_rss_mb", "machine", "backend"):
+        assert k in s
+    assert s["encoder_rtf"] > 0 and len(s["backends"]) == 3
+
+
+def test_train_encoder_without_data_says_what_to_do(tmp_path, capsys):
+    assert main(["train", "encoder", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 2
+    assert "--scenes" in capsys.readouterr().err
+
+
+def test_demo_localizes_with_the_shipped_encoder_beside_the_baseline(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    text = capsys.readouterr().out
+    assert "models: encoder, gccphat" in text
+    sources = [ln for ln in text.splitlines() if ln.endswith(").") and " is " in ln]
+    assert len(sources) == 3  # the demo preset has three sources
+    assert text.count("    encoder ") == 3 and text.count("    gccphat ") == 3

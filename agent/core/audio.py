@@ -49,3 +49,15 @@ def check_binaural(audio: np.ndarray, sample_rate_hz: int, where: str = "audio")
     if not np.all(np.isfinite(audio)):
         raise AudioFormatError(f"{where}: contains NaN or infinite samples")
     return audio.astype(np.float32, copy=False)
+
+
+def resample_to(audio: np.ndarray, rate_hz: int, target_hz: int) -> np.ndarray:
+    """Polyphase resampling along the last axis (identity when the rates agree)."""
+    if rate_hz == target_hz:
+        return audio
+    from math import gcd  # noqa: PLC0415
+
+    from scipy.signal import resample_poly  # noqa: PLC0415
+
+    g = gcd(int(rate_hz), int(target_hz))
+    return resample_poly(np.asarray(audio, np.float64), target_hz // g, rate_hz // g, axis=-1).astype(np.float32)

@@ -29,3 +29,13 @@ class DatasetError(BinauraError):
 
 class AudioFormatError(BinauraError):
     """Audio that does not meet the audio contract (channels, rate, format)."""
+
+
+def check_known_keys(cls, d: dict, what: str) -> None:
+    """Raise ConfigError when d has keys that are not fields of the dataclass cls."""
+    import dataclasses  # noqa: PLC0415
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError([f"unknown key(s) {unknown}; allowed: {sorted(names)}"], what)

@@ -12,6 +12,12 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 import agent.core.audio, agent.core.geometry, agent.core.labels, agent.core.scene
 import agent.core.dataset, agent.core.predictor, agent.localize.gccphat, firmware_bridge
+import agent.core.features, agent.core.seld, agent.localize.encoder
+import numpy as np
+from agent.core.predictor import Clip
+from agent.localize.encoder import EncoderLocalizer
+audio = (np.random.default_rng(0).standard_normal((2, 48000)) * 0.05).astype(np.float32)
+EncoderLocalizer().localize(Clip('x', audio, 48000))  # the shipped ONNX encoder, end to end
 print('ok')
 """
 

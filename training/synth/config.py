@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from agent.core.audio import MIN_SAMPLE_RATE_HZ, SAMPLE_RATE_HZ
-from agent.core.errors import ConfigError
+from agent.core.errors import ConfigError, check_known_keys
 from agent.core.labels import LABELS
 from training.synth.heads import ALL_HEADS, HELD_OUT_HEADS, TRAIN_HEADS
 
@@ -96,10 +96,7 @@ class SynthConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> SynthConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError([f"unknown key(s) {unknown}; allowed: {sorted(names)}"], "synthesis config")
+        check_known_keys(cls, d, "synthesis config")
         kw = {}
         for k, v in d.items():
             kw[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v

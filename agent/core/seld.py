@@ -1,0 +1,62 @@
+"""Decode SELD frames (ACCDOA with distance) into sources: shared by the agent and training eval.
+
+A frame's ACCDOA vector for a class has length = activity and points at the
+source. A class is a source of the clip when it is active (length >= threshold)
+on at least `min_frames` frames; its direction is the activity-weighted mean
+vector over those frames, its distance the median over them. (A robust mean
+around the frames' consensus direction was tried on validation clips: it
+lowered the lateral error by 1.5 deg but raised the angular error by 1 deg.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent.core.geometry import cart_to_sph
+from agent.core.scene import SourceEstimate
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    activity_threshold: float = 0.5
+    min_frames: int = 3  # 0.3 s at 10 frames/s
+    max_sources: int = 4
+
+
+def decode_clip(accdoa: np.ndarray, log_distance: np.ndarray, labels: tuple[str, ...],
+                frame_rate_hz: float, cfg: DecodeConfig | None = None) -> list[SourceEstimate]:
+    """accdoa (T, C, 3), log_distance (T, C) -> clip-level sources, most active first."""
+    cfg = cfg or DecodeConfig()
+    act = np.linalg.norm(accdoa, axis=-1)  # (T, C)
+    on = act >= cfg.activity_threshold
+    found = []
+    for c in np.flatnonzero(on.sum(0) >= cfg.min_frames):
+        frames = on[:, c]
+        w = act[frames, c]
+        v = (accdoa[frames, c] * w[:, None]).sum(0)
+        if not np.any(v):
+            continue
+        az, el, _ = cart_to_sph(v)
+        dist = float(np.exp(np.median(log_distance[frames, c])))
+        found.append((float(w.sum()), SourceEstimate(
+            azimuth_deg=float(az), elevation_deg=float(el), distance_m=dist, label=labels[c],
+            confidence=float(w.mean()))))
+    found.sort(key=lambda t: -t[0])
+    return [s for _, s in found[:cfg.max_sources]]
+
+
+def frame_sources(accdoa: np.ndarray, log_distance: np.ndarray, labels: tuple[str, ...],
+                  threshold: float = 0.5) -> list[list[SourceEstimate]]:
+    """Per-frame sources (for tracking and narration): (T, C, 3) -> T lists."""
+    act = np.linalg.norm(accdoa, axis=-1)
+    out = []
+    for t in range(accdoa.shape[0]):
+        row = []
+        for c in np.flatnonzero(act[t] >= threshold):
+            az, el, _ = cart_to_sph(accdoa[t, c])
+            row.append(SourceEstimate(float(az), float(el), float(np.exp(log_distance[t, c])), labels[c],
+                                      float(act[t, c])))
+        out.append(row)
+    return out

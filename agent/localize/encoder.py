@@ -1,0 +1,202 @@
+"""The trained encoder on the device: ONNX Runtime, numpy features, no torch.
+
+`EncoderRuntime` loads an exported encoder (encoder.json manifest + ONNX file),
+checks checksums and contract versions, and runs feature frames through it.
+`EncoderLocalizer` is the Localizer the benchmark and the demo use;
+`StreamingEncoder` feeds audio hop by hop and returns exactly the frames a
+whole-file pass would (the network's time reach is finite and recorded in the
+manifest, so overlapping windows reproduce the offline result).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from agent.core.audio import resample_to
+from agent.core.errors import BinauraError
+from agent.core.features import FeatureConfig, StreamingFeatures, compute_features
+from agent.core.predictor import Clip
+from agent.core.scene import SourceEstimate
+from agent.core.seld import DecodeConfig, decode_clip
+
+MANIFEST = "encoder.json"
+MANIFEST_FORMAT = "binaura-encoder-onnx-v1"
+#: Coordinate convention version (ARCHITECTURE.md): +x ahead, +y left, +z up, azimuth CCW.
+CONVENTION = "binaura-coords-1"
+#: The encoder shipped in this repository (produced by `binaura train encoder` + `binaura export encoder`).
+DEFAULT_ENCODER_DIR = Path(__file__).resolve().parent.parent / "assets" / "encoder"
+OUTPUTS = ("accdoa", "log_distance", "class_logits", "spatial_emb", "semantic_emb")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class EncoderFrames:
+    """Encoder outputs for consecutive output frames starting at frame `start`."""
+
+    start: int
+    accdoa: np.ndarray  # (T, C, 3)
+    log_distance: np.ndarray  # (T, C)
+    class_logits: np.ndarray  # (T, C)
+    spatial_emb: np.ndarray  # (T, Ds)
+    semantic_emb: np.ndarray  # (T, Dm)
+
+    @property
+    def n(self) -> int:
+        return self.accdoa.shape[0]
+
+
+class EncoderRuntime:
+    """An exported encoder folder, validated, with an ONNX Runtime session."""
+
+    def __init__(self, path: str | os.PathLike | None = None, precision: str = "fp32", threads: int = 1):
+        import onnxruntime as ort  # noqa: PLC0415
+
+        root = Path(path) if path is not None else DEFAULT_ENCODER_DIR
+        if root.is_file() and root.suffix == ".onnx":
+            root = root.parent
+        mpath = root / MANIFEST
+        try:
+            self.manifest = json.loads(mpath.read_text())
+        except (OSError, ValueError) as e:
+            raise BinauraError(f"{mpath}: cannot read the encoder manifest ({e}); export one with "
+                               f"`binaura export encoder`") from e
+        m = self.manifest
+        problems = []
+        if m.get("format") != MANIFEST_FORMAT:
+            problems.append(f"format is {m.get('format')!r}, expected {MANIFEST_FORMAT!r}")
+        if m.get("coordinate_convention") != CONVENTION:
+            problems.append(f"coordinate convention {m.get('coordinate_convention')!r}, expected {CONVENTION!r}")
+        files = m.get("files", {})
+        if precision not in files:
+            problems.append(f"no {precision} model; this export has {sorted(files)}")
+        for rel in files.values():
+            f = root / rel
+            if not f.exists():
+                problems.append(f"{rel} is missing")
+            elif sha256_file(f) != m.get("sha256", {}).get(rel):
+                problems.append(f"{rel}: SHA-256 does not match the manifest")
+        if problems:
+            raise BinauraError(f"{root}: refusing the encoder: " + "; ".join(problems))
+        self.root = root
+        self.features = FeatureConfig.from_dict(m["features"])
+        self.labels = tuple(m["labels"])
+        self.time_pool = int(m["time_pool"])
+        self.context_left, self.context_right = (int(x) for x in m["context_frames"])
+        self.output_rate_hz = self.features.frame_rate_hz / self.time_pool
+        #: decoding tuned on validation clips at training time (DecodeConfig defaults otherwise)
+        self.decode = DecodeConfig(**m.get("decode", {}))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(root / files[precision]), opts, providers=["CPUExecutionProvider"])
+        self.precision = precision
+
+    def run(self, spatial: np.ndarray, semantic: np.ndarray) -> EncoderFrames:
+        """spatial (6, T, F), semantic (T, F) feature frames -> T // time_pool output frames."""
+        out = self.session.run(list(OUTPUTS), {"spatial": spatial[None].astype(np.float32),
+                                               "semantic": semantic[None].astype(np.float32)})
+        return EncoderFrames(0, *(o[0] for o in out))
+
+    def run_audio(self, audio: np.ndarray, sample_rate_hz: int, where: str = "audio") -> EncoderFrames:
+        audio = resample_to(audio, sample_rate_hz, self.features.sample_rate_hz)
+        spatial, semantic = compute_features(audio, self.features.sample_rate_hz, self.features, where)
+        if spatial.shape[1] < self.time_pool:
+            raise BinauraError(f"{where}: too short for one encoder frame "
+                               f"(need {self.features.n_fft + self.time_pool * self.features.hop_length} samples)")
+        return self.run(spatial, semantic)
+
+
+class EncoderLocalizer:
+    """Localizer over a whole clip: features -> ONNX encoder -> ACCDOA decoding."""
+
+    needs_audio = True
+
+    def __init__(self, path: str | os.PathLike | None = None, precision: str = "fp32", threads: int = 1,
+                 decode: DecodeConfig | None = None, name: str | None = None):
+        self.runtime = EncoderRuntime(path, precision, threads)
+        self.decode = decode or self.runtime.decode
+        self.name = name or ("encoder" if path is None else f"encoder:{Path(path).name}")
+
+    def localize(self, clip: Clip) -> list[SourceEstimate]:
+        frames = self.runtime.run_audio(clip.audio, clip.sample_rate_hz, clip.scene_id)
+        return decode_clip(frames.accdoa, frames.log_distance, self.runtime.labels, self.runtime.output_rate_hz,
+                           self.decode)
+
+
+class StreamingEncoder:
+    """Audio in chunks of any size -> encoder frames, equal to a whole-stream pass.
+
+    Each run covers the frames since the last emitted one plus the network's left
+    context (window starts aligned to the time pooling); frames whose right context
+    has not arrived wait for the next hop. `flush()` ends the stream.
+    """
+
+    def __init__(self, runtime: EncoderRuntime, hop_frames: int = 5):
+        if hop_frames < 1:
+            raise BinauraError(f"hop_frames must be >= 1, got {hop_frames}")
+        self.rt = runtime
+        self.hop_frames = hop_frames
+        self.features = StreamingFeatures(runtime.features)
+        self.reset()
+
+    def reset(self) -> None:
+        self.features.reset()
+        self._spatial = np.zeros((6, 0, self.rt.features.n_mels), np.float32)
+        self._semantic = np.zeros((0, self.rt.features.n_mels), np.float32)
+        self._buf_start = 0  # input frame index of the buffer's first frame
+        self.next_out = 0  # next output frame to emit
+
+    @property
+    def latency_s(self) -> float:
+        """Audio needed after an output frame's own span before it can be emitted."""
+        f = self.rt.features
+        return (self.rt.context_right - self.rt.time_pool + 1) * f.hop_length / f.sample_rate_hz + \
+            (f.n_fft - f.hop_length) / f.sample_rate_hz
+
+    def push(self, chunk: np.ndarray) -> EncoderFrames | None:
+        sp, se = self.features.push(chunk)
+        self._spatial = np.concatenate([self._spatial, sp], axis=1)
+        self._semantic = np.concatenate([self._semantic, se], axis=0)
+        n_total = self._buf_start + self._spatial.shape[1]
+        p, right = self.rt.time_pool, self.rt.context_right
+        last = (n_total - 1 - right) // p  # last output frame whose inputs have all arrived
+        if last - self.next_out + 1 < self.hop_frames:
+            return None
+        return self._emit(last, n_total)
+
+    def flush(self) -> EncoderFrames | None:
+        n_total = self._buf_start + self._spatial.shape[1]
+        last = n_total // self.rt.time_pool - 1
+        return self._emit(last, n_total) if last >= self.next_out else None
+
+    def _emit(self, last: int, n_total: int) -> EncoderFrames:
+        p, left = self.rt.time_pool, self.rt.context_left
+        start = max(0, (p * self.next_out - left) // p * p)
+        a, b = start - self._buf_start, n_total - self._buf_start
+        out = self.rt.run(self._spatial[:, a:b], self._semantic[a:b])
+        k0 = self.next_out - start // p
+        k1 = last - start // p + 1
+        frames = EncoderFrames(self.next_out, *(x[k0:k1] for x in (out.accdoa, out.log_distance, out.class_logits,
+                                                                   out.spatial_emb, out.semantic_emb)))
+        self.next_out = last + 1
+        keep_from = max(0, (p * self.next_out - left) // p * p)  # drop what no later window needs
+        cut = keep_from - self._buf_start
+        if cut > 0:
+            self._spatial = self._spatial[:, cut:]
+            self._semantic = self._semantic[cut:]
+            self._buf_start = keep_from
+        return frames

@@ -1,0 +1,101 @@
+"""`binaura bench speed`: encoder cost per hop on this CPU, ONNX Runtime beside torch eager.
+
+Both backends run the same streaming path (StreamingEncoder: numpy features,
+windows with the network's left context, one emit per hop), one thread each,
+on the same audio. encoder_rtf = compute time / audio time.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+from agent.localize.encoder import EncoderRuntime, StreamingEncoder
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "training" / "assets" / "encoder_small.pt"
+
+
+def _stream(rt, audio: np.ndarray, hop_frames: int, repeats: int) -> dict:
+    rate = rt.features.sample_rate_hz
+    hop_samples = hop_frames * rt.time_pool * rt.features.hop_length
+    best = None
+    for _ in range(repeats):
+        enc = StreamingEncoder(rt, hop_frames)
+        times, frames = [], 0
+        t_all = time.perf_counter()
+        for i in range(0, audio.shape[1], hop_samples):
+            t = time.perf_counter()
+            out = enc.push(audio[:, i:i + hop_samples])
+            if out is not None:
+                times.append(time.perf_counter() - t)
+                frames += out.n
+        total = time.perf_counter() - t_all
+        run = {"encoder_ms_per_hop": 1e3 * float(np.median(times)), "encoder_ms_per_hop_p95": 1e3 * float(
+            np.percentile(times, 95)), "encoder_rtf": total / (audio.shape[1] / rate), "hops": len(times),
+            "frames": frames}
+        if best is None or run["encoder_rtf"] < best["encoder_rtf"]:
+            best = run
+    best["hop_s"] = hop_samples / rate
+    best["latency_s"] = StreamingEncoder(rt, hop_frames).latency_s
+    return best
+
+
+def bench_speed(model: str | None = None, checkpoint: str | None = None, seconds: float = 30.0,
+                hop_frames: int = 5, repeats: int = 3, torch_baseline: bool = True) -> dict:
+    import onnxruntime  # noqa: PLC0415
+
+    rt = EncoderRuntime(model, threads=1)
+    rng = np.random.default_rng(0)
+    n = int(seconds * rt.features.sample_rate_hz)
+    # Content does not change the cost; correlated noise keeps the features in range.
+    base = rng.standard_normal(n + 30).astype(np.float32) * 0.05
+    audio = np.stack([base[30:], base[:-30]])
+    result = {"model": str(rt.root), "backend": f"onnxruntime {onnxruntime.__version__} CPU, 1 thread, fp32",
+              "audio_s": seconds, **_stream(rt, audio, hop_frames, repeats),
+              "ttft_ms": None, "decode_tok_s": None,  # the language model arrives with its own issue
+              "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+              "cpu_count": __import__("os").cpu_count()}
+    backends = {"onnxruntime-fp32": {k: result[k] for k in ("encoder_ms_per_hop", "encoder_ms_per_hop_p95",
+                                                            "encoder_rtf")}}
+    if "fp16" in rt.manifest["files"]:
+        r16 = _stream(EncoderRuntime(model, precision="fp16", threads=1), audio, hop_frames, repeats)
+        backends["onnxruntime-fp16"] = {k: r16[k] for k in ("encoder_ms_per_hop", "encoder_ms_per_hop_p95",
+                                                            "encoder_rtf")}
+    if torch_baseline:
+        import torch  # noqa: PLC0415
+
+        from training.eval.torch_localizer import TorchEncoderLocalizer  # noqa: PLC0415
+
+        ck = checkpoint or DEFAULT_CHECKPOINT
+        torch.set_num_threads(1)
+        twin = TorchEncoderLocalizer(ck)
+        for attr in ("features", "time_pool", "context_left", "context_right"):
+            setattr(twin, attr, getattr(rt, attr))
+        twin.run = _as_frames(twin.run)
+        rt_t = _stream(twin, audio, hop_frames, repeats)
+        backends[f"torch-eager {torch.__version__}"] = {k: rt_t[k] for k in ("encoder_ms_per_hop",
+                                                                             "encoder_ms_per_hop_p95", "encoder_rtf")}
+    result["backends"] = backends
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def _as_frames(run):
+    from agent.localize.encoder import EncoderFrames  # noqa: PLC0415
+
+    return lambda sp, se: EncoderFrames(0, *run(sp, se))
+
+
+def speed_table(r: dict) -> str:
+    lines = [f"encoder speed: {r['audio_s']:.0f} s of audio, hop {r['hop_s']:.2f} s, streaming latency "
+             f"{r['latency_s']:.2f} s, {r['machine']}", "",
+             f"{'backend':<28} {'ms/hop (median)':>16} {'ms/hop (p95)':>13} {'RTF':>8}"]
+    for name, b in r["backends"].items():
+        lines.append(f"{name:<28} {b['encoder_ms_per_hop']:>16.2f} {b['encoder_ms_per_hop_p95']:>13.2f} "
+                     f"{b['encoder_rtf']:>8.4f}")
+    lines.append(f"\npeak RSS {r['peak_rss_mb']:.0f} MB")
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""`binaura train ...`: argument parsing for the training recipes (stage 1 for now)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from agent.core.errors import BinauraError
+
+
+def cmd_train_encoder(args) -> int:
+    from training.recipes.encoder import EncoderTrainConfig, train_encoder  # noqa: PLC0415
+    from training.recipes.encoder_data import build_cache  # noqa: PLC0415
+
+    overrides = {k: v for k, v in (("size", args.size), ("steps", args.steps), ("batch_size", args.batch_size),
+                                   ("lr", args.lr), ("threads", args.threads), ("seed", args.seed),
+                                   ("eval_every", args.eval_every), ("val_clips", args.val_clips),
+                                   ("device", args.device))
+                 if v is not None}
+    cfg = dataclasses.replace(EncoderTrainConfig(), **overrides).validate()
+    data = Path(args.data)
+    if not (data / "scenes.jsonl").exists():
+        if not args.scenes:
+            raise BinauraError(f"--data {data}: no scenes.jsonl; pass --scenes N to synthesize N training "
+                               f"scenes there first")
+        from training.synth.build import build_dataset  # noqa: PLC0415
+        from training.synth.config import preset  # noqa: PLC0415
+
+        build_dataset(data, preset("train"), args.scenes, args.synth_seed, with_qa=False, workers=args.workers)
+    from training.models.config import BUILDERS  # noqa: PLC0415
+
+    cache = Path(args.cache) if args.cache else data / f"features-{cfg.size}"
+    if not (cache / "meta.json").exists():
+        build_cache(data, cache, BUILDERS[cfg.size](), workers=args.workers)
+    best = train_encoder(cache, args.out, cfg, resume=args.resume, init=args.init)
+    print(f"best checkpoint -> {best}; loss curves -> {Path(args.out) / 'loss.png'}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    t = sub.add_parser("train", help="training recipes").add_subparsers(dest="train", required=True)
+    e = t.add_parser("encoder", help="stage 1: train the spatial + semantic encoder on synthesized scenes")
+    e.add_argument("--data", required=True, help="training dataset folder (synthesized there if --scenes is given "
+                                                 "and it has no scenes.jsonl)")
+    e.add_argument("--scenes", type=int, help="scenes to synthesize when --data is empty")
+    e.add_argument("--synth-seed", type=int, default=1)
+    e.add_argument("--cache", help="feature cache folder (default: DATA/features-SIZE)")
+    e.add_argument("--out", required=True, help="run folder: last.pt, best.pt, history.json, loss.png")
+    e.add_argument("--size", choices=("tiny", "small"))
+    e.add_argument("--steps", type=int)
+    e.add_argument("--batch-size", type=int)
+    e.add_argument("--lr", type=float)
+    e.add_argument("--eval-every", type=int)
+    e.add_argument("--val-clips", type=int)
+    e.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    e.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: CUDA when present")
+    e.add_argument("--workers", type=int, help="processes for synthesis and features")
+    e.add_argument("--seed", type=int)
+    e.add_argument("--init", help="start from this checkpoint's weights (fine-tuning)")
+    e.add_argument("--resume", action="store_true", help="continue OUT/last.pt")
+    e.set_defaults(func=cmd_train_encoder)
+
+
+def cmd_export_encoder(args) -> int:
+    from export.encoder_export import export_encoder  # noqa: PLC0415
+
+    verify = []
+    if args.verify_data:
+        from agent.core.dataset import read_dataset  # noqa: PLC0415
+
+        ds = read_dataset(args.verify_data)
+        verify = [ds.load_audio(s) for s in ds.scenes[:args.verify_clips]]
+    m = export_encoder(args.checkpoint, args.out, fp16=not args.no_fp16, verify_audio=verify)
+    for prec, rep in m["parity"].items():
+        worst = max(rep["max_abs_diff"].values())
+        print(f"{prec}: max |torch - onnxruntime| = {worst:.2e} over {rep['clips']} clip(s); decoded classes "
+              f"agree on {rep['same_decoded_classes']}/{rep['clips']}; max direction difference "
+              f"{rep['max_direction_diff_deg']:.3f} deg")
+    print(f"exported -> {args.out} ({', '.join(m['files'].values())}, {MANIFEST_NAME})")
+    return 0
+
+
+MANIFEST_NAME = "encoder.json"
+
+
+def add_export_parsers(sub) -> None:
+    x = sub.add_parser("export", help="checkpoints -> deployable files").add_subparsers(dest="export", required=True)
+    e = x.add_parser("encoder", help="encoder checkpoint -> ONNX fp32/fp16 + manifest, parity-checked")
+    e.add_argument("--checkpoint", required=True, help="a training checkpoint (best.pt)")
+    e.add_argument("--out", required=True, help="folder to write (replaced atomically)")
+    e.add_argument("--no-fp16", action="store_true")
+    e.add_argument("--verify-data", help="dataset whose first clips check torch/ONNX parity")
+    e.add_argument("--verify-clips", type=int, default=8)
+    e.set_defaults(func=cmd_export_encoder)

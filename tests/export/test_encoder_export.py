@@ -1,0 +1,145 @@
+"""Exported encoders: ONNX matches torch, streaming matches offline, tampering is refused."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from agent.core.errors import BinauraError
+from agent.core.features import compute_features
+from agent.localize.encoder import (
+    DEFAULT_ENCODER_DIR,
+    EncoderLocalizer,
+    EncoderRuntime,
+    StreamingEncoder,
+)
+from export.encoder_export import export_encoder
+from training.models.encoder import build_encoder, load_checkpoint, save_checkpoint
+
+
+def _binaural(rng, seconds=3.0, delay=14):
+    n = int(seconds * 48_000)
+    x = (rng.standard_normal(n + 64) * 0.05).astype(np.float32)
+    env = (np.sin(np.linspace(0, 9, n)) > 0).astype(np.float32)  # events that start and stop
+    return np.stack([x[32:32 + n] * env, 0.6 * x[32 - delay:32 - delay + n] * env])
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    d = tmp_path_factory.mktemp("enc")
+    torch.manual_seed(3)
+    model = build_encoder("tiny").eval()
+    rng = np.random.default_rng(0)
+    sp, se = compute_features(_binaural(rng), 48_000)
+    model.set_normalisation(sp.mean(axis=1), sp.std(axis=1), se.mean(axis=0), se.std(axis=0))
+    # BatchNorm statistics away from the identity, as after training
+    for mod in model.modules():
+        if isinstance(mod, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            mod.running_mean.uniform_(-0.2, 0.2)
+            mod.running_var.uniform_(0.5, 2.0)
+    save_checkpoint(d / "tiny.pt", model, step=1)
+    manifest = export_encoder(d / "tiny.pt", d / "export", fp16=True,
+                              verify_audio=[(_binaural(np.random.default_rng(i)), 48_000) for i in range(2)])
+    return d, manifest
+
+
+def test_onnx_matches_torch_within_1e4(exported):
+    d, manifest = exported
+    rep = manifest["parity"]["fp32"]
+    assert max(rep["max_abs_diff"].values()) < 1e-4
+    assert rep["same_decoded_classes"] == rep["clips"]
+    rt = EncoderRuntime(d / "export")
+    model, _ = load_checkpoint(d / "tiny.pt")
+    sp, se = compute_features(_binaural(np.random.default_rng(9), seconds=4.3), 48_000)  # another length
+    with torch.no_grad():
+        ref = model(torch.from_numpy(sp[None]), torch.from_numpy(se[None]))
+    got = rt.run(sp, se)
+    assert np.abs(ref[0][0].numpy() - got.accdoa).max() < 1e-4
+    assert np.abs(ref[3][0].numpy() - got.spatial_emb).max() < 1e-4
+
+
+def test_fp16_variant_exists_and_stays_close(exported):
+    d, manifest = exported
+    assert (d / "export" / "encoder.fp16.onnx").stat().st_size < (d / "export" / "encoder.onnx").stat().st_size
+    rep = manifest["parity"]["fp16"]
+    for name in ("log_distance", "class_logits", "spatial_emb", "semantic_emb"):
+        assert rep["max_abs_diff"][name] < 5e-2, name
+    # the polar angle is read at its most probable bin: fp16 may pick a neighbouring bin on a near tie
+    assert rep["same_decoded_classes"] == rep["clips"]
+    assert manifest["opset"] >= 17
+
+
+@pytest.mark.parametrize("chunk,hop_frames", [(480, 1), (4801, 5), (48_000, 3), (10**7, 5)])
+def test_streaming_equals_offline(exported, chunk, hop_frames):
+    d, _ = exported
+    rt = EncoderRuntime(d / "export")
+    audio = _binaural(np.random.default_rng(5), seconds=5.0)
+    offline = rt.run_audio(audio, 48_000)
+    enc = StreamingEncoder(rt, hop_frames)
+    parts = [enc.push(audio[:, i:i + chunk]) for i in range(0, audio.shape[1], chunk)] + [enc.flush()]
+    parts = [p for p in parts if p is not None]
+    assert [p.start for p in parts] == list(np.cumsum([0] + [p.n for p in parts[:-1]]))
+    for name in ("accdoa", "log_distance", "class_logits", "spatial_emb", "semantic_emb"):
+        got = np.concatenate([getattr(p, name) for p in parts])
+        assert got.shape == getattr(offline, name).shape
+        assert np.abs(got - getattr(offline, name)).max() < 1e-4
+
+
+def test_tampered_or_mismatched_export_is_refused(exported, tmp_path):
+    d, _ = exported
+    bad = tmp_path / "bad"
+    shutil.copytree(d / "export", bad)
+    with open(bad / "encoder.onnx", "ab") as f:
+        f.write(b"\0")
+    m = json.loads((bad / "encoder.json").read_text())
+    m["coordinate_convention"] = "someone-elses"
+    (bad / "encoder.json").write_text(json.dumps(m))
+    with pytest.raises(BinauraError) as e:
+        EncoderRuntime(bad)
+    assert "encoder.onnx: SHA-256" in str(e.value) and "coordinate convention" in str(e.value)
+    with pytest.raises(BinauraError, match="manifest"):
+        EncoderRuntime(tmp_path / "nothing-here")
+
+
+def test_shipped_encoder_matches_its_checkpoint_on_benchmark_clips():
+    """The default the agent runs is the export of the shipped checkpoint: same outputs, same sources."""
+    from agent.core.geometry import great_circle_deg
+    from agent.core.seld import decode_clip
+    from export.speed import DEFAULT_CHECKPOINT
+    from training.synth.config import preset
+    from training.synth.scenes import render_scene, sample_spec
+
+    manifest = json.loads((DEFAULT_ENCODER_DIR / "encoder.json").read_text())
+    from agent.localize.encoder import sha256_file
+
+    assert manifest["checkpoint_sha256"] == sha256_file(DEFAULT_CHECKPOINT)
+    rt = EncoderRuntime()
+    model, _ = load_checkpoint(DEFAULT_CHECKPOINT)
+    cfg = preset("bench")
+    for i in range(3):
+        audio, _ = render_scene(sample_spec(cfg, 20261126, i), cfg)
+        sp, se = compute_features(audio, 48_000)
+        with torch.no_grad():
+            ref = [t[0].numpy() for t in model(torch.from_numpy(sp[None]), torch.from_numpy(se[None]))]
+        got = rt.run(sp, se)
+        assert np.abs(ref[0] - got.accdoa).max() < 1e-4
+        a = decode_clip(ref[0], ref[1], rt.labels, rt.output_rate_hz)
+        b = decode_clip(got.accdoa, got.log_distance, rt.labels, rt.output_rate_hz)
+        assert [s.label for s in a] == [s.label for s in b]
+        for x, y in zip(a, b, strict=True):
+            assert great_circle_deg(x.azimuth_deg, x.elevation_deg, y.azimuth_deg, y.elevation_deg) < 0.01
+
+
+def test_localizer_on_a_clip_at_another_rate_resamples(exported):
+    d, _ = exported
+    from agent.core.predictor import Clip
+
+    loc = EncoderLocalizer(d / "export")
+    audio = _binaural(np.random.default_rng(2), seconds=2.0)
+    from scipy.signal import resample_poly
+
+    a44 = resample_poly(audio, 147, 160, axis=-1).astype(np.float32)
+    for est in loc.localize(Clip("x", a44, 44_100)):
+        assert -180 < est.azimuth_deg <= 180 and -90 <= est.elevation_deg <= 90

@@ -1,0 +1,119 @@
+"""The encoder: its declared time reach is the true one, targets and decoding agree, it learns."""
+
+import numpy as np
+import pytest
+import torch
+
+from agent.core.features import FeatureConfig
+from agent.core.scene import Scene, SourceLabel
+from agent.core.seld import decode_clip
+from training.models.config import EncoderConfig, encoder_tiny_config
+from training.models.encoder import BinauralEncoder, build_encoder, load_checkpoint, save_checkpoint
+from training.models.targets import output_frame_times_s, seld_targets
+
+
+@pytest.mark.parametrize("size", ["tiny", "small"])
+def test_time_context_is_exactly_the_receptive_field(size):
+    torch.manual_seed(0)
+    model = build_encoder(size).eval()
+    left, right = model.time_context()
+    p, t, j = model.time_pool, 400, 40  # output frame 40 pools input frames 200..204
+    sp, se = torch.randn(1, 6, t, 64), torch.randn(1, t, 64)
+    lo, hi = p * j - left, p * j + right
+
+    def moves(k):
+        sp2, se2 = sp.clone(), se.clone()
+        sp2[..., k, :] += 3.0
+        se2[:, k] += 3.0
+        with torch.no_grad():
+            return not torch.allclose(model(sp2, se2)[3][0, j], base, atol=1e-6)
+
+    with torch.no_grad():
+        base = model(sp, se)[3][0, j]
+    assert moves(lo) and moves(hi) and moves(p * j)
+    assert not moves(lo - 1) and not moves(hi + 1)
+
+
+def test_checkpoint_round_trip_keeps_config_and_outputs(tmp_path):
+    model = build_encoder("tiny").eval()
+    save_checkpoint(tmp_path / "m.pt", model, step=7)
+    loaded, ck = load_checkpoint(tmp_path / "m.pt")
+    assert ck["step"] == 7 and loaded.cfg == model.cfg
+    sp, se = torch.randn(1, 6, 50, 64), torch.randn(1, 50, 64)
+    with torch.no_grad():
+        for a, b in zip(model(sp, se), loaded(sp, se), strict=True):
+            assert torch.equal(a, b)
+
+
+def test_bad_config_reports_every_problem():
+    from agent.core.errors import ConfigError
+
+    cfg = encoder_tiny_config()
+    cfg.spatial.stages = ((8, 1, 1, 3),)  # 64 bands do not divide by 3
+    cfg.semantic.stages = ((4, 1, 2, 4),)  # pools time differently from the spatial branch
+    with pytest.raises(ConfigError) as e:
+        cfg.validate()
+    assert "divisible" in str(e.value) and "pool time alike" in str(e.value)
+
+
+def _scene(az, el, dist, onset, offset, label="dog"):
+    return Scene("s", "a.wav", 48_000, 5.0, [SourceLabel(label, az, el, dist, onset, offset)], None, "kemar-mit")
+
+
+def test_targets_point_at_the_source_while_it_sounds():
+    feat = FeatureConfig()
+    labels = ("dog", "siren")
+    acc, logd, act = seld_targets(_scene(90.0, 0.0, 2.0, 1.0, 3.0), 49, 5, feat, labels, (-1.6, 3.0))
+    t = output_frame_times_s(49, 5, feat)
+    on = (t >= 1.0) & (t < 3.0)
+    assert np.array_equal(act[:, 0], on) and not act[:, 1].any()
+    assert np.allclose(acc[on, 0], [0.0, 1.0, 0.0], atol=1e-6)  # +90 deg = +y = the left ear
+    assert np.allclose(acc[~on], 0.0)
+    assert np.allclose(logd[on, 0], np.log(2.0))
+
+
+def test_decoding_targets_gives_back_the_source():
+    feat = FeatureConfig()
+    labels = ("dog", "siren")
+    scene = _scene(-135.0, 20.0, 3.0, 0.5, 4.5, label="siren")
+    acc, logd, _ = seld_targets(scene, 49, 5, feat, labels, (-1.6, 3.0))
+    (est,) = decode_clip(acc, logd, labels, 10.0)
+    assert est.label == "siren" and est.distance_m == pytest.approx(3.0, rel=1e-4)
+    assert est.azimuth_deg == pytest.approx(-135.0, abs=1e-3) and est.elevation_deg == pytest.approx(20.0, abs=1e-3)
+
+
+def test_mirroring_twice_is_the_identity():
+    from agent.core.features import mirror_spatial
+
+    x = torch.randn(2, 6, 20, 64)
+    assert torch.equal(mirror_spatial(mirror_spatial(x)), x)
+
+
+def test_tiny_encoder_fits_one_batch():
+    torch.manual_seed(0)
+    model = BinauralEncoder(encoder_tiny_config())
+    feat = FeatureConfig()
+    labels = model.cfg.labels
+    sp, se = torch.randn(4, 6, 100, 64), torch.randn(4, 100, 64)
+    scenes = [_scene(a, 0.0, 1.5, 0.0, 5.0, label=labels[i]) for i, a in enumerate((60, -60, 150, -150))]
+    tg = [seld_targets(s, 20, 5, feat, labels, (-1.6, 3.0)) for s in scenes]
+    acc_t = torch.from_numpy(np.stack([t[0] for t in tg]))
+    from training.recipes.encoder import EncoderTrainConfig, seld_loss
+
+    cfg = EncoderTrainConfig()
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    losses = []
+    for _ in range(40):
+        out = model(sp, se, training_outputs=True)
+        loss = seld_loss(out, acc_t, torch.from_numpy(np.stack([t[1] for t in tg])),
+                         torch.from_numpy(np.stack([t[2] for t in tg])), cfg)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_config_dict_round_trip():
+    cfg = EncoderConfig()
+    assert EncoderConfig.from_dict(cfg.to_dict()) == cfg

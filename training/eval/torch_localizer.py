@@ -1,0 +1,42 @@
+"""A training checkpoint as a Localizer (torch eager), for `bench localize --model run/best.pt`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agent.core.audio import resample_to
+from agent.core.features import compute_features
+from agent.core.predictor import Clip
+from agent.core.scene import SourceEstimate
+from agent.core.seld import DecodeConfig, decode_clip
+from training.models.encoder import load_checkpoint
+
+
+class TorchEncoderLocalizer:
+    needs_audio = True
+
+    def __init__(self, checkpoint: str | os.PathLike, decode: DecodeConfig | None = None, threads: int = 0):
+        self.model, ck = load_checkpoint(checkpoint)
+        self.decode = decode or DecodeConfig(**(ck.get("decode") or {}))
+        self.name = f"torch:{Path(checkpoint).name}"
+        if threads:
+            torch.set_num_threads(threads)
+
+    @torch.no_grad()
+    def frames(self, audio: np.ndarray, rate_hz: int, where: str = "audio"):
+        f = self.model.cfg.features
+        sp, se = compute_features(resample_to(audio, rate_hz, f.sample_rate_hz), f.sample_rate_hz, f, where)
+        return [t[0].numpy() for t in self.model(torch.from_numpy(sp[None]), torch.from_numpy(se[None]))]
+
+    @torch.no_grad()
+    def run(self, spatial: np.ndarray, semantic: np.ndarray) -> list[np.ndarray]:
+        """Feature frames -> the five outputs, batch axis removed (the ONNX runtime's twin)."""
+        return [t[0].numpy() for t in self.model(torch.from_numpy(spatial[None]), torch.from_numpy(semantic[None]))]
+
+    def localize(self, clip: Clip) -> list[SourceEstimate]:
+        acc, logd = self.frames(clip.audio, clip.sample_rate_hz, clip.scene_id)[:2]
+        return decode_clip(acc, logd, self.model.cfg.labels, self.model.cfg.output_rate_hz, self.decode)

@@ -1,0 +1,1 @@
+"""torch models: the spatial (SELD) encoder, the semantic encoder and their builders."""

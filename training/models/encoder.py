@@ -1,0 +1,149 @@
+"""The joint binaural encoder (stage 1 of the curriculum) and its checkpoints.
+
+Outputs per output frame (10 per second for the default):
+- accdoa (B, T, C, 3): for each class, activity x unit direction vector in the
+  head frame of ARCHITECTURE.md (+x ahead, +y left, +z up); the vector's length
+  is the class's activity (the ACCDOA format of Shimada et al. 2021, with
+  distance as in the DCASE 2024 SELD baseline, one track per class).
+  Inside, the direction is built in interaural-polar coordinates, the way two
+  ears hear: the lateral angle (sin = y; from ITD and ILD, unambiguous) is a
+  regression, the polar angle around the ear axis (front, up, back, down; from
+  the pinna's spectral cues, ambiguous on the cone of confusion) a
+  classification over bins, decoded at the most probable bin. Regressing a
+  Cartesian vector instead makes an uncertain front/back hedge towards the ear
+  axis and drags the lateral angle with it. The activity is a sigmoid trained
+  with cross-entropy. The heads read both branches (dense fusion), so class
+  identity comes from the semantic stream as well.
+- log_distance (B, T, C): ln(distance / 1 m) of each class's source.
+- class_logits (B, T, C): the semantic branch's frame-wise class logits.
+- spatial_emb (B, T, Ds), semantic_emb (B, T, Dm): frame embeddings for the LLM.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from agent.core.errors import BinauraError
+from training.models.branch import Branch, time_context
+from training.models.config import BUILDERS, EncoderConfig
+
+OUTPUT_NAMES = ("accdoa", "log_distance", "class_logits", "spatial_emb", "semantic_emb")
+
+
+class BinauralEncoder(nn.Module):
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.cfg = cfg.validate()
+        n_bins, n_cls = cfg.features.n_mels, len(cfg.labels)
+        # Feature normalisation lives in the model (and so in the ONNX graph): set from
+        # training-data statistics by `set_normalisation`, identity until then.
+        self.register_buffer("spatial_mean", torch.zeros(cfg.spatial.in_channels, 1, n_bins))
+        self.register_buffer("spatial_std", torch.ones(cfg.spatial.in_channels, 1, n_bins))
+        self.register_buffer("semantic_mean", torch.zeros(1, n_bins))
+        self.register_buffer("semantic_std", torch.ones(1, n_bins))
+        self.spatial = Branch(cfg.spatial, n_bins)
+        self.semantic = Branch(cfg.semantic, n_bins)
+        fused = cfg.spatial.d_model + cfg.semantic.d_model
+        self.activity_head = nn.Linear(fused, n_cls)
+        self.lateral_head = nn.Linear(fused, n_cls)
+        self.polar_head = nn.Linear(fused, n_cls * cfg.polar_bins)
+        centres = torch.arange(cfg.polar_bins) * (2 * torch.pi / cfg.polar_bins)
+        self.register_buffer("polar_cos", torch.cos(centres))
+        self.register_buffer("polar_sin", torch.sin(centres))
+        self.distance_head = nn.Linear(fused, n_cls)
+        self.class_head = nn.Linear(cfg.semantic.d_model, n_cls)
+        lo, hi = cfg.log_distance_range
+        with torch.no_grad():  # start at the middle of the distance range
+            self.distance_head.bias.fill_((lo + hi) / 2)
+
+    def set_normalisation(self, spatial_mean, spatial_std, semantic_mean, semantic_std) -> None:
+        """Per-channel, per-band statistics; spatial (C, F), semantic (F,)."""
+        with torch.no_grad():
+            self.spatial_mean.copy_(torch.as_tensor(spatial_mean).reshape(self.spatial_mean.shape))
+            self.spatial_std.copy_(torch.as_tensor(spatial_std).reshape(self.spatial_std.shape).clamp_min(1e-3))
+            self.semantic_mean.copy_(torch.as_tensor(semantic_mean).reshape(self.semantic_mean.shape))
+            self.semantic_std.copy_(torch.as_tensor(semantic_std).reshape(self.semantic_std.shape).clamp_min(1e-3))
+
+    def forward(self, spatial: torch.Tensor, semantic: torch.Tensor, training_outputs: bool = False):
+        """spatial (B, 6, T, F), semantic (B, T, F) -> the five outputs named in OUTPUT_NAMES
+        (plus activity logits and unit directions when training_outputs)."""
+        xs = (spatial - self.spatial_mean) / self.spatial_std
+        xm = ((semantic - self.semantic_mean) / self.semantic_std).unsqueeze(1)
+        hs = self.spatial(xs)
+        hm = self.semantic(xm)
+        b, t, _ = hs.shape
+        hf = torch.cat([hs, hm], dim=-1)
+        activity_logits = self.activity_head(hf)
+        sin_lat = torch.tanh(self.lateral_head(hf))  # (B, T, C)
+        polar_logits = self.polar_head(hf).reshape(b, t, sin_lat.shape[-1], -1)  # (B, T, C, K)
+        unit = self._unit(sin_lat, polar_logits)
+        accdoa = torch.sigmoid(activity_logits).unsqueeze(-1) * unit
+        lo, hi = self.cfg.log_distance_range
+        log_distance = self.distance_head(hf).clamp(lo, hi)
+        class_logits = self.class_head(hm)
+        if training_outputs:
+            return accdoa, log_distance, class_logits, hs, hm, activity_logits, sin_lat, polar_logits
+        return accdoa, log_distance, class_logits, hs, hm
+
+    def _unit(self, sin_lat: torch.Tensor, polar_logits: torch.Tensor) -> torch.Tensor:
+        """Unit vector from the lateral sine and the polar bins: the probability-weighted mean
+        direction of the most probable bin and its two neighbours (a bimodal front/back
+        posterior is resolved, not averaged)."""
+        k = polar_logits.shape[-1]
+        p = torch.softmax(polar_logits, dim=-1)
+        top = torch.argmax(p, dim=-1, keepdim=True)
+        offset = torch.remainder(torch.arange(k, device=p.device) - top + k // 2, k) - k // 2
+        w = p * (offset.abs() <= 1).to(p.dtype)
+        c = (w * self.polar_cos).sum(-1)
+        s = (w * self.polar_sin).sum(-1)
+        norm = torch.sqrt(c * c + s * s + 1e-12)
+        cos_lat = torch.sqrt((1 - sin_lat * sin_lat).clamp_min(0.0))
+        # interaural-polar -> head frame: x = cos(lat) cos(pol), y = sin(lat), z = cos(lat) sin(pol)
+        return torch.stack([cos_lat * c / norm, sin_lat, cos_lat * s / norm], dim=-1)
+
+    def time_context(self) -> tuple[int, int]:
+        """(left, right) input frames each output frame depends on, over both branches."""
+        a, b = time_context(self.cfg.spatial), time_context(self.cfg.semantic)
+        return max(a[0], b[0]), max(a[1], b[1])
+
+    @property
+    def time_pool(self) -> int:
+        return self.cfg.spatial.time_pool
+
+
+def build_encoder(size: str = "small") -> BinauralEncoder:
+    if size not in BUILDERS:
+        raise BinauraError(f"unknown encoder size {size!r}; expected one of {', '.join(BUILDERS)}")
+    return BinauralEncoder(BUILDERS[size]())
+
+
+def n_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def save_checkpoint(path: str | os.PathLike, model: BinauralEncoder, **extra) -> None:
+    """Weights with the config that built them; written to a temp name, then renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"format": "binaura-encoder-v1", "config": model.cfg.to_dict(),
+                "model": model.state_dict(), **extra}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[BinauralEncoder, dict]:
+    """A model ready for eval, and the checkpoint dict (history, step, ...)."""
+    path = Path(path)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as e:
+        raise BinauraError(f"{path}: not a readable torch checkpoint ({e})") from e
+    if not isinstance(ck, dict) or ck.get("format") != "binaura-encoder-v1":
+        raise BinauraError(f"{path}: expected a binaura encoder checkpoint (format binaura-encoder-v1)")
+    model = BinauralEncoder(EncoderConfig.from_dict(ck["config"]))
+    model.load_state_dict(ck["model"])
+    return model.eval(), ck

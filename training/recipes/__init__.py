@@ -1,0 +1,1 @@
+"""Training recipes: stage 1 (encoders), later SFT and GRPO."""

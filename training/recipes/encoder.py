@@ -1,0 +1,346 @@
+"""Stage 1: multi-task SELD training of the joint encoder on cached scene features.
+
+Losses (weights are config fields): activity cross-entropy; on active frames,
+the squared error of the lateral sine and the cross-entropy of the polar angle
+against Gaussian-smoothed bin targets (together with the activity they make the
+ACCDOA output); log-distance squared error on active frames; and the semantic
+branch's frame-wise class cross-entropy. Augmentation: left-right
+mirroring of the features with azimuth negated (exact for a symmetric head, and
+it doubles direction coverage), and band masking of the level/phase maps so
+that no single pinna notch of one head is relied upon.
+
+Everything a run needs to continue is in `last.pt`; `--resume` picks it up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from agent.core.dataset import read_dataset, write_json
+from agent.core.errors import BinauraError, ConfigError
+from agent.core.features import mirror_spatial
+from agent.core.seld import DecodeConfig, decode_clip
+from training.eval.metrics import localization_metrics, match_clip
+from training.models.encoder import (
+    BinauralEncoder,
+    build_encoder,
+    load_checkpoint,
+    n_parameters,
+    save_checkpoint,
+)
+from training.recipes.encoder_data import FeatureCache
+
+
+@dataclass
+class EncoderTrainConfig:
+    size: str = "small"
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    warmup_steps: int = 200
+    w_activity: float = 1.0
+    w_lateral: float = 2.0
+    w_polar: float = 0.5
+    polar_smoothing_bins: float = 1.0  # Gaussian soft targets over neighbouring polar bins
+    w_distance: float = 0.1
+    w_semantic: float = 0.2
+    p_mirror: float = 0.5
+    p_band_mask: float = 0.5
+    max_band_mask: int = 4
+    val_clips: int = 400
+    eval_every: int = 250
+    threads: int = 0  # 0: all cores
+    device: str = "auto"  # auto: CUDA when present, else CPU (the same recipe, faster)
+    seed: int = 0
+
+    def validate(self) -> EncoderTrainConfig:
+        p = []
+        for name in ("steps", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                p.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            p.append(f"lr must be > 0, got {self.lr}")
+        for name in ("p_mirror", "p_band_mask"):
+            if not 0 <= getattr(self, name) <= 1:
+                p.append(f"{name} must be in [0, 1]")
+        if self.device not in ("auto", "cpu", "cuda"):
+            p.append(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.val_clips < 0:
+            p.append("val_clips must be >= 0")
+        if p:
+            raise ConfigError(p, "encoder training config")
+        return self
+
+
+def seld_loss(model_out, accdoa_t, logd_t, active_t, cfg: EncoderTrainConfig) -> dict[str, torch.Tensor]:
+    """model_out: the model's outputs with training_outputs=True. accdoa_t holds unit vectors
+    (x ahead, y left, z up) on active frames."""
+    accdoa, logd, class_logits, _, _, activity_logits, sin_lat, polar_logits = model_out
+    w = active_t.float()
+    n_active = w.sum().clamp_min(1.0)
+    l_act = nn.functional.binary_cross_entropy_with_logits(activity_logits, w)
+    l_lat = ((sin_lat - accdoa_t[..., 1]).pow(2) * w).sum() / n_active
+    k = polar_logits.shape[-1]
+    polar_t = torch.atan2(accdoa_t[..., 2], accdoa_t[..., 0])  # angle around the ear axis, 0 = ahead
+    centres = torch.arange(k, device=polar_t.device) * (2 * math.pi / k)
+    d = torch.remainder(centres - polar_t.unsqueeze(-1) + math.pi, 2 * math.pi) - math.pi
+    soft = torch.exp(-0.5 * (d / (cfg.polar_smoothing_bins * 2 * math.pi / k)).pow(2))
+    soft = soft / soft.sum(-1, keepdim=True)
+    ce = -(soft * torch.log_softmax(polar_logits, dim=-1)).sum(-1)
+    # the polar angle is undefined at the ear axis itself: weight by cos^2(lateral)
+    wp = w * (accdoa_t[..., 0].pow(2) + accdoa_t[..., 2].pow(2))
+    l_pol = (ce * wp).sum() / wp.sum().clamp_min(1.0)
+    l_dist = ((logd - logd_t).pow(2) * w).sum() / n_active
+    l_sem = nn.functional.binary_cross_entropy_with_logits(class_logits, w)
+    with torch.no_grad():  # monitored, not optimised: the mean angle between unit vectors on active frames
+        cos = (accdoa / accdoa.norm(dim=-1, keepdim=True).clamp_min(1e-6) * accdoa_t).sum(-1).clamp(-1, 1)
+        angle = (torch.rad2deg(torch.acos(cos)) * w).sum() / n_active
+    total = (cfg.w_activity * l_act + cfg.w_lateral * l_lat + cfg.w_polar * l_pol + cfg.w_distance * l_dist
+             + cfg.w_semantic * l_sem)
+    return {"loss": total, "activity": l_act, "lateral": l_lat, "polar": l_pol, "distance": l_dist,
+            "semantic": l_sem, "frame_angle_deg": angle}
+
+
+class Batches:
+    """Random batches from the cache's training clips, with augmentation, as torch tensors."""
+
+    def __init__(self, cache: FeatureCache, indices: np.ndarray, cfg: EncoderTrainConfig, rng: np.random.Generator):
+        self.cache, self.idx, self.cfg, self.rng = cache, indices, cfg, rng
+        # The whole cache in RAM (float16): the training loop then never waits on disk.
+        self.spatial = np.asarray(cache.spatial)
+        self.semantic = np.asarray(cache.semantic)
+
+    def sample(self):
+        cfg, rng = self.cfg, self.rng
+        pick = np.sort(rng.choice(self.idx, size=cfg.batch_size, replace=len(self.idx) < cfg.batch_size))
+        sp = torch.from_numpy(self.spatial[pick].astype(np.float32))
+        se = torch.from_numpy(self.semantic[pick].astype(np.float32))
+        acc = torch.from_numpy(self.cache.accdoa[pick].astype(np.float32))
+        logd = torch.from_numpy(self.cache.log_distance[pick])
+        act = torch.from_numpy(self.cache.active[pick])
+        mirror = torch.from_numpy(rng.random(len(pick)) < cfg.p_mirror)
+        if mirror.any():
+            sp[mirror] = mirror_spatial(sp[mirror])
+            acc[mirror, ..., 1] = -acc[mirror, ..., 1]
+        for b in np.flatnonzero(rng.random(len(pick)) < cfg.p_band_mask):
+            width = int(rng.integers(1, cfg.max_band_mask + 1))
+            lo = int(rng.integers(0, sp.shape[-1] - width))
+            # channels 0-4 (levels and phases); replaced by the band's mean over the clip
+            sp[b, :5, :, lo:lo + width] = sp[b, :5, :, lo:lo + width].mean(dim=1, keepdim=True)
+        return sp, se, acc, logd, act
+
+
+def _lr_at(step: int, cfg: EncoderTrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+@torch.no_grad()
+def evaluate(model: BinauralEncoder, cache: FeatureCache, indices: np.ndarray, scenes, cfg: EncoderTrainConfig,
+             batch: int = 32) -> dict:
+    """Validation losses and decoded localization metrics on held-out training-split clips."""
+    model.eval()
+    dev = next(model.parameters()).device
+    sums: dict[str, float] = {}
+    results = []
+    rate = model.cfg.output_rate_hz
+    for i in range(0, len(indices), batch):
+        pick = indices[i:i + batch]
+        sp = torch.from_numpy(np.asarray(cache.spatial[pick], dtype=np.float32)).to(dev)
+        se = torch.from_numpy(np.asarray(cache.semantic[pick], dtype=np.float32)).to(dev)
+        out = model(sp, se, training_outputs=True)
+        tg = (torch.from_numpy(cache.accdoa[pick].astype(np.float32)), torch.from_numpy(cache.log_distance[pick]),
+              torch.from_numpy(cache.active[pick]))
+        losses = seld_loss(out, *(t.to(dev) for t in tg), cfg)
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * len(pick)
+        acc, logd = out[0].cpu().numpy(), out[1].cpu().numpy()
+        for j, ci in enumerate(pick):
+            preds = decode_clip(acc[j], logd[j], model.cfg.labels, rate)
+            results.append(match_clip(scenes[ci], preds))
+    model.train()
+    m = localization_metrics(results)
+    keep = ("angular_error_mean_deg", "front_back_confusion", "distance_er05", "class_accuracy", "detection_f1")
+    one = m["by_condition"].get("n_sources=1", {})
+    return {**{f"val_{k}": v / max(1, len(indices)) for k, v in sums.items()},
+            **{k: m[k] for k in keep}, "one_source_angular_error_deg": one.get("angular_error_mean_deg")}
+
+
+@torch.no_grad()
+def tune_decode(model: BinauralEncoder, cache: FeatureCache, indices: np.ndarray, scenes,
+                thresholds=(0.3, 0.4, 0.5, 0.6, 0.7), min_frames=(2, 3, 5, 8)) -> tuple[DecodeConfig, dict]:
+    """Choose the decoding threshold and minimum duration on held-out training-split clips
+    (never the benchmark): maximise detection F1 x (1 - ER20)."""
+    model.eval()
+    dev = next(model.parameters()).device
+    outs = []
+    for i in range(0, len(indices), 32):
+        pick = indices[i:i + 32]
+        o = model(torch.from_numpy(np.asarray(cache.spatial[pick], dtype=np.float32)).to(dev),
+                  torch.from_numpy(np.asarray(cache.semantic[pick], dtype=np.float32)).to(dev))
+        outs += [(ci, o[0][j].cpu().numpy(), o[1][j].cpu().numpy()) for j, ci in enumerate(pick)]
+    best, best_score, table = None, -1.0, []
+    for th in thresholds:
+        for mf in min_frames:
+            dc = DecodeConfig(activity_threshold=th, min_frames=mf)
+            res = [match_clip(scenes[ci], decode_clip(a, d, model.cfg.labels, model.cfg.output_rate_hz, dc))
+                   for ci, a, d in outs]
+            m = localization_metrics(res)
+            score = (m["detection_f1"] or 0.0) * (1.0 - (m["er20"] if m["er20"] is not None else 1.0))
+            table.append({"activity_threshold": th, "min_frames": mf, "score": score,
+                          "detection_f1": m["detection_f1"], "er20": m["er20"],
+                          "angular_error_mean_deg": m["angular_error_mean_deg"]})
+            if score > best_score:
+                best, best_score = dc, score
+    model.train()
+    return best, {"grid": table, "chosen": dataclasses.asdict(best), "clips": len(indices)}
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    tr = [h for h in history if "loss" in h]
+    for key in ("loss", "activity", "lateral", "polar", "distance", "semantic"):
+        axes[0].plot([h["step"] for h in tr], [h[key] for h in tr], label=f"train {key}")
+    ev = [h for h in history if "val_loss" in h]
+    if ev:
+        axes[0].plot([h["step"] for h in ev], [h["val_loss"] for h in ev], "k--o", label="val loss")
+        axes[1].plot([h["step"] for h in ev], [h["angular_error_mean_deg"] for h in ev], "-o", label="angular error (deg)")
+        ax2 = axes[1].twinx()
+        ax2.plot([h["step"] for h in ev], [h["class_accuracy"] or 0 for h in ev], "g-s", label="class accuracy")
+        ax2.set_ylim(0, 1)
+        ax2.legend(loc="upper right")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("step")
+    axes[0].legend(fontsize=7)
+    axes[1].set_xlabel("step")
+    axes[1].legend(loc="upper left")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def finalize_decode(best_path: Path, cache: FeatureCache, val_idx: np.ndarray, scenes) -> DecodeConfig:
+    """Tune the decoding on validation clips and store it in the checkpoint (the export copies it)."""
+    model, ck = load_checkpoint(best_path)
+    dc, report = tune_decode(model, cache, val_idx, scenes)
+    extra = {k: v for k, v in ck.items() if k not in ("format", "config", "model")}
+    extra.update(decode=dataclasses.asdict(dc), decode_tuning=report)
+    save_checkpoint(best_path, model, **extra)
+    print(f"decoding tuned on {len(val_idx)} validation clips: threshold {dc.activity_threshold}, "
+          f"min_frames {dc.min_frames}", flush=True)
+    return dc
+
+
+def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: EncoderTrainConfig,
+                  resume: bool = False, init: str | None = None, progress: bool = True) -> Path:
+    """Train; returns the path of the best checkpoint (weights and config only)."""
+    cfg.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    last = out / "last.pt"
+    state = None
+    if resume:
+        if not last.exists():
+            raise BinauraError(f"--resume: {last} does not exist; start without --resume")
+        model, state = load_checkpoint(last)
+        saved = state.get("train_config", {})
+        if saved.get("size") != cfg.size:
+            raise BinauraError(f"--resume: {last} was trained with size {saved.get('size')!r}, not {cfg.size!r}")
+    elif init:
+        model, _ = load_checkpoint(init)
+    else:
+        model = build_encoder(cfg.size)
+    cache = FeatureCache(cache_dir, model.cfg)
+    if state is None and init is None:
+        meta = cache.meta
+        model.set_normalisation(np.array(meta["spatial_mean"]), np.array(meta["spatial_std"]),
+                                np.array(meta["semantic_mean"]), np.array(meta["semantic_std"]))
+    n = len(cache)
+    n_val = min(cfg.val_clips, n // 5)
+    train_idx, val_idx = np.arange(n - n_val), np.arange(n - n_val, n)
+    scenes = read_dataset(cache.meta["data"], check_audio=False).scenes if n_val else []
+    dev = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+                       else "cpu")
+    model.to(dev).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(cfg.seed)
+    step, history, best = 0, [], math.inf
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        step, history, best = state["step"], state["history"], state.get("best", math.inf)
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+    batches = Batches(cache, train_idx, cfg, rng)
+    print(f"encoder {cfg.size} on {dev}: {n_parameters(model) / 1e6:.2f} M parameters; {len(train_idx)} training clips, "
+          f"{n_val} validation clips; steps {step}..{cfg.steps}", flush=True)
+    bar = tqdm(total=cfg.steps, initial=step, desc="train encoder", unit="step", disable=not progress)
+    t0, run = time.perf_counter(), {}
+    while step < cfg.steps:
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(step, cfg)
+        sp, se, acc, logd, act = (t.to(dev, non_blocking=True) for t in batches.sample())
+        losses = seld_loss(model(sp, se, training_outputs=True), acc, logd, act, cfg)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        step += 1
+        for k, v in losses.items():
+            run[k] = run.get(k, 0.0) + float(v.detach())
+        if step % 25 == 0 or step == cfg.steps:
+            k = 25 if step % 25 == 0 else step % 25
+            row = {"step": step, "lr": _lr_at(step - 1, cfg), **{kk: v / k for kk, v in run.items()},
+                   "elapsed_s": round(time.perf_counter() - t0, 1)}
+            history.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", lat=f"{row['lateral']:.4f}", pol=f"{row['polar']:.3f}",
+                            ang=f"{row['frame_angle_deg']:.1f}")
+            run = {}
+        bar.update()
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            row = {"step": step}
+            if n_val:
+                row.update(evaluate(model, cache, val_idx, scenes, cfg))
+                tqdm.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()
+                                                      if isinstance(v, float)))
+                history.append(row)
+                score = row["val_loss"]
+                if score < best:
+                    best = score
+                    save_checkpoint(out / "best.pt", model, train_config=dataclasses.asdict(cfg), step=step,
+                                    metrics=row)
+            save_checkpoint(last, model, train_config=dataclasses.asdict(cfg), step=step, history=history,
+                            optimizer=opt.state_dict(), rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(),
+                            best=best)
+            write_json(out / "history.json", history)
+            plot_history(history, out / "loss.png")
+    bar.close()
+    if not (out / "best.pt").exists():
+        save_checkpoint(out / "best.pt", model, train_config=dataclasses.asdict(cfg), step=step)
+    if n_val:
+        finalize_decode(out / "best.pt", cache, val_idx, scenes)
+    (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+    return out / "best.pt"
