@@ -40,3 +40,13 @@ def test_models_without_classes_or_distance_give_null():
     m = localization_metrics([match_clip(scene(("dog", 0.0, 0.0, 2.0)), [SourceEstimate(5.0)])])
     assert m["class_accuracy"] is None and m["distance_mae_m"] is None
     assert "n_sources=1" in m["by_condition"] and "head=kemar-mit" in m["by_condition"]
+
+
+def test_each_clip_counts_once_per_condition():
+    from agent.core.scene import Scene, SourceLabel
+    from training.eval.metrics import localization_metrics, match_clip
+
+    scenes = [Scene(f"s{i}", "a.wav", 48_000, 5.0, [SourceLabel("dog", 30.0, 0.0, 2.0, 0.0, 5.0)], None, "kemar-mit")
+              for i in range(3)]
+    m = localization_metrics([match_clip(s, []) for s in scenes])
+    assert m["by_condition"]["n_sources=1,head=kemar-mit"]["n_sources"] == 3

@@ -113,8 +113,10 @@ def conditions(scene: Scene) -> list[str]:
     n = f"n_sources={len(scene.sources)}"
     room = f"room={scene.room_kind}"
     head = f"head={scene.hrtf}"
-    return [n, room, head, f"{n},{head}", f"{room},{head}",
-            f"n_sources={'1' if len(scene.sources) == 1 else '2-3'},{head}"]
+    # dict.fromkeys: a one-source clip's "n_sources=1,head=..." appears twice in the list
+    # below and must be counted once
+    return list(dict.fromkeys([n, room, head, f"{n},{head}", f"{room},{head}",
+                               f"n_sources={'1' if len(scene.sources) == 1 else '2-3'},{head}"]))
 
 
 def localization_metrics(results: list[ClipResult]) -> dict:
