@@ -59,8 +59,9 @@ def run_demo(out: str | Path, seed: int = 7, index: int = 0, model_names: tuple[
             lines.append(f"({model.name} also reported {extra} source(s) that are not there)")
     if any(m.name == "gccphat" for m in models):
         lines.append("\nThe classical baseline (gccphat) hears interaural time and level differences only: it cannot "
-                     "tell front from back, names no classes and gives no distance. The trained encoder reads the "
-                     "pinna's spectral cues as well, and names each sound.")
+                     "tell front from back, names no classes and gives no distance. The trained encoder names each "
+                     "sound and says how far it is; its front/back and elevation are still weak "
+                     "(BENCHMARKS.md).")
     text = "\n".join(lines)
     print(text)
     return text
