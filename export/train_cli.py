@@ -15,8 +15,10 @@ def cmd_train_encoder(args) -> int:
     overrides = {k: v for k, v in (("size", args.size), ("steps", args.steps), ("batch_size", args.batch_size),
                                    ("lr", args.lr), ("threads", args.threads), ("seed", args.seed),
                                    ("eval_every", args.eval_every), ("val_clips", args.val_clips),
-                                   ("device", args.device))
+                                   ("device", args.device), ("warmup_steps", args.warmup_steps))
                  if v is not None}
+    if args.no_polar_heads:
+        overrides["no_polar_heads"] = tuple(h.strip() for h in args.no_polar_heads.split(",") if h.strip())
     cfg = dataclasses.replace(EncoderTrainConfig(), **overrides).validate()
     data = Path(args.data)
     if not (data / "scenes.jsonl").exists():
@@ -50,6 +52,8 @@ def add_parsers(sub) -> None:
     e.add_argument("--steps", type=int)
     e.add_argument("--batch-size", type=int)
     e.add_argument("--lr", type=float)
+    e.add_argument("--warmup-steps", type=int)
+    e.add_argument("--no-polar-heads", help="comma-separated heads without polar cues (e.g. sphere): no polar loss")
     e.add_argument("--eval-every", type=int)
     e.add_argument("--val-clips", type=int)
     e.add_argument("--threads", type=int, help="torch threads (default: all cores)")

@@ -54,6 +54,9 @@ class EncoderTrainConfig:
     w_lateral: float = 2.0
     w_polar: float = 0.5
     polar_smoothing_bins: float = 1.0  # Gaussian soft targets over neighbouring polar bins
+    #: heads whose polar angle carries no cue (a sphere is front/back symmetric) get no polar
+    #: loss when named here; empty for the shipped default (see BENCHMARKS.md)
+    no_polar_heads: tuple[str, ...] = ()
     w_distance: float = 0.1
     w_semantic: float = 0.2
     p_mirror: float = 0.5
@@ -84,7 +87,8 @@ class EncoderTrainConfig:
         return self
 
 
-def seld_loss(model_out, accdoa_t, logd_t, active_t, cfg: EncoderTrainConfig) -> dict[str, torch.Tensor]:
+def seld_loss(model_out, accdoa_t, logd_t, active_t, cfg: EncoderTrainConfig,
+              polar_ok: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """model_out: the model's outputs with training_outputs=True. accdoa_t holds unit vectors
     (x ahead, y left, z up) on active frames."""
     accdoa, logd, class_logits, _, _, activity_logits, sin_lat, polar_logits = model_out
@@ -101,6 +105,8 @@ def seld_loss(model_out, accdoa_t, logd_t, active_t, cfg: EncoderTrainConfig) ->
     ce = -(soft * torch.log_softmax(polar_logits, dim=-1)).sum(-1)
     # the polar angle is undefined at the ear axis itself: weight by cos^2(lateral)
     wp = w * (accdoa_t[..., 0].pow(2) + accdoa_t[..., 2].pow(2))
+    if polar_ok is not None:  # (B,): clips rendered through a head with polar cues
+        wp = wp * polar_ok.to(wp.dtype)[:, None, None]
     l_pol = (ce * wp).sum() / wp.sum().clamp_min(1.0)
     l_dist = ((logd - logd_t).pow(2) * w).sum() / n_active
     l_sem = nn.functional.binary_cross_entropy_with_logits(class_logits, w)
@@ -113,6 +119,12 @@ def seld_loss(model_out, accdoa_t, logd_t, active_t, cfg: EncoderTrainConfig) ->
             "semantic": l_sem, "frame_angle_deg": angle}
 
 
+def polar_mask(cache: FeatureCache, cfg: EncoderTrainConfig) -> np.ndarray:
+    """(N,) bool: clips whose head has polar (pinna) cues."""
+    heads = cache.meta.get("hrtf") or [""] * len(cache)
+    return np.array([h not in cfg.no_polar_heads for h in heads])
+
+
 class Batches:
     """Random batches from the cache's training clips, with augmentation, as torch tensors."""
 
@@ -121,6 +133,7 @@ class Batches:
         # The whole cache in RAM (float16): the training loop then never waits on disk.
         self.spatial = np.asarray(cache.spatial)
         self.semantic = np.asarray(cache.semantic)
+        self.polar_ok = polar_mask(cache, cfg)
 
     def sample(self):
         cfg, rng = self.cfg, self.rng
@@ -139,7 +152,7 @@ class Batches:
             lo = int(rng.integers(0, sp.shape[-1] - width))
             # channels 0-4 (levels and phases); replaced by the band's mean over the clip
             sp[b, :5, :, lo:lo + width] = sp[b, :5, :, lo:lo + width].mean(dim=1, keepdim=True)
-        return sp, se, acc, logd, act
+        return sp, se, acc, logd, act, torch.from_numpy(self.polar_ok[pick])
 
 
 def _lr_at(step: int, cfg: EncoderTrainConfig) -> float:
@@ -165,7 +178,8 @@ def evaluate(model: BinauralEncoder, cache: FeatureCache, indices: np.ndarray, s
         out = model(sp, se, training_outputs=True)
         tg = (torch.from_numpy(cache.accdoa[pick].astype(np.float32)), torch.from_numpy(cache.log_distance[pick]),
               torch.from_numpy(cache.active[pick]))
-        losses = seld_loss(out, *(t.to(dev) for t in tg), cfg)
+        losses = seld_loss(out, *(t.to(dev) for t in tg), cfg,
+                           polar_ok=torch.from_numpy(polar_mask(cache, cfg)[pick]).to(dev))
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(pick)
         acc, logd = out[0].cpu().numpy(), out[1].cpu().numpy()
@@ -302,8 +316,8 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
     while step < cfg.steps:
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, cfg)
-        sp, se, acc, logd, act = (t.to(dev, non_blocking=True) for t in batches.sample())
-        losses = seld_loss(model(sp, se, training_outputs=True), acc, logd, act, cfg)
+        sp, se, acc, logd, act, polar_ok = (t.to(dev, non_blocking=True) for t in batches.sample())
+        losses = seld_loss(model(sp, se, training_outputs=True), acc, logd, act, cfg, polar_ok=polar_ok)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
