@@ -20,7 +20,9 @@ import numpy as np
 import torch
 
 from agent.core.dataset import write_json
-from agent.core.seld import DecodeConfig
+from agent.core.features import compute_features
+from agent.core.geometry import great_circle_deg
+from agent.core.seld import DecodeConfig, decode_clip
 from agent.localize.encoder import (
     CONVENTION,
     MANIFEST,
@@ -57,15 +59,12 @@ def _to_fp16(src: Path, dst: Path) -> None:
 
 def parity(model: BinauralEncoder, runtime: EncoderRuntime, inputs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
     """Max |torch - ONNX| per output over the inputs, and whether decoded classes agree."""
-    from agent.core.seld import decode_clip  # noqa: PLC0415
-
     dc = runtime.decode
     worst = dict.fromkeys(OUTPUTS, 0.0)
     same_sources = 0
     max_dir_diff = 0.0
     for sp, se in inputs:
-        with torch.no_grad():
-            ref = [t[0].numpy() for t in model(torch.from_numpy(sp[None]), torch.from_numpy(se[None]))]
+        ref = model.infer(sp, se)
         got = runtime.run(sp, se)
         for name, r in zip(OUTPUTS, ref, strict=True):
             worst[name] = max(worst[name], float(np.abs(r - getattr(got, name)).max()))
@@ -74,8 +73,6 @@ def parity(model: BinauralEncoder, runtime: EncoderRuntime, inputs: list[tuple[n
         if [s.label for s in a] == [s.label for s in b]:
             same_sources += 1
             for x, y in zip(a, b, strict=True):
-                from agent.core.geometry import great_circle_deg  # noqa: PLC0415
-
                 max_dir_diff = max(max_dir_diff, float(great_circle_deg(x.azimuth_deg, x.elevation_deg,
                                                                         y.azimuth_deg, y.elevation_deg)))
     return {"max_abs_diff": worst, "clips": len(inputs), "same_decoded_classes": same_sources,
@@ -85,8 +82,6 @@ def parity(model: BinauralEncoder, runtime: EncoderRuntime, inputs: list[tuple[n
 def export_encoder(checkpoint: str | os.PathLike, out: str | os.PathLike, fp16: bool = True,
                    verify_audio: list[tuple[np.ndarray, int]] | None = None) -> dict:
     """Write OUT/encoder.onnx (+ encoder.fp16.onnx) and OUT/encoder.json; returns the manifest."""
-    from agent.core.features import compute_features  # noqa: PLC0415
-
     model, ck = load_checkpoint(checkpoint)
     model.eval()
     out = Path(out)

@@ -7,6 +7,7 @@ on the same audio. encoder_rtf = compute time / audio time.
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import time
@@ -14,9 +15,25 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.localize.encoder import EncoderRuntime, StreamingEncoder
+from agent.localize.encoder import EncoderFrames, EncoderRuntime, StreamingEncoder
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "training" / "assets" / "encoder_small.pt"
+HOP_KEYS = ("encoder_ms_per_hop", "encoder_ms_per_hop_p95", "encoder_rtf")
+
+
+class _TorchRuntime:
+    """A training checkpoint behind the interface StreamingEncoder uses (torch eager)."""
+
+    def __init__(self, checkpoint):
+        from training.models.encoder import load_checkpoint  # noqa: PLC0415
+
+        self.model, _ = load_checkpoint(checkpoint)
+        self.features = self.model.cfg.features
+        self.time_pool = self.model.time_pool
+        self.context_left, self.context_right = self.model.time_context()
+
+    def run(self, spatial: np.ndarray, semantic: np.ndarray) -> EncoderFrames:
+        return EncoderFrames(0, *self.model.infer(spatial, semantic))
 
 
 def _stream(rt, audio: np.ndarray, hop_frames: int, repeats: int) -> dict:
@@ -58,36 +75,20 @@ def bench_speed(model: str | None = None, checkpoint: str | None = None, seconds
               "audio_s": seconds, **_stream(rt, audio, hop_frames, repeats),
               "ttft_ms": None, "decode_tok_s": None,  # the language model arrives with its own issue
               "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-              "cpu_count": __import__("os").cpu_count()}
-    backends = {"onnxruntime-fp32": {k: result[k] for k in ("encoder_ms_per_hop", "encoder_ms_per_hop_p95",
-                                                            "encoder_rtf")}}
+              "cpu_count": os.cpu_count()}
+    backends = {"onnxruntime-fp32": {k: result[k] for k in HOP_KEYS}}
     if "fp16" in rt.manifest["files"]:
         r16 = _stream(EncoderRuntime(model, precision="fp16", threads=1), audio, hop_frames, repeats)
-        backends["onnxruntime-fp16"] = {k: r16[k] for k in ("encoder_ms_per_hop", "encoder_ms_per_hop_p95",
-                                                            "encoder_rtf")}
+        backends["onnxruntime-fp16"] = {k: r16[k] for k in HOP_KEYS}
     if torch_baseline:
         import torch  # noqa: PLC0415
 
-        from training.eval.torch_localizer import TorchEncoderLocalizer  # noqa: PLC0415
-
-        ck = checkpoint or DEFAULT_CHECKPOINT
         torch.set_num_threads(1)
-        twin = TorchEncoderLocalizer(ck)
-        for attr in ("features", "time_pool", "context_left", "context_right"):
-            setattr(twin, attr, getattr(rt, attr))
-        twin.run = _as_frames(twin.run)
-        rt_t = _stream(twin, audio, hop_frames, repeats)
-        backends[f"torch-eager {torch.__version__}"] = {k: rt_t[k] for k in ("encoder_ms_per_hop",
-                                                                             "encoder_ms_per_hop_p95", "encoder_rtf")}
+        r_t = _stream(_TorchRuntime(checkpoint or DEFAULT_CHECKPOINT), audio, hop_frames, repeats)
+        backends[f"torch-eager {torch.__version__}"] = {k: r_t[k] for k in HOP_KEYS}
     result["backends"] = backends
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
-
-
-def _as_frames(run):
-    from agent.localize.encoder import EncoderFrames  # noqa: PLC0415
-
-    return lambda sp, se: EncoderFrames(0, *run(sp, se))
 
 
 def speed_table(r: dict) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 
 from agent.core.audio import resample_to
 from agent.core.errors import BinauraError
-from agent.core.features import FeatureConfig, StreamingFeatures, compute_features
+from agent.core.features import SPATIAL_CHANNELS, FeatureConfig, StreamingFeatures, compute_features
 from agent.core.predictor import Clip
 from agent.core.scene import SourceEstimate
 from agent.core.seld import DecodeConfig, decode_clip
@@ -155,7 +155,7 @@ class StreamingEncoder:
 
     def reset(self) -> None:
         self.features.reset()
-        self._spatial = np.zeros((6, 0, self.rt.features.n_mels), np.float32)
+        self._spatial = np.zeros((len(SPATIAL_CHANNELS), 0, self.rt.features.n_mels), np.float32)
         self._semantic = np.zeros((0, self.rt.features.n_mels), np.float32)
         self._buf_start = 0  # input frame index of the buffer's first frame
         self.next_out = 0  # next output frame to emit
@@ -183,9 +183,14 @@ class StreamingEncoder:
         last = n_total // self.rt.time_pool - 1
         return self._emit(last, n_total) if last >= self.next_out else None
 
+    def _window_start(self) -> int:
+        """First input frame the next output frame needs, rounded down to the time pooling."""
+        p = self.rt.time_pool
+        return max(0, (p * self.next_out - self.rt.context_left) // p * p)
+
     def _emit(self, last: int, n_total: int) -> EncoderFrames:
-        p, left = self.rt.time_pool, self.rt.context_left
-        start = max(0, (p * self.next_out - left) // p * p)
+        p = self.rt.time_pool
+        start = self._window_start()
         a, b = start - self._buf_start, n_total - self._buf_start
         out = self.rt.run(self._spatial[:, a:b], self._semantic[a:b])
         k0 = self.next_out - start // p
@@ -193,7 +198,7 @@ class StreamingEncoder:
         frames = EncoderFrames(self.next_out, *(x[k0:k1] for x in (out.accdoa, out.log_distance, out.class_logits,
                                                                    out.spatial_emb, out.semantic_emb)))
         self.next_out = last + 1
-        keep_from = max(0, (p * self.next_out - left) // p * p)  # drop what no later window needs
+        keep_from = self._window_start()  # drop what no later window needs
         cut = keep_from - self._buf_start
         if cut > 0:
             self._spatial = self._spatial[:, cut:]

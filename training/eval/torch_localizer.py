@@ -26,16 +26,10 @@ class TorchEncoderLocalizer:
         if threads:
             torch.set_num_threads(threads)
 
-    @torch.no_grad()
-    def frames(self, audio: np.ndarray, rate_hz: int, where: str = "audio"):
+    def frames(self, audio: np.ndarray, rate_hz: int, where: str = "audio") -> list[np.ndarray]:
         f = self.model.cfg.features
         sp, se = compute_features(resample_to(audio, rate_hz, f.sample_rate_hz), f.sample_rate_hz, f, where)
-        return [t[0].numpy() for t in self.model(torch.from_numpy(sp[None]), torch.from_numpy(se[None]))]
-
-    @torch.no_grad()
-    def run(self, spatial: np.ndarray, semantic: np.ndarray) -> list[np.ndarray]:
-        """Feature frames -> the five outputs, batch axis removed (the ONNX runtime's twin)."""
-        return [t[0].numpy() for t in self.model(torch.from_numpy(spatial[None]), torch.from_numpy(semantic[None]))]
+        return self.model.infer(sp, se)
 
     def localize(self, clip: Clip) -> list[SourceEstimate]:
         acc, logd = self.frames(clip.audio, clip.sample_rate_hz, clip.scene_id)[:2]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -88,6 +89,12 @@ class BinauralEncoder(nn.Module):
         if training_outputs:
             return accdoa, log_distance, class_logits, hs, hm, activity_logits, sin_lat, polar_logits
         return accdoa, log_distance, class_logits, hs, hm
+
+    @torch.no_grad()
+    def infer(self, spatial: np.ndarray, semantic: np.ndarray) -> list[np.ndarray]:
+        """One clip's numpy features (6, T, F), (T, F) -> the five outputs as numpy, batch axis removed."""
+        out = self(torch.from_numpy(spatial[None]), torch.from_numpy(semantic[None]))
+        return [t[0].numpy() for t in out]
 
     def _unit(self, sin_lat: torch.Tensor, polar_logits: torch.Tensor) -> torch.Tensor:
         """Unit vector from the lateral sine and the polar bins: the probability-weighted mean

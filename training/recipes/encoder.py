@@ -130,19 +130,12 @@ class Batches:
 
     def __init__(self, cache: FeatureCache, indices: np.ndarray, cfg: EncoderTrainConfig, rng: np.random.Generator):
         self.cache, self.idx, self.cfg, self.rng = cache, indices, cfg, rng
-        # The whole cache in RAM (float16): the training loop then never waits on disk.
-        self.spatial = np.asarray(cache.spatial)
-        self.semantic = np.asarray(cache.semantic)
         self.polar_ok = polar_mask(cache, cfg)
 
     def sample(self):
         cfg, rng = self.cfg, self.rng
         pick = np.sort(rng.choice(self.idx, size=cfg.batch_size, replace=len(self.idx) < cfg.batch_size))
-        sp = torch.from_numpy(self.spatial[pick].astype(np.float32))
-        se = torch.from_numpy(self.semantic[pick].astype(np.float32))
-        acc = torch.from_numpy(self.cache.accdoa[pick].astype(np.float32))
-        logd = torch.from_numpy(self.cache.log_distance[pick])
-        act = torch.from_numpy(self.cache.active[pick])
+        sp, se, acc, logd, act = (torch.from_numpy(a) for a in self.cache.batch(pick))
         mirror = torch.from_numpy(rng.random(len(pick)) < cfg.p_mirror)
         if mirror.any():
             sp[mirror] = mirror_spatial(sp[mirror])
@@ -171,15 +164,12 @@ def evaluate(model: BinauralEncoder, cache: FeatureCache, indices: np.ndarray, s
     sums: dict[str, float] = {}
     results = []
     rate = model.cfg.output_rate_hz
+    polar_ok = torch.from_numpy(polar_mask(cache, cfg))
     for i in range(0, len(indices), batch):
         pick = indices[i:i + batch]
-        sp = torch.from_numpy(np.asarray(cache.spatial[pick], dtype=np.float32)).to(dev)
-        se = torch.from_numpy(np.asarray(cache.semantic[pick], dtype=np.float32)).to(dev)
+        sp, se, *targets = (torch.from_numpy(a).to(dev) for a in cache.batch(pick))
         out = model(sp, se, training_outputs=True)
-        tg = (torch.from_numpy(cache.accdoa[pick].astype(np.float32)), torch.from_numpy(cache.log_distance[pick]),
-              torch.from_numpy(cache.active[pick]))
-        losses = seld_loss(out, *(t.to(dev) for t in tg), cfg,
-                           polar_ok=torch.from_numpy(polar_mask(cache, cfg)[pick]).to(dev))
+        losses = seld_loss(out, *targets, cfg, polar_ok=polar_ok[pick].to(dev))
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(pick)
         acc, logd = out[0].cpu().numpy(), out[1].cpu().numpy()
@@ -204,8 +194,8 @@ def tune_decode(model: BinauralEncoder, cache: FeatureCache, indices: np.ndarray
     outs = []
     for i in range(0, len(indices), 32):
         pick = indices[i:i + 32]
-        o = model(torch.from_numpy(np.asarray(cache.spatial[pick], dtype=np.float32)).to(dev),
-                  torch.from_numpy(np.asarray(cache.semantic[pick], dtype=np.float32)).to(dev))
+        sp, se = (torch.from_numpy(a).to(dev) for a in cache.batch(pick)[:2])
+        o = model(sp, se)
         outs += [(ci, o[0][j].cpu().numpy(), o[1][j].cpu().numpy()) for j, ci in enumerate(pick)]
     best, best_score, table = None, -1.0, []
     for th in thresholds:

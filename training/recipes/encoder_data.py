@@ -125,3 +125,8 @@ class FeatureCache:
 
     def __len__(self) -> int:
         return self.meta["n_clips"]
+
+    def batch(self, pick: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Clips `pick` as float32 features and targets: spatial, semantic, accdoa, log_distance, active."""
+        return (self.spatial[pick].astype(np.float32), self.semantic[pick].astype(np.float32),
+                self.accdoa[pick].astype(np.float32), self.log_distance[pick], self.active[pick])
