@@ -90,6 +90,17 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_synth_kit(args) -> int:
+    from training.synth.kit import KIT_ENV, pack_kit  # noqa: PLC0415
+
+    m = pack_kit(args.out, per_voice=args.per_voice, seed=args.seed)
+    size = sum(p.stat().st_size for p in Path(args.out).rglob("*") if p.is_file())
+    print(f"synthesis kit -> {args.out} ({size / 1e6:.1f} MB: KEMAR, {len(m['themes'])} theme files, "
+          f"{sum(len(v) for v in m['speech'].values())} utterances of {len(m['speech'])} voices); "
+          f"use it with {KIT_ENV}={args.out}")
+    return 0
+
+
 def cmd_bench_localize(args) -> int:
     from agent.core.dataset import read_dataset  # noqa: PLC0415
     from training.eval.bench import localize_table, polar_plot, run_localize, save_metrics  # noqa: PLC0415
@@ -180,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-qa", action="store_true", help="skip qa.jsonl")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_synth)
+
+    k = sub.add_parser("synth-kit", help="pack KEMAR, theme sounds and a speech pool so `synth` runs on a "
+                                         "machine without slab/PortAudio, espeak-ng and flite (docs/encoder.md)")
+    k.add_argument("--out", required=True, help="kit folder to write (replaced atomically)")
+    k.add_argument("--per-voice", type=int, default=30, help="utterances per training voice")
+    k.add_argument("--seed", type=int, default=0)
+    k.set_defaults(func=cmd_synth_kit)
 
     b = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
     bl = b.add_parser("localize", help="localization metrics (Hungarian-matched, SELD style)")

@@ -15,8 +15,11 @@ def cmd_train_encoder(args) -> int:
     overrides = {k: v for k, v in (("size", args.size), ("steps", args.steps), ("batch_size", args.batch_size),
                                    ("lr", args.lr), ("threads", args.threads), ("seed", args.seed),
                                    ("eval_every", args.eval_every), ("val_clips", args.val_clips),
-                                   ("device", args.device), ("warmup_steps", args.warmup_steps))
+                                   ("device", args.device), ("warmup_steps", args.warmup_steps),
+                                   ("w_polar", args.w_polar))
                  if v is not None}
+    if args.time_budget_min is not None:
+        overrides["time_budget_s"] = args.time_budget_min * 60.0
     if args.no_polar_heads:
         overrides["no_polar_heads"] = tuple(h.strip() for h in args.no_polar_heads.split(",") if h.strip())
     cfg = dataclasses.replace(EncoderTrainConfig(), **overrides).validate()
@@ -28,13 +31,14 @@ def cmd_train_encoder(args) -> int:
         from training.synth.build import build_dataset  # noqa: PLC0415
         from training.synth.config import preset  # noqa: PLC0415
 
-        build_dataset(data, preset("train"), args.scenes, args.synth_seed, with_qa=False, workers=args.workers)
+        build_dataset(data, preset("train"), args.scenes, args.synth_seed, with_qa=False, workers=args.workers,
+                      progress=not args.quiet)
     from training.models.config import BUILDERS  # noqa: PLC0415
 
     cache = Path(args.cache) if args.cache else data / f"features-{cfg.size}"
     if not (cache / "meta.json").exists():
-        build_cache(data, cache, BUILDERS[cfg.size](), workers=args.workers)
-    best = train_encoder(cache, args.out, cfg, resume=args.resume, init=args.init)
+        build_cache(data, cache, BUILDERS[cfg.size](), workers=args.workers, progress=not args.quiet)
+    best = train_encoder(cache, args.out, cfg, resume=args.resume, init=args.init, progress=not args.quiet)
     print(f"best checkpoint -> {best}; loss curves -> {Path(args.out) / 'loss.png'}")
     return 0
 
@@ -54,6 +58,9 @@ def add_parsers(sub) -> None:
     e.add_argument("--lr", type=float)
     e.add_argument("--warmup-steps", type=int)
     e.add_argument("--no-polar-heads", help="comma-separated heads without polar cues (e.g. sphere): no polar loss")
+    e.add_argument("--w-polar", type=float, help="weight of the polar-angle loss (default 0.5)")
+    e.add_argument("--time-budget-min", type=float,
+                   help="fit the step count to this many minutes of training (measured after 70 steps)")
     e.add_argument("--eval-every", type=int)
     e.add_argument("--val-clips", type=int)
     e.add_argument("--threads", type=int, help="torch threads (default: all cores)")
@@ -62,6 +69,7 @@ def add_parsers(sub) -> None:
     e.add_argument("--seed", type=int)
     e.add_argument("--init", help="start from this checkpoint's weights (fine-tuning)")
     e.add_argument("--resume", action="store_true", help="continue OUT/last.pt")
+    e.add_argument("--quiet", action="store_true", help="no progress bars (log lines only)")
     e.set_defaults(func=cmd_train_encoder)
 
 

@@ -66,6 +66,10 @@ class EncoderTrainConfig:
     eval_every: int = 250
     threads: int = 0  # 0: all cores
     device: str = "auto"  # auto: CUDA when present, else CPU (the same recipe, faster)
+    bf16: bool = True  # on CUDA only: bfloat16 autocast for the forward pass (losses in float32)
+    #: stop by wall clock: > 0 fits the step count to this many seconds of training, measured
+    #: after the first 50 steps (the cosine schedule follows), and stops there at the latest
+    time_budget_s: float = 0.0
     seed: int = 0
 
     def validate(self) -> EncoderTrainConfig:
@@ -82,6 +86,8 @@ class EncoderTrainConfig:
             p.append(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.val_clips < 0:
             p.append("val_clips must be >= 0")
+        if self.time_budget_s < 0:
+            p.append(f"time_budget_s must be >= 0 (0: no limit), got {self.time_budget_s}")
         if p:
             raise ConfigError(p, "encoder training config")
         return self
@@ -126,26 +132,60 @@ def polar_mask(cache: FeatureCache, cfg: EncoderTrainConfig) -> np.ndarray:
 
 
 class Batches:
-    """Random batches from the cache's training clips, with augmentation, as torch tensors."""
+    """Random batches from the cache's training clips, with augmentation, as torch tensors.
 
-    def __init__(self, cache: FeatureCache, indices: np.ndarray, cfg: EncoderTrainConfig, rng: np.random.Generator):
+    On a GPU the whole cache is copied to the device once (float16, a few GB for
+    tens of thousands of clips) and batches are gathered and augmented there,
+    so the host never limits the step rate.
+    """
+
+    def __init__(self, cache: FeatureCache, indices: np.ndarray, cfg: EncoderTrainConfig, rng: np.random.Generator,
+                 device: torch.device | None = None, resident: bool | None = None):
         self.cache, self.idx, self.cfg, self.rng = cache, indices, cfg, rng
-        self.polar_ok = polar_mask(cache, cfg)
+        self.polar_ok = torch.from_numpy(polar_mask(cache, cfg))
+        self.device = device or torch.device("cpu")
+        self.resident = None
+        if resident if resident is not None else self.device.type == "cuda":
+            self.resident = tuple(torch.from_numpy(np.array(a)).to(self.device)  # a copy: the cache is read-only
+                                  for a in (cache.spatial, cache.semantic, cache.accdoa, cache.log_distance,
+                                            cache.active))
+            self.polar_ok = self.polar_ok.to(self.device)
 
     def sample(self):
         cfg, rng = self.cfg, self.rng
         pick = np.sort(rng.choice(self.idx, size=cfg.batch_size, replace=len(self.idx) < cfg.batch_size))
-        sp, se, acc, logd, act = (torch.from_numpy(a) for a in self.cache.batch(pick))
-        mirror = torch.from_numpy(rng.random(len(pick)) < cfg.p_mirror)
+        if self.resident is not None:
+            at = torch.from_numpy(pick).to(self.device)
+            sp, se, acc, logd, act = (a[at] for a in self.resident)
+            sp, se, acc = sp.float(), se.float(), acc.float()
+        else:
+            sp, se, acc, logd, act = (torch.from_numpy(a) for a in self.cache.batch(pick))
+        mirror = torch.from_numpy(rng.random(len(pick)) < cfg.p_mirror).to(sp.device)
         if mirror.any():
             sp[mirror] = mirror_spatial(sp[mirror])
             acc[mirror, ..., 1] = -acc[mirror, ..., 1]
-        for b in np.flatnonzero(rng.random(len(pick)) < cfg.p_band_mask):
-            width = int(rng.integers(1, cfg.max_band_mask + 1))
-            lo = int(rng.integers(0, sp.shape[-1] - width))
-            # channels 0-4 (levels and phases); replaced by the band's mean over the clip
-            sp[b, :5, :, lo:lo + width] = sp[b, :5, :, lo:lo + width].mean(dim=1, keepdim=True)
-        return sp, se, acc, logd, act, torch.from_numpy(self.polar_ok[pick])
+        # band masking: a few adjacent bands of channels 0-4 (levels and phases) replaced by
+        # their mean over the clip
+        masked = rng.random(len(pick)) < cfg.p_band_mask
+        width = rng.integers(1, cfg.max_band_mask + 1, size=len(pick))
+        lo = rng.integers(0, sp.shape[-1] - width)
+        if masked.any():
+            f = np.arange(sp.shape[-1])
+            band = masked[:, None] & (f >= lo[:, None]) & (f < (lo + width)[:, None])  # (B, F)
+            band_t = torch.from_numpy(band).to(sp.device)[:, None, None, :]
+            levels = sp[:, :5]
+            sp[:, :5] = torch.where(band_t, levels.mean(dim=2, keepdim=True), levels)
+        return sp, se, acc, logd, act, self.polar_ok[torch.from_numpy(pick).to(self.polar_ok.device)]
+
+
+def _fit_steps(cfg: EncoderTrainConfig, step: int, per_step: float, elapsed_s: float,
+               eval_s: float) -> EncoderTrainConfig:
+    """The config with `steps` cut to what the time budget allows at the measured step rate,
+    leaving room for the validation passes still to come."""
+    left = cfg.time_budget_s - elapsed_s
+    per_eval = max(eval_s, 5.0) if cfg.val_clips else 0.0
+    fit = int(max(0.0, left - per_eval) / (per_step + per_eval / cfg.eval_every))
+    return dataclasses.replace(cfg, steps=max(step + 1, min(cfg.steps, step + fit)))
 
 
 def _lr_at(step: int, cfg: EncoderTrainConfig) -> float:
@@ -298,33 +338,51 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
         step, history, best = state["step"], state["history"], state.get("best", math.inf)
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
-    batches = Batches(cache, train_idx, cfg, rng)
+    batches = Batches(cache, train_idx, cfg, rng, device=dev)
+    amp = dev.type == "cuda" and cfg.bf16
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed clip length: pick the fastest kernels once
     print(f"encoder {cfg.size} on {dev}: {n_parameters(model) / 1e6:.2f} M parameters; {len(train_idx)} training clips, "
           f"{n_val} validation clips; steps {step}..{cfg.steps}", flush=True)
     bar = tqdm(total=cfg.steps, initial=step, desc="train encoder", unit="step", disable=not progress)
     t0, run = time.perf_counter(), {}
+    first_step, eval_s, mark = step, 0.0, None
     while step < cfg.steps:
+        if cfg.time_budget_s and step == first_step + 20:  # past the first steps' kernel selection
+            mark = (time.perf_counter(), eval_s)
+        if cfg.time_budget_s and step == first_step + 70 and mark is not None:
+            per_step = (time.perf_counter() - mark[0] - (eval_s - mark[1])) / 50
+            cfg = _fit_steps(cfg, step, per_step, time.perf_counter() - t0, eval_s)
+            tqdm.write(f"time budget {cfg.time_budget_s:.0f} s at {per_step * 1e3:.1f} ms/step: "
+                       f"training to step {cfg.steps}")
+            bar.total = cfg.steps
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, cfg)
         sp, se, acc, logd, act, polar_ok = (t.to(dev, non_blocking=True) for t in batches.sample())
-        losses = seld_loss(model(sp, se, training_outputs=True), acc, logd, act, cfg, polar_ok=polar_ok)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            pred = model(sp, se, training_outputs=True)
+        losses = seld_loss(tuple(o.float() for o in pred), acc, logd, act, cfg, polar_ok=polar_ok)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         step += 1
         for k, v in losses.items():
-            run[k] = run.get(k, 0.0) + float(v.detach())
+            run[k] = run.get(k, 0.0) + v.detach()  # summed on the device: one sync per 25 steps
         if step % 25 == 0 or step == cfg.steps:
             k = 25 if step % 25 == 0 else step % 25
-            row = {"step": step, "lr": _lr_at(step - 1, cfg), **{kk: v / k for kk, v in run.items()},
+            row = {"step": step, "lr": _lr_at(step - 1, cfg), **{kk: float(v) / k for kk, v in run.items()},
                    "elapsed_s": round(time.perf_counter() - t0, 1)}
             history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", lat=f"{row['lateral']:.4f}", pol=f"{row['polar']:.3f}",
                             ang=f"{row['frame_angle_deg']:.1f}")
             run = {}
         bar.update()
+        if cfg.time_budget_s and time.perf_counter() - t0 > cfg.time_budget_s and step < cfg.steps:
+            tqdm.write(f"time budget {cfg.time_budget_s:.0f} s spent at step {step} of {cfg.steps}: stopping")
+            cfg = dataclasses.replace(cfg, steps=step)
         if step % cfg.eval_every == 0 or step == cfg.steps:
+            t_eval = time.perf_counter()
             row = {"step": step}
             if n_val:
                 row.update(evaluate(model, cache, val_idx, scenes, cfg))
@@ -341,6 +399,7 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
                             best=best)
             write_json(out / "history.json", history)
             plot_history(history, out / "loss.png")
+            eval_s += time.perf_counter() - t_eval
     bar.close()
     if not (out / "best.pt").exists():
         save_checkpoint(out / "best.pt", model, train_config=dataclasses.asdict(cfg), step=step)

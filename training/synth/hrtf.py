@@ -192,9 +192,8 @@ def align_hrirs(h: np.ndarray, taps: int = HRIR_TAPS, pre_roll: int = PRE_ROLL):
     return aligned, delays
 
 
-@functools.lru_cache(maxsize=4)
-def load_kemar(rate_hz: int) -> HrtfSet:
-    """MIT KEMAR from `slab`, resampled to rate_hz, in binaura's convention."""
+def slab_kemar_raw() -> tuple[np.ndarray, int, np.ndarray]:
+    """MIT KEMAR as `slab` holds it: (HRIRs (N, 2, taps), rate, vertical-polar az/el (N, 2))."""
     try:
         import slab  # noqa: PLC0415  (slab imports sounddevice: needs libportaudio2)
     except OSError as e:  # pragma: no cover - depends on the machine
@@ -202,11 +201,18 @@ def load_kemar(rate_hz: int) -> HrtfSet:
             "slab could not load PortAudio; install the Debian package libportaudio2"
         ) from e
     h = slab.HRTF.kemar()
-    src = h.sources.vertical_polar
+    raw = np.stack([f.data.T for f in h.data]).astype(np.float64)  # (N, 2, 512)
+    return raw, int(h.samplerate), np.asarray(h.sources.vertical_polar)[:, :2].astype(np.float64)
+
+
+@functools.lru_cache(maxsize=4)
+def load_kemar(rate_hz: int) -> HrtfSet:
+    """MIT KEMAR from `slab` (or a synthesis kit, see kit.py), resampled to rate_hz, in binaura's convention."""
+    from training.synth.kit import kit_dir, kit_kemar_raw  # noqa: PLC0415
+
+    raw, src_rate, src = kit_kemar_raw() if kit_dir() is not None else slab_kemar_raw()
     # slab: azimuth 0..360 counter-clockwise (90 = left), channel 0 = left.
     # Verified by tests/training/test_hrtf.py (left ear leads at +90).
-    raw = np.stack([f.data.T for f in h.data]).astype(np.float64)  # (N, 2, 512)
-    src_rate = int(h.samplerate)
     if rate_hz != src_rate:
         g = np.gcd(rate_hz, src_rate)
         raw = resample_poly(raw, rate_hz // g, src_rate // g, axis=-1)

@@ -346,7 +346,9 @@ def _theme_instance(rng, name: str, n: int, rate: int, p: float = 0.25) -> np.nd
 
 def _theme_sound(name: str, rate: int) -> np.ndarray | None:
     """A freedesktop sound-theme file as mono at rate, or None when the theme is absent."""
-    path = FREEDESKTOP_DIR / name
+    from training.synth.kit import kit_dir, kit_theme_file  # noqa: PLC0415
+
+    path = kit_theme_file(name) if kit_dir() is not None else FREEDESKTOP_DIR / name
     if not path.is_file():
         return None
     key = (name, rate)

@@ -1,0 +1,53 @@
+"""Training-loop pieces: GPU-resident batches and the time budget."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from training.models.config import BUILDERS
+from training.recipes.encoder import Batches, EncoderTrainConfig, _fit_steps
+from training.recipes.encoder_data import FeatureCache, build_cache
+from training.synth.build import build_dataset
+from training.synth.config import SynthConfig
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recipe")
+    cfg = SynthConfig(duration_s=1.0, event_duration_s=(0.5, 1.0), rt60_s=(0.2, 0.3)).validate()
+    build_dataset(root / "ds", cfg, 6, seed=4, workers=1, with_qa=False, progress=False)
+    build_cache(root / "ds", root / "cache", BUILDERS["tiny"](), workers=1, progress=False)
+    return FeatureCache(root / "cache")
+
+
+def test_device_resident_batches_equal_host_batches(cache):
+    """The GPU path (whole cache on the device, augmentation there) draws exactly the host's batches."""
+    cfg = EncoderTrainConfig(batch_size=4, p_mirror=0.5, p_band_mask=1.0)
+    idx = np.arange(len(cache))
+    host = Batches(cache, idx, cfg, np.random.default_rng(7))
+    resident = Batches(cache, idx, cfg, np.random.default_rng(7), resident=True)
+    assert resident.resident is not None and host.resident is None
+    for _ in range(3):
+        for a, b in zip(host.sample(), resident.sample(), strict=True):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            assert torch.equal(a, b)
+
+
+def test_band_mask_replaces_bands_by_their_clip_mean(cache):
+    cfg = EncoderTrainConfig(batch_size=2, p_mirror=0.0, p_band_mask=1.0, max_band_mask=4)
+    sp = Batches(cache, np.arange(len(cache)), cfg, np.random.default_rng(1)).sample()[0]
+    flat = (sp[:, :5].std(dim=2) < 1e-6).all(dim=1)  # (B, F): bands constant over time in every channel
+    per_clip = flat.sum(dim=1)
+    assert ((per_clip >= 1) & (per_clip <= 4)).all()
+    assert not (sp[:, 5].std(dim=1) < 1e-6).all()  # GCC lags are never masked
+
+
+def test_time_budget_fits_steps_and_validations():
+    cfg = EncoderTrainConfig(steps=100_000, eval_every=1000, time_budget_s=100.0)
+    fit = _fit_steps(cfg, step=70, per_step=0.01, elapsed_s=10.0, eval_s=5.0)
+    # 85 s left after one more validation, at 10 ms a step + 5 s per 1000 steps -> 5,666 steps
+    assert fit.steps == 70 + 5666
+    assert _fit_steps(dataclasses.replace(cfg, steps=500), 70, 0.01, 10.0, 5.0).steps == 500  # never more
+    assert _fit_steps(cfg, 70, 0.01, 200.0, 5.0).steps == 71  # already over: stop after one step

@@ -1,0 +1,65 @@
+#!/bin/bash
+# Stage 1 on a GPU machine without internet, in one timed command (docs/encoder.md):
+# synthesize fresh training scenes from a synthesis kit, cache features on all cores,
+# fine-tune the encoder on the GPU until the time budget is spent, tune the decoding;
+# the run folder (best.pt, history.json, loss.png) and job.log land in OUT_DIR.
+#
+#   bash training/recipes/gpu_encoder.sh OUT_DIR [SCENES] [TOTAL_SECONDS] [DEVICE]
+#
+# Run from the repository root with the kit in .kit (`binaura synth-kit --out .kit`)
+# and, where the machine lacks them, wheels of soundfile, cffi, pycparser and
+# pyroomacoustics in .whl. The same command runs on a CPU (DEVICE=cpu) for a check.
+set -uo pipefail
+t0=$(date +%s)
+out=${1:?usage: gpu_encoder.sh OUT_DIR [SCENES] [TOTAL_SECONDS] [DEVICE]}
+scenes=${2:-16000}
+total=${3:-540}
+device=${4:-cuda}
+init=${INIT:-training/assets/encoder_small.pt}
+work=${WORK:-/tmp/binaura-gpu}
+mkdir -p "$out" "$work"
+log="$out/job.log"
+exec > >(tee -a "$log") 2>&1
+say() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$work/site" .whl/*.whl \
+    || { say "wheel install failed"; exit 3; }
+  export PYTHONPATH="$work/site:$PWD"
+else
+  export PYTHONPATH="$PWD"
+fi
+export BINAURA_SYNTH_KIT="$PWD/.kit" PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
+python3 -c "import sys, numpy, torch; print(sys.version.split()[0], 'numpy', numpy.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+
+config=()
+if ! python3 -c "import pyroomacoustics" 2>/dev/null; then
+  say "pyroomacoustics does not import here: anechoic scenes only"
+  echo '{"p_reverberant": 0.0}' > "$work/anechoic.json"
+  config=(--config "$work/anechoic.json")
+fi
+rm -rf "$work/data" "$work/probe" "$out/run"
+# size the dataset to the machine: time 160 scenes, keep synthesis within SYNTH_S seconds
+p0=$(date +%s.%N)
+OMP_NUM_THREADS=1 python3 -m export.cli synth --preset train --scenes 160 --seed 99 --out "$work/probe" --no-qa \
+  --quiet "${config[@]}" >/dev/null || { say "synthesis probe failed"; exit 4; }
+scenes=$(python3 -c "print(max(1000, min($scenes, int(160 / ($(date +%s.%N) - $p0) * ${SYNTH_S:-110}))))")
+say "synthesizing $scenes scenes"
+OMP_NUM_THREADS=1 python3 -m export.cli synth --preset train --scenes "$scenes" --seed "${SYNTH_SEED:-2}" \
+  --out "$work/data" --no-qa --quiet "${config[@]}" || { say "synthesis failed"; exit 4; }
+say "features"
+OMP_NUM_THREADS=1 python3 -c "
+from training.models.config import BUILDERS
+from training.recipes.encoder_data import build_cache
+build_cache('$work/data', '$work/data/features-small', BUILDERS['small'](), progress=False)
+" || { say "feature cache failed"; exit 5; }
+left=$(( total - ($(date +%s) - t0) - ${RESERVE_S:-60} ))
+[ "$left" -lt 60 ] && left=60
+say "training for $left s"
+# the run folder lies in OUT_DIR, so a command stopped at its limit still leaves best.pt there
+python3 -m export.cli train encoder --data "$work/data" --out "$out/run" --init "$init" --device "$device" \
+  --batch-size "${BATCH:-256}" --lr "${LR:-1e-3}" --warmup-steps 100 --steps 200000 --eval-every "${EVAL_EVERY:-2000}" \
+  --no-polar-heads sphere --w-polar "${W_POLAR:-1.0}" --time-budget-min "$(python3 -c "print($left / 60)")" \
+  --quiet || say "training failed"
+say "done"
