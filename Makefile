@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_PIN ?= torch==2.13.0
 DEBS := libportaudio2 libsndfile1 espeak-ng flite sound-theme-freedesktop
 
-.PHONY: setup demo test test-all lint bench train-encoder ship-encoder clean
+.PHONY: setup demo test test-all lint bench train-encoder ship-encoder gpu-kit clean
 
 setup: $(VENV)/.installed
 
@@ -56,6 +56,15 @@ train-encoder: setup
 ship-encoder: setup
 	$(BIN)/binaura export encoder --checkpoint runs/encoder-small/best.pt --out agent/assets/encoder --verify-data data/bench --no-fp16
 	mkdir -p training/assets && cp runs/encoder-small/best.pt training/assets/encoder_small.pt
+
+# What a GPU machine without internet needs for training/recipes/gpu_encoder.sh (docs/encoder.md):
+# the synthesis kit in .kit and Python 3.12 wheels in .whl (both in .gitignore).
+GPU_WHEELS := soundfile==0.14.0 cffi==2.0.0 pycparser==2.23 pyroomacoustics==0.10.1
+gpu-kit: setup
+	$(BIN)/binaura synth-kit --out .kit --per-voice 40
+	rm -rf .whl && for w in $(GPU_WHEELS); do $(PY) -m pip download -q --no-deps --only-binary=:all: \
+	  --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	  --platform manylinux2014_x86_64 --platform any -d .whl $$w || exit 1; done
 
 clean:
 	rm -rf out build *.egg-info

@@ -12,8 +12,8 @@
 set -uo pipefail
 t0=$(date +%s)
 out=${1:?usage: gpu_encoder.sh OUT_DIR [SCENES] [TOTAL_SECONDS] [DEVICE]}
-scenes=${2:-16000}
-total=${3:-540}
+scenes=${2:-15000}  # an H100 machine: ~100 s of synthesis, ~26 s of features
+total=${3:-300}
 device=${4:-cuda}
 init=${INIT:-training/assets/encoder_small.pt}
 work=${WORK:-/tmp/binaura-gpu}
@@ -39,12 +39,7 @@ if ! python3 -c "import pyroomacoustics" 2>/dev/null; then
   echo '{"p_reverberant": 0.0}' > "$work/anechoic.json"
   config=(--config "$work/anechoic.json")
 fi
-rm -rf "$work/data" "$work/probe" "$out/run"
-# size the dataset to the machine: time 160 scenes, keep synthesis within SYNTH_S seconds
-p0=$(date +%s.%N)
-OMP_NUM_THREADS=1 python3 -m export.cli synth --preset train --scenes 160 --seed 99 --out "$work/probe" --no-qa \
-  --quiet "${config[@]}" >/dev/null || { say "synthesis probe failed"; exit 4; }
-scenes=$(python3 -c "print(max(1000, min($scenes, int(160 / ($(date +%s.%N) - $p0) * ${SYNTH_S:-110}))))")
+rm -rf "$work/data" "$out/run"
 say "synthesizing $scenes scenes"
 OMP_NUM_THREADS=1 python3 -m export.cli synth --preset train --scenes "$scenes" --seed "${SYNTH_SEED:-2}" \
   --out "$work/data" --no-qa --quiet "${config[@]}" || { say "synthesis failed"; exit 4; }
@@ -54,12 +49,12 @@ from training.models.config import BUILDERS
 from training.recipes.encoder_data import build_cache
 build_cache('$work/data', '$work/data/features-small', BUILDERS['small'](), progress=False)
 " || { say "feature cache failed"; exit 5; }
-left=$(( total - ($(date +%s) - t0) - ${RESERVE_S:-60} ))
+left=$(( total - ($(date +%s) - t0) - ${RESERVE_S:-45} ))
 [ "$left" -lt 60 ] && left=60
 say "training for $left s"
 # the run folder lies in OUT_DIR, so a command stopped at its limit still leaves best.pt there
 python3 -m export.cli train encoder --data "$work/data" --out "$out/run" --init "$init" --device "$device" \
-  --batch-size "${BATCH:-256}" --lr "${LR:-1e-3}" --warmup-steps 100 --steps 200000 --eval-every "${EVAL_EVERY:-2000}" \
+  --batch-size "${BATCH:-256}" --lr "${LR:-5e-4}" --warmup-steps 100 --steps 200000 --eval-every "${EVAL_EVERY:-600}" \
   --no-polar-heads sphere --w-polar "${W_POLAR:-1.0}" --time-budget-min "$(python3 -c "print($left / 60)")" \
   --quiet || say "training failed"
 say "done"
