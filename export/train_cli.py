@@ -16,7 +16,7 @@ def cmd_train_encoder(args) -> int:
                                    ("lr", args.lr), ("threads", args.threads), ("seed", args.seed),
                                    ("eval_every", args.eval_every), ("val_clips", args.val_clips),
                                    ("device", args.device), ("warmup_steps", args.warmup_steps),
-                                   ("w_polar", args.w_polar))
+                                   ("w_polar", args.w_polar), ("select_by", args.select_by))
                  if v is not None}
     if args.time_budget_min is not None:
         overrides["time_budget_s"] = args.time_budget_min * 60.0
@@ -61,6 +61,8 @@ def add_parsers(sub) -> None:
     e.add_argument("--w-polar", type=float, help="weight of the polar-angle loss (default 0.5)")
     e.add_argument("--time-budget-min", type=float,
                    help="fit the step count to this many minutes of training (measured after 70 steps)")
+    e.add_argument("--select-by", choices=("seld", "val_loss"),
+                   help="which validation pass becomes best.pt (default seld: decoded errors)")
     e.add_argument("--eval-every", type=int)
     e.add_argument("--val-clips", type=int)
     e.add_argument("--threads", type=int, help="torch threads (default: all cores)")

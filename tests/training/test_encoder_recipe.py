@@ -51,3 +51,14 @@ def test_time_budget_fits_steps_and_validations():
     assert fit.steps == 70 + 5666
     assert _fit_steps(dataclasses.replace(cfg, steps=500), 70, 0.01, 10.0, 5.0).steps == 500  # never more
     assert _fit_steps(cfg, 70, 0.01, 200.0, 5.0).steps == 71  # already over: stop after one step
+
+
+def test_seld_score_orders_validation_passes():
+    from training.recipes.encoder import seld_score
+
+    perfect = {"angular_error_mean_deg": 0.0, "detection_f1": 1.0, "distance_er05": 0.0, "class_accuracy": 1.0}
+    good = {"angular_error_mean_deg": 20.0, "detection_f1": 0.95, "distance_er05": 0.4, "class_accuracy": 0.9}
+    worse = {**good, "angular_error_mean_deg": 40.0}
+    assert seld_score(perfect) == 0.0
+    assert 0 < seld_score(good) < seld_score(worse) < 1
+    assert seld_score({}) == 1.0  # nothing decoded: the worst score

@@ -70,6 +70,10 @@ class EncoderTrainConfig:
     #: stop by wall clock: > 0 fits the step count to this many seconds of training, measured
     #: after the first 50 steps (the cosine schedule follows), and stops there at the latest
     time_budget_s: float = 0.0
+    #: which validation pass makes best.pt: "seld" (decoded errors, see seld_score) or "val_loss".
+    #: The polar cross-entropy grows with over-confidence while decoded directions still improve,
+    #: so the loss picks early, less-trained weights (BENCHMARKS.md, issue 3).
+    select_by: str = "seld"
     seed: int = 0
 
     def validate(self) -> EncoderTrainConfig:
@@ -86,6 +90,8 @@ class EncoderTrainConfig:
             p.append(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.val_clips < 0:
             p.append("val_clips must be >= 0")
+        if self.select_by not in ("seld", "val_loss"):
+            p.append(f"select_by must be 'seld' or 'val_loss', got {self.select_by!r}")
         if self.time_budget_s < 0:
             p.append(f"time_budget_s must be >= 0 (0: no limit), got {self.time_budget_s}")
         if p:
@@ -123,6 +129,18 @@ def seld_loss(model_out, accdoa_t, logd_t, active_t, cfg: EncoderTrainConfig,
              + cfg.w_semantic * l_sem)
     return {"loss": total, "activity": l_act, "lateral": l_lat, "polar": l_pol, "distance": l_dist,
             "semantic": l_sem, "frame_angle_deg": angle}
+
+
+def seld_score(row: dict) -> float:
+    """One number from a validation pass, lower is better (in the spirit of the DCASE SELD
+    score): the mean of angular error / 180 deg, 1 - detection F1, distance error rate
+    (> 0.5 m) and 1 - class accuracy; a missing metric counts as its worst value, 1."""
+    def get(key, worst=1.0):
+        v = row.get(key)
+        return worst if v is None else float(v)
+
+    return (get("angular_error_mean_deg", 180.0) / 180.0 + (1.0 - get("detection_f1", 0.0))
+            + get("distance_er05") + (1.0 - get("class_accuracy", 0.0))) / 4.0
 
 
 def polar_mask(cache: FeatureCache, cfg: EncoderTrainConfig) -> np.ndarray:
@@ -389,7 +407,8 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
                 tqdm.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()
                                                       if isinstance(v, float)))
                 history.append(row)
-                score = row["val_loss"]
+                row["seld_score"] = seld_score(row)
+                score = row["val_loss"] if cfg.select_by == "val_loss" else row["seld_score"]
                 if score < best:
                     best = score
                     save_checkpoint(out / "best.pt", model, train_config=dataclasses.asdict(cfg), step=step,
