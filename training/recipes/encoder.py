@@ -67,8 +67,8 @@ class EncoderTrainConfig:
     threads: int = 0  # 0: all cores
     device: str = "auto"  # auto: CUDA when present, else CPU (the same recipe, faster)
     bf16: bool = True  # on CUDA only: bfloat16 autocast for the forward pass (losses in float32)
-    #: stop by wall clock: > 0 fits the step count to this many seconds of training, measured
-    #: after the first 50 steps (the cosine schedule follows), and stops there at the latest
+    #: stop by wall clock: > 0 fits the step count to this many seconds of training at the rate
+    #: measured over steps 20-70 (the cosine schedule follows), and stops there at the latest
     time_budget_s: float = 0.0
     #: which validation pass makes best.pt: "seld" (decoded errors, see seld_score) or "val_loss".
     #: The polar cross-entropy grows with over-confidence while decoded directions still improve,
