@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.core.audio import resample_to
 from agent.core.dataset import write_json
 from agent.core.errors import BinauraError
 
@@ -71,17 +72,15 @@ def kit_theme_file(name: str) -> Path:
 @functools.lru_cache(maxsize=4)
 def _pool(root: str, rate_hz: int) -> dict[str, list[np.ndarray]]:
     import soundfile as sf  # noqa: PLC0415
-    from scipy.signal import resample_poly  # noqa: PLC0415
 
     meta = json.loads((Path(root) / KIT_FILE).read_text())
-    g = np.gcd(rate_hz, POOL_RATE_HZ)
     pool: dict[str, list[np.ndarray]] = {}
     for voice, files in meta["speech"].items():
         for name in files:
             x, r = sf.read(str(Path(root) / "speech" / name), dtype="float64")
             if r != POOL_RATE_HZ:
                 raise BinauraError(f"{root}/speech/{name}: {r} Hz, the kit says {POOL_RATE_HZ}")
-            pool.setdefault(voice, []).append(resample_poly(x, rate_hz // g, POOL_RATE_HZ // g).astype(np.float32))
+            pool.setdefault(voice, []).append(resample_to(x, POOL_RATE_HZ, rate_hz))
     return pool
 
 
@@ -102,7 +101,6 @@ def pack_kit(out: str | os.PathLike, per_voice: int = 30, seed: int = 0) -> dict
     espeak-ng and flite); the utterances go through the speech cache.
     """
     import soundfile as sf  # noqa: PLC0415
-    from scipy.signal import resample_poly  # noqa: PLC0415
 
     from training.synth import sounds, speech  # noqa: PLC0415
     from training.synth.hrtf import slab_kemar_raw  # noqa: PLC0415
@@ -134,7 +132,7 @@ def pack_kit(out: str | os.PathLike, per_voice: int = 30, seed: int = 0) -> dict
             text = speech.sentence(sub, lang)
             speed, pitch = int(rng.integers(13, 19)) * 10, int(rng.integers(3, 7)) * 10
             x = speech.tts(engine, voice, text, POOL_RATE_HZ * 2, speed, pitch)
-            x = resample_poly(x.astype(np.float64), 1, 2)
+            x = resample_to(x, POOL_RATE_HZ * 2, POOL_RATE_HZ)
             x = x / max(1e-9, float(np.max(np.abs(x)))) * 0.9
             name = f"{voice.replace('+', '_')}-{engine}-{k:03d}.flac"
             sf.write(str(tmp / "speech" / name), x, POOL_RATE_HZ, subtype="PCM_16")
