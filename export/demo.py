@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.core.dataset import read_dataset
-from agent.core.geometry import distance_bin, great_circle_deg, mirror_front_back_deg, sector_of
+from agent.core.geometry import distance_bin, sector_of
 from agent.core.labels import display
 from agent.core.predictor import Clip
 from training.eval.metrics import match_clip
@@ -22,25 +22,6 @@ def describe(azimuth_deg: float, elevation_deg: float, distance_m: float | None)
     return s
 
 
-def _pairs(scene, preds) -> dict[int, tuple[int, float, bool]]:
-    """True source index -> (prediction index, angle off, front/back mirror). A model that names
-    classes is paired class by class (the same sound, wherever it was heard); one that does not,
-    by direction, as the benchmark pairs them."""
-    if preds and all(p.label for p in preds):
-        out = {}
-        for i, t in enumerate(scene.sources):
-            same = [j for j, p in enumerate(preds) if p.label == t.label]
-            if same:
-                angle = {j: great_circle_deg(preds[j].azimuth_deg, preds[j].elevation_deg,
-                                             t.azimuth_deg, t.elevation_deg) for j in same}
-                j = min(same, key=angle.get)
-                mirrored = great_circle_deg(mirror_front_back_deg(preds[j].azimuth_deg), preds[j].elevation_deg,
-                                            t.azimuth_deg, t.elevation_deg)
-                out[i] = (j, float(angle[j]), bool(mirrored < angle[j] / 2))
-        return out
-    return {p.true_index: (p.pred_index, p.angular_deg, p.front_back) for p in match_clip(scene, preds).pairs}
-
-
 def run_demo(out: str | Path, seed: int = 7, index: int = 0, model_names: tuple[str, ...] | None = None) -> str:
     """Render one demo scene; say what each model hears where, beside the truth."""
     from export.cli import DEFAULT_LOCALIZER, make_localizer  # noqa: PLC0415
@@ -55,7 +36,9 @@ def run_demo(out: str | Path, seed: int = 7, index: int = 0, model_names: tuple[
     runs = []
     for model in models:
         preds = model.localize(clip)
-        runs.append((model, preds, _pairs(scene, preds)))
+        # a model that names classes is paired class by class, one that does not by direction
+        result = match_clip(scene, preds, by_label=bool(preds) and all(p.label for p in preds))
+        runs.append((model, preds, {pair.true_index: pair for pair in result.pairs}))
     room = "anechoic" if scene.room is None else f"a room with RT60 {scene.room['rt60_s']:.2f} s"
     width = max(len(m.name) for m in models)
     lines = [f"binaura demo: {ds.audio_path(scene)} ({scene.duration_s:.0f} s, {rate} Hz, {room}, head {scene.hrtf})",
@@ -64,14 +47,14 @@ def run_demo(out: str | Path, seed: int = 7, index: int = 0, model_names: tuple[
         lines.append(f"{display(s.label).capitalize()} ({s.onset_s:.1f}-{s.offset_s:.1f} s) is "
                      f"{describe(s.azimuth_deg, s.elevation_deg, s.distance_m)}.")
         for model, preds, pairs in runs:
-            if i not in pairs:
+            pair = pairs.get(i)
+            if pair is None:
                 lines.append(f"    {model.name:<{width}}  missed it")
                 continue
-            j, angle, mirror = pairs[i]
-            p = preds[j]
+            p = preds[pair.pred_index]
             what = display(p.label) if p.label else "a source"
             lines.append(f"    {model.name:<{width}}  hears {what} {describe(p.azimuth_deg, p.elevation_deg, p.distance_m)}"
-                         f": {angle:.0f} deg off" + (" (front/back mirror)" if mirror else ""))
+                         f": {pair.angular_deg:.0f} deg off" + (" (front/back mirror)" if pair.front_back else ""))
     for model, preds, pairs in runs:
         extra = len(preds) - len(pairs)
         if extra > 0:

@@ -18,6 +18,21 @@ def test_hungarian_matching_pairs_nearest_sources():
     assert m["distance_mae_m"] == pytest.approx(0.75) and m["distance_er05"] == pytest.approx(0.5)
 
 
+def test_by_label_pairs_each_sound_with_its_own_class():
+    """A classifier that swaps where two sounds are: by direction each truth gets the other
+    class's estimate; by label each gets its own, with the real error, and an unmatched class
+    stays unpaired."""
+    sc = scene(("dog", 150.0, 0.0, 2.0), ("telephone", -80.0, 0.0, 3.0))
+    preds = [SourceEstimate(-70.0, 0.0, 3.0, "dog"), SourceEstimate(30.0, 0.0, 2.0, "telephone"),
+             SourceEstimate(0.0, 0.0, 1.0, "siren")]
+    by_dir = {p.true_index: p for p in match_clip(sc, preds).pairs}
+    assert by_dir[0].pred_index == 1 and by_dir[1].pred_index == 0
+    by_label = {p.true_index: p for p in match_clip(sc, preds, by_label=True).pairs}
+    assert set(by_label) == {0, 1} and by_label[0].pred_index == 0 and by_label[1].pred_index == 1
+    assert by_label[0].angular_deg == pytest.approx(140.0) and all(p.class_ok for p in by_label.values())
+    assert by_dir[0].front_back and not by_label[0].front_back
+
+
 def test_misses_and_false_alarms_enter_f1_only():
     sc = scene(("dog", 30.0, 0.0, 2.0), ("siren", -90.0, 0.0, 3.0))
     m = localization_metrics([match_clip(sc, [SourceEstimate(30.0)])])

@@ -58,14 +58,20 @@ class ClipResult:
     n_pred: int
 
 
-def match_clip(scene: Scene, preds: list[SourceEstimate]) -> ClipResult:
+def match_clip(scene: Scene, preds: list[SourceEstimate], by_label: bool = False) -> ClipResult:
+    """Pair true and predicted sources by direction (Hungarian on the great-circle angle), as
+    the benchmark scores them. by_label: pair only sources of the same class (the same sound,
+    wherever it was heard), as the demo reports a classifying model."""
     truth = scene.sources
     pairs: list[Pair] = []
     if truth and preds:
         cost = np.array([[great_circle_deg(p.azimuth_deg, p.elevation_deg, t.azimuth_deg, t.elevation_deg)
                           for p in preds] for t in truth])
-        rows, cols = linear_sum_assignment(cost)
+        other_class = np.array([[p.label != t.label for p in preds] for t in truth]) if by_label else None
+        rows, cols = linear_sum_assignment(cost if other_class is None else cost + 1e6 * other_class)
         for r, c in zip(rows, cols):
+            if other_class is not None and other_class[r, c]:
+                continue
             t, p = truth[r], preds[c]
             err = cost[r, c]
             mirrored = great_circle_deg(mirror_front_back_deg(p.azimuth_deg), p.elevation_deg,
