@@ -172,8 +172,8 @@ class Batches:
     def sample(self):
         cfg, rng = self.cfg, self.rng
         pick = np.sort(rng.choice(self.idx, size=cfg.batch_size, replace=len(self.idx) < cfg.batch_size))
+        at = torch.from_numpy(pick).to(self.polar_ok.device)  # the device the data lies on
         if self.resident is not None:
-            at = torch.from_numpy(pick).to(self.device)
             sp, se, acc, logd, act = (a[at] for a in self.resident)
             sp, se, acc = sp.float(), se.float(), acc.float()
         else:
@@ -193,7 +193,7 @@ class Batches:
             band_t = torch.from_numpy(band).to(sp.device)[:, None, None, :]
             levels = sp[:, :5]
             sp[:, :5] = torch.where(band_t, levels.mean(dim=2, keepdim=True), levels)
-        return sp, se, acc, logd, act, self.polar_ok[torch.from_numpy(pick).to(self.polar_ok.device)]
+        return sp, se, acc, logd, act, self.polar_ok[at]
 
 
 def _fit_steps(cfg: EncoderTrainConfig, step: int, per_step: float, elapsed_s: float,
