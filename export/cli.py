@@ -35,24 +35,30 @@ def make_localizer(name: str, seed: int = 0):
         from training.eval import baselines  # noqa: PLC0415
 
         return baselines.ChanceLocalizer(seed) if name == "chance" else baselines.OracleLocalizer()
-    if name == "encoder":
+    base, _, tail = name.partition(":")
+    opts = set(tail.split(":")) if tail else set()
+    if opts - {"fp16", "mirror"}:  # options of an ONNX encoder: PATH:fp16, encoder:mirror, ...
+        base, opts = name, set()  # a path that itself holds a colon
+    precision = "fp16" if "fp16" in opts else "fp32"
+    mirror = "mirror" in opts
+    tag = "".join(f":{o}" for o in sorted(opts))
+    if base == "encoder":
         from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
 
-        return EncoderLocalizer(name=name)
-    precision = "fp32"
-    if name.endswith(":fp16"):  # an exported encoder's fp16 variant: PATH:fp16
-        name, precision = name[:-len(":fp16")], "fp16"
-    path = Path(name)
-    if path.is_file() and path.suffix in (".pt", ".pth"):
+        return EncoderLocalizer(precision=precision, mirror_tta=mirror, name=f"encoder{tag}")
+    path = Path(base)
+    if path.is_file() and path.suffix in (".pt", ".pth") and not opts:
         from training.eval.torch_localizer import TorchEncoderLocalizer  # noqa: PLC0415
 
         return TorchEncoderLocalizer(path)
     if path.is_dir() or (path.is_file() and path.suffix == ".onnx"):
         from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
 
-        return EncoderLocalizer(path, precision=precision, name=f"onnx-{precision}:{path.name}")
+        return EncoderLocalizer(path, precision=precision, mirror_tta=mirror,
+                                name=f"onnx-{precision}{':mirror' if mirror else ''}:{path.name}")
     raise BinauraError(f"--model {name!r}: expected encoder, one of {', '.join(BASELINE_LOCALIZERS)}, a training "
-                       f"checkpoint (.pt) or an exported encoder (folder or .onnx; PATH:fp16 for its fp16 variant)")
+                       f"checkpoint (.pt) or an exported encoder (folder or .onnx); an exported encoder takes "
+                       f":fp16 (its fp16 variant) and :mirror (left-right mirror averaging), e.g. encoder:mirror")
 
 
 def make_answerer(name: str, ds, seed: int = 0):

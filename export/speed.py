@@ -77,6 +77,8 @@ def bench_speed(model: str | None = None, checkpoint: str | None = None, seconds
               "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
               "cpu_count": os.cpu_count()}
     backends = {"onnxruntime-fp32": {k: result[k] for k in HOP_KEYS}}
+    r_m = _stream(EncoderRuntime(model, threads=1, mirror_tta=True), audio, hop_frames, repeats)
+    backends["onnxruntime-fp32 + mirror"] = {k: r_m[k] for k in HOP_KEYS}
     if "fp16" in rt.manifest["files"]:
         r16 = _stream(EncoderRuntime(model, precision="fp16", threads=1), audio, hop_frames, repeats)
         backends["onnxruntime-fp16"] = {k: r16[k] for k in HOP_KEYS}

@@ -119,3 +119,14 @@ def test_demo_localizes_with_the_shipped_encoder_beside_the_baseline(tmp_path, c
     sources = [ln for ln in text.splitlines() if ln.endswith(").") and " is " in ln]
     assert len(sources) == 3  # the demo preset has three sources
     assert text.count("    encoder ") == 3 and text.count("    gccphat ") == 3
+
+
+def test_encoder_model_options_are_parsed_and_checked():
+    from agent.core.errors import BinauraError
+    from export.cli import make_localizer
+
+    loc = make_localizer("encoder:mirror")
+    assert loc.runtime.mirror_tta and loc.runtime.precision == "fp32" and loc.name == "encoder:mirror"
+    assert not make_localizer("encoder").runtime.mirror_tta
+    with pytest.raises(BinauraError, match=":mirror"):
+        make_localizer("encoder:mirrored")

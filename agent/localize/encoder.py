@@ -20,7 +20,7 @@ import numpy as np
 
 from agent.core.audio import resample_to
 from agent.core.errors import BinauraError
-from agent.core.features import SPATIAL_CHANNELS, FeatureConfig, StreamingFeatures, compute_features
+from agent.core.features import SPATIAL_CHANNELS, FeatureConfig, StreamingFeatures, compute_features, mirror_spatial
 from agent.core.predictor import Clip
 from agent.core.scene import SourceEstimate
 from agent.core.seld import DecodeConfig, decode_clip
@@ -61,7 +61,8 @@ class EncoderFrames:
 class EncoderRuntime:
     """An exported encoder folder, validated, with an ONNX Runtime session."""
 
-    def __init__(self, path: str | os.PathLike | None = None, precision: str = "fp32", threads: int = 1):
+    def __init__(self, path: str | os.PathLike | None = None, precision: str = "fp32", threads: int = 1,
+                 mirror_tta: bool = False):
         import onnxruntime as ort  # noqa: PLC0415
 
         root = Path(path) if path is not None else DEFAULT_ENCODER_DIR
@@ -104,12 +105,28 @@ class EncoderRuntime:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(root / files[precision]), opts, providers=["CPUExecutionProvider"])
         self.precision = precision
+        #: also run the left-right mirrored scene and average it back (twice the compute)
+        self.mirror_tta = mirror_tta
 
     def run(self, spatial: np.ndarray, semantic: np.ndarray) -> EncoderFrames:
-        """spatial (6, T, F), semantic (T, F) feature frames -> T // time_pool output frames."""
-        out = self.session.run(list(OUTPUTS), {"spatial": spatial[None].astype(np.float32),
-                                               "semantic": semantic[None].astype(np.float32)})
-        return EncoderFrames(0, *(o[0] for o in out))
+        """spatial (6, T, F), semantic (T, F) feature frames -> T // time_pool output frames.
+
+        With mirror_tta the batch holds the clip and its left-right mirror image (ears
+        swapped, mirror_spatial); the mirror's ACCDOA vectors are reflected back (y -> -y)
+        and averaged with the clip's, as are the distances. Class logits come from the
+        mono mix, which mirroring leaves alone; the embeddings stay the clip's own."""
+        sp = spatial[None].astype(np.float32)
+        se = semantic[None].astype(np.float32)
+        if self.mirror_tta:
+            sp = np.concatenate([sp, mirror_spatial(sp)])
+            se = np.concatenate([se, se])
+        out = self.session.run(list(OUTPUTS), {"spatial": sp, "semantic": se})
+        frames = EncoderFrames(0, *(o[0] for o in out))
+        if self.mirror_tta:
+            back = out[0][1] * np.array([1.0, -1.0, 1.0], np.float32)
+            frames.accdoa = 0.5 * (frames.accdoa + back)
+            frames.log_distance = 0.5 * (frames.log_distance + out[1][1])
+        return frames
 
     def run_audio(self, audio: np.ndarray, sample_rate_hz: int, where: str = "audio") -> EncoderFrames:
         audio = resample_to(audio, sample_rate_hz, self.features.sample_rate_hz)
@@ -126,8 +143,8 @@ class EncoderLocalizer:
     needs_audio = True
 
     def __init__(self, path: str | os.PathLike | None = None, precision: str = "fp32", threads: int = 1,
-                 decode: DecodeConfig | None = None, name: str | None = None):
-        self.runtime = EncoderRuntime(path, precision, threads)
+                 decode: DecodeConfig | None = None, name: str | None = None, mirror_tta: bool = False):
+        self.runtime = EncoderRuntime(path, precision, threads, mirror_tta=mirror_tta)
         self.decode = decode or self.runtime.decode
         self.name = name or ("encoder" if path is None else f"encoder:{Path(path).name}")
 
