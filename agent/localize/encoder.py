@@ -20,7 +20,13 @@ import numpy as np
 
 from agent.core.audio import resample_to
 from agent.core.errors import BinauraError
-from agent.core.features import SPATIAL_CHANNELS, FeatureConfig, StreamingFeatures, compute_features, mirror_spatial
+from agent.core.features import (
+    SPATIAL_CHANNELS,
+    FeatureConfig,
+    StreamingFeatures,
+    compute_features,
+    mirror_spatial,
+)
 from agent.core.predictor import Clip
 from agent.core.scene import SourceEstimate
 from agent.core.seld import DecodeConfig, decode_clip
