@@ -62,3 +62,25 @@ def test_seld_score_orders_validation_passes():
     assert seld_score(perfect) == 0.0
     assert 0 < seld_score(good) < seld_score(worse) < 1
     assert seld_score({}) == 1.0  # nothing decoded: the worst score
+
+
+def test_fine_tuning_extends_the_lineage_and_resuming_keeps_it(cache, tmp_path):
+    """A checkpoint lists every training stage behind its weights: a fine-tune appends its own
+    entry to its init's, and a resumed run updates its entry instead of adding one."""
+    from training.models.encoder import load_checkpoint
+    from training.recipes.encoder import train_encoder
+
+    cfg = EncoderTrainConfig(size="tiny", steps=2, batch_size=2, eval_every=2, val_clips=2, threads=1)
+    first = train_encoder(cache.path, tmp_path / "a", cfg, progress=False)
+    _, ck = load_checkpoint(first)
+    assert len(ck["lineage"]) == 1 and ck["lineage"][0]["steps"] == 2
+    assert "seed 4" in ck["lineage"][0]["data"] and "init" not in ck["lineage"][0]
+    tune = dataclasses.replace(cfg, lr=1e-4, no_polar_heads=("sphere",))
+    second = train_encoder(cache.path, tmp_path / "b", tune, init=str(first), progress=False)
+    _, ck = load_checkpoint(second)
+    assert [s["steps"] for s in ck["lineage"]] == [2, 2]
+    assert ck["lineage"][1]["init"] == "best.pt" and ck["lineage"][1]["lr"] == 1e-4
+    assert ck["lineage"][1]["no_polar_heads"] == ["sphere"]
+    train_encoder(cache.path, tmp_path / "b", dataclasses.replace(tune, steps=4), resume=True, progress=False)
+    _, ck = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert [s["steps"] for s in ck["lineage"]] == [2, 4] and ck["lineage"][1]["init"] == "best.pt"

@@ -314,6 +314,32 @@ def finalize_decode(best_path: Path, cache: FeatureCache, val_idx: np.ndarray, s
     return dc
 
 
+def _data_description(cache: FeatureCache) -> str:
+    """What the cache was computed from: the synthesis seed and preset when the dataset records them."""
+    root = Path(cache.meta["data"])
+    try:
+        sc = json.loads((root / "synth_config.json").read_text())
+        first, n = sc.get("start", 0), sc["scenes"]
+        span = f", scenes {first}..{first + n - 1}" if first else ""
+        return f"{sc['config']['split']} preset, {n:,} scenes, seed {sc['seed']}{span} ({root.name})"
+    except (OSError, ValueError, KeyError):
+        return f"{cache.meta['n_clips']:,} clips from {root}"
+
+
+def stage_record(cfg: EncoderTrainConfig, cache: FeatureCache, dev: torch.device, step: int, minutes: float,
+                 init: str | None) -> dict:
+    """This run's entry in a checkpoint's `lineage`: the list of training stages behind its weights."""
+    machine = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{os.cpu_count()}-core CPU"
+    rec = {"data": _data_description(cache), "steps": step, "batch": cfg.batch_size, "lr": cfg.lr,
+           "machine": machine, "minutes": round(minutes, 1)}
+    if cfg.no_polar_heads:
+        rec["no_polar_heads"] = list(cfg.no_polar_heads)
+    rec["w_polar"] = cfg.w_polar
+    if init:
+        rec["init"] = Path(init).name
+    return rec
+
+
 def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: EncoderTrainConfig,
                   resume: bool = False, init: str | None = None, progress: bool = True) -> Path:
     """Train; returns the path of the best checkpoint (weights and config only)."""
@@ -333,7 +359,7 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
         if saved.get("size") != cfg.size:
             raise BinauraError(f"--resume: {last} was trained with size {saved.get('size')!r}, not {cfg.size!r}")
     elif init:
-        model, _ = load_checkpoint(init)
+        model, init_ck = load_checkpoint(init)
     else:
         model = build_encoder(cfg.size)
     cache = FeatureCache(cache_dir, model.cfg)
@@ -357,6 +383,13 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
     batches = Batches(cache, train_idx, cfg, rng, device=dev)
+    # The stages before this run (fine-tuning extends its init's lineage; a resumed run keeps its own).
+    if state is not None:
+        saved = list(state.get("lineage") or [{}])
+        prior, init = saved[:-1], init or saved[-1].get("init")
+    else:
+        prior = list(init_ck.get("lineage", [])) if init else []
+    trained_s = float(state.get("trained_s", 0.0)) if state is not None else 0.0
     amp = dev.type == "cuda" and cfg.bf16
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed clip length: pick the fastest kernels once
@@ -365,6 +398,9 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
     bar = tqdm(total=cfg.steps, initial=step, desc="train encoder", unit="step", disable=not progress)
     t0, run = time.perf_counter(), {}
     first_step, eval_s, mark = step, 0.0, None
+
+    def lineage() -> list[dict]:
+        return prior + [stage_record(cfg, cache, dev, step, (trained_s + time.perf_counter() - t0) / 60, init)]
     while step < cfg.steps:
         if cfg.time_budget_s and step == first_step + 20:  # past the first steps' kernel selection
             mark = (time.perf_counter(), eval_s)
@@ -412,16 +448,16 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
                 if score < best:
                     best = score
                     save_checkpoint(out / "best.pt", model, train_config=dataclasses.asdict(cfg), step=step,
-                                    metrics=row)
+                                    metrics=row, lineage=lineage())
             save_checkpoint(last, model, train_config=dataclasses.asdict(cfg), step=step, history=history,
                             optimizer=opt.state_dict(), rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(),
-                            best=best)
+                            best=best, lineage=lineage(), trained_s=trained_s + time.perf_counter() - t0)
             write_json(out / "history.json", history)
             plot_history(history, out / "loss.png")
             eval_s += time.perf_counter() - t_eval
     bar.close()
     if not (out / "best.pt").exists():
-        save_checkpoint(out / "best.pt", model, train_config=dataclasses.asdict(cfg), step=step)
+        save_checkpoint(out / "best.pt", model, train_config=dataclasses.asdict(cfg), step=step, lineage=lineage())
     if n_val:
         finalize_decode(out / "best.pt", cache, val_idx, scenes)
     (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
