@@ -109,7 +109,13 @@ def cmd_synth_kit(args) -> int:
 
 def cmd_bench_localize(args) -> int:
     from agent.core.dataset import read_dataset  # noqa: PLC0415
-    from training.eval.bench import localize_table, polar_plot, run_localize, save_metrics  # noqa: PLC0415
+    from training.eval.bench import (  # noqa: PLC0415
+        class_table,
+        localize_table,
+        polar_plot,
+        run_localize,
+        save_metrics,
+    )
 
     ds = read_dataset(args.data)
     names = _models(args.model, DEFAULT_LOCALIZER)
@@ -118,6 +124,8 @@ def cmd_bench_localize(args) -> int:
     for m in models:
         all_metrics[m.name], all_results[m.name] = run_localize(ds, m, progress=not args.quiet)
     print(localize_table(all_metrics, conditions=not args.brief))
+    if not args.brief:
+        print("\nby true class, all sources (matched ones):\n" + class_table(all_metrics))
     out = dict(all_metrics[models[0].name])
     out["models"] = all_metrics
     out["data"] = str(args.data)

@@ -65,3 +65,16 @@ def test_each_clip_counts_once_per_condition():
               for i in range(3)]
     m = localization_metrics([match_clip(s, []) for s in scenes])
     assert m["by_condition"]["n_sources=1,head=kemar-mit"]["n_sources"] == 3
+
+
+def test_by_class_follows_each_true_source():
+    """Errors land on the true class of the source they were made on; a missed source lowers
+    only its own class's recall."""
+    a = scene(("dog", 30.0, 0.0, 2.0), ("alarm", -90.0, 0.0, 3.0))
+    b = scene(("alarm", 150.0, 0.0, 2.0))
+    m = localization_metrics([match_clip(a, [SourceEstimate(40.0, 0.0, 2.0, "dog")]),
+                              match_clip(b, [SourceEstimate(30.0, 0.0, 2.0, "alarm")])])
+    dog, alarm = m["by_class"]["dog"], m["by_class"]["alarm"]
+    assert dog["n_sources"] == 1 and dog["recall"] == 1.0 and dog["angular_error_mean_deg"] == pytest.approx(10.0)
+    assert alarm["n_sources"] == 2 and alarm["recall"] == 0.5
+    assert alarm["front_back_confusion"] == 1.0 and alarm["class_accuracy"] == 1.0

@@ -81,6 +81,22 @@ def localize_table(all_metrics: dict[str, dict], conditions: bool = True) -> str
     return _render(rows)
 
 
+def class_table(all_metrics: dict[str, dict]) -> str:
+    """Angular error / front-back confusion by true class (all sources), one column per model."""
+    models = [m for m in all_metrics if all_metrics[m].get("by_class")]
+    labels = sorted({c for m in models for c in all_metrics[m]["by_class"]})
+    rows = [["class", "n"] + [f"{m} ang_err / fb" for m in models]]
+    for c in labels:
+        cells = []
+        for m in models:
+            cm = all_metrics[m]["by_class"].get(c, {})
+            ang, fb = cm.get("angular_error_mean_deg"), cm.get("front_back_confusion")
+            cells.append("-" if ang is None else f"{ang:.1f} / {100 * fb:.0f}%")
+        n = next(all_metrics[m]["by_class"][c]["n_sources"] for m in models if c in all_metrics[m]["by_class"])
+        rows.append([c, str(n)] + cells)
+    return _render(rows)
+
+
 def qa_table(all_metrics: dict[str, dict]) -> str:
     models = list(all_metrics)
     tasks = sorted({t for m in all_metrics.values() for t in m["by_task"]})

@@ -125,6 +125,29 @@ def conditions(scene: Scene) -> list[str]:
                                f"n_sources={'1' if len(scene.sources) == 1 else '2-3'},{head}"]))
 
 
+def class_metrics(results: list[ClipResult]) -> dict[str, dict]:
+    """Per true class, over every source of that class in every clip: how often it was
+    matched (recall) and, for the matched ones, the direction errors and class accuracy."""
+    by: dict[str, list] = defaultdict(list)
+    n_true: dict[str, int] = defaultdict(int)
+    for r in results:
+        for s in r.scene.sources:
+            n_true[s.label] += 1
+        for p in r.pairs:
+            by[r.scene.sources[p.true_index].label].append(p)
+    out = {}
+    for label in sorted(n_true):
+        ps = by.get(label, [])
+        cls = [p.class_ok for p in ps if p.class_ok is not None]
+        out[label] = {
+            "n_sources": n_true[label], "recall": len(ps) / n_true[label],
+            "angular_error_mean_deg": float(np.mean([p.angular_deg for p in ps])) if ps else None,
+            "elevation_mae_deg": float(np.mean([p.elevation_deg for p in ps])) if ps else None,
+            "front_back_confusion": float(np.mean([p.front_back for p in ps])) if ps else None,
+            "class_accuracy": float(np.mean(cls)) if cls else None}
+    return out
+
+
 def localization_metrics(results: list[ClipResult]) -> dict:
     out = aggregate(results)
     groups: dict[str, list[ClipResult]] = defaultdict(list)
@@ -132,4 +155,5 @@ def localization_metrics(results: list[ClipResult]) -> dict:
         for c in conditions(r.scene):
             groups[c].append(r)
     out["by_condition"] = {k: aggregate(v) for k, v in sorted(groups.items())}
+    out["by_class"] = class_metrics(results)
     return out
