@@ -458,7 +458,11 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
     bar.close()
     if not (out / "best.pt").exists():
         save_checkpoint(out / "best.pt", model, train_config=dataclasses.asdict(cfg), step=step, lineage=lineage())
+    # final.pt: the weights at the end of the schedule (in a fine-tune on fresh data often as good
+    # as the best validation pass, whose pick is noisy with a few hundred clips)
+    save_checkpoint(out / "final.pt", model, train_config=dataclasses.asdict(cfg), step=step, lineage=lineage())
     if n_val:
         finalize_decode(out / "best.pt", cache, val_idx, scenes)
+        finalize_decode(out / "final.pt", cache, val_idx, scenes)
     (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
     return out / "best.pt"
