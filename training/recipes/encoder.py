@@ -326,12 +326,11 @@ def _data_description(cache: FeatureCache) -> str:
         return f"{cache.meta['n_clips']:,} clips from {root}"
 
 
-def stage_record(cfg: EncoderTrainConfig, cache: FeatureCache, dev: torch.device, step: int, minutes: float,
-                 init: str | None) -> dict:
-    """This run's entry in a checkpoint's `lineage`: the list of training stages behind its weights."""
+def stage_record(cfg: EncoderTrainConfig, cache: FeatureCache, dev: torch.device, init: str | None) -> dict:
+    """This run's entry in a checkpoint's `lineage` (the list of training stages behind its
+    weights), less the steps and minutes, which the trainer adds at each save."""
     machine = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{os.cpu_count()}-core CPU"
-    rec = {"data": _data_description(cache), "steps": step, "batch": cfg.batch_size, "lr": cfg.lr,
-           "machine": machine, "minutes": round(minutes, 1)}
+    rec = {"data": _data_description(cache), "batch": cfg.batch_size, "lr": cfg.lr, "machine": machine}
     if cfg.no_polar_heads:
         rec["no_polar_heads"] = list(cfg.no_polar_heads)
     rec["w_polar"] = cfg.w_polar
@@ -390,6 +389,7 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
     else:
         prior = list(init_ck.get("lineage", [])) if init else []
     trained_s = float(state.get("trained_s", 0.0)) if state is not None else 0.0
+    stage = stage_record(cfg, cache, dev, init)  # read once: the dataset's synthesis record, the device
     amp = dev.type == "cuda" and cfg.bf16
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed clip length: pick the fastest kernels once
@@ -400,7 +400,8 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
     first_step, eval_s, mark = step, 0.0, None
 
     def lineage() -> list[dict]:
-        return prior + [stage_record(cfg, cache, dev, step, (trained_s + time.perf_counter() - t0) / 60, init)]
+        minutes = round((trained_s + time.perf_counter() - t0) / 60, 1)
+        return prior + [{**stage, "steps": step, "minutes": minutes}]
     while step < cfg.steps:
         if cfg.time_budget_s and step == first_step + 20:  # past the first steps' kernel selection
             mark = (time.perf_counter(), eval_s)
