@@ -75,6 +75,8 @@ def test_fine_tuning_extends_the_lineage_and_resuming_keeps_it(cache, tmp_path):
     _, ck = load_checkpoint(first)
     assert len(ck["lineage"]) == 1 and ck["lineage"][0]["steps"] == 2
     assert "seed 4" in ck["lineage"][0]["data"] and "init" not in ck["lineage"][0]
+    # the fields where the data departs from its preset are named, and only those
+    assert "train preset (duration_s=1.0, event_duration_s=[0.5, 1.0], rt60_s=[0.2, 0.3])" in ck["lineage"][0]["data"]
     _, fin = load_checkpoint(tmp_path / "a" / "final.pt")
     assert fin["step"] == 2 and "decode" in fin and [s["steps"] for s in fin["lineage"]] == [2]
     tune = dataclasses.replace(cfg, lr=1e-4, no_polar_heads=("sphere",))

@@ -40,6 +40,7 @@ from training.models.encoder import (
     save_checkpoint,
 )
 from training.recipes.encoder_data import FeatureCache
+from training.synth.config import preset
 
 
 @dataclass
@@ -321,9 +322,21 @@ def _data_description(cache: FeatureCache) -> str:
         sc = json.loads((root / "synth_config.json").read_text())
         first, n = sc.get("start", 0), sc["scenes"]
         span = f", scenes {first}..{first + n - 1}" if first else ""
-        return f"{sc['config']['split']} preset, {n:,} scenes, seed {sc['seed']}{span} ({root.name})"
-    except (OSError, ValueError, KeyError):
+        split = sc["config"]["split"]
+        return (f"{split} preset{_overrides(split, sc['config'])}, {n:,} scenes, seed {sc['seed']}{span} "
+                f"({root.name})")
+    except (OSError, ValueError, KeyError, TypeError):
         return f"{cache.meta['n_clips']:,} clips from {root}"
+
+
+def _overrides(split: str, config: dict) -> str:
+    """' (field=value, ...)' for the fields where a dataset's config departs from its preset."""
+    try:
+        base = json.loads(json.dumps(preset(split).to_dict()))
+    except BinauraError:
+        return ""
+    diff = [f"{k}={config[k]}" for k in sorted(config) if k in base and config[k] != base[k]]
+    return f" ({', '.join(diff)})" if diff else ""
 
 
 def stage_record(cfg: EncoderTrainConfig, cache: FeatureCache, dev: torch.device, init: str | None) -> dict:
