@@ -78,3 +78,14 @@ def test_by_class_follows_each_true_source():
     assert dog["n_sources"] == 1 and dog["recall"] == 1.0 and dog["angular_error_mean_deg"] == pytest.approx(10.0)
     assert alarm["n_sources"] == 2 and alarm["recall"] == 0.5
     assert alarm["front_back_confusion"] == 1.0 and alarm["class_accuracy"] == 1.0
+
+
+def test_single_source_condition_is_split_by_room():
+    """Each clip lands in its own (sources, room, head) cell and in the pooled one."""
+    dry = scene(("dog", 30.0, 0.0, 2.0))
+    wet = scene(("dog", 30.0, 0.0, 2.0), room={"rt60_s": 0.5})
+    m = localization_metrics([match_clip(dry, [SourceEstimate(40.0)]), match_clip(wet, [SourceEstimate(50.0)])])
+    bc = m["by_condition"]
+    assert bc["n_sources=1,room=anechoic,head=kemar-mit"]["angular_error_mean_deg"] == pytest.approx(10.0)
+    assert bc["n_sources=1,room=reverberant,head=kemar-mit"]["angular_error_mean_deg"] == pytest.approx(20.0)
+    assert bc["n_sources=1,head=kemar-mit"]["n_sources"] == 2

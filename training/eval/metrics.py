@@ -121,8 +121,11 @@ def conditions(scene: Scene) -> list[str]:
     head = f"head={scene.hrtf}"
     # dict.fromkeys: a one-source clip's "n_sources=1,head=..." appears twice in the list
     # below and must be counted once
-    return list(dict.fromkeys([n, room, head, f"{n},{head}", f"{room},{head}",
-                               f"n_sources={'1' if len(scene.sources) == 1 else '2-3'},{head}"]))
+    few = f"n_sources={'1' if len(scene.sources) == 1 else '2-3'}"
+    return list(dict.fromkeys([n, room, head, f"{n},{head}", f"{room},{head}", f"{few},{head}",
+                               # the floors hold for one source over both rooms; this
+                               # splits them, as the rooms differ in what cues they leave
+                               f"{few},{room},{head}"]))
 
 
 def class_metrics(results: list[ClipResult]) -> dict[str, dict]:
