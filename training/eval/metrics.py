@@ -88,30 +88,31 @@ def match_clip(scene: Scene, preds: list[SourceEstimate], by_label: bool = False
     return ClipResult(scene, pairs, len(truth), len(preds))
 
 
+def _mean(xs) -> float | None:
+    """The mean, or None (a null metric) when nothing was measured."""
+    return float(np.mean(xs)) if len(xs) else None
+
+
 def aggregate(results: list[ClipResult]) -> dict:
     pairs = [p for r in results for p in r.pairs]
     tp = len(pairs)
     n_true = sum(r.n_true for r in results)
     n_pred = sum(r.n_pred for r in results)
-
-    def mean(xs):
-        return float(np.mean(xs)) if len(xs) else None
-
     dist = [p.distance_err_m for p in pairs if p.distance_err_m is not None]
     cls = [p.class_ok for p in pairs if p.class_ok is not None]
     return {
         "n_sources": n_true,
-        "angular_error_mean_deg": mean([p.angular_deg for p in pairs]),
-        "azimuth_mae_deg": mean([p.azimuth_deg for p in pairs]),
-        "elevation_mae_deg": mean([p.elevation_deg for p in pairs]),
-        "front_back_confusion": mean([p.front_back for p in pairs]),
-        "er20": mean([p.angular_deg > ER20_DEG for p in pairs]),
-        "distance_mae_m": mean(dist),
-        "distance_er05": mean([d > DISTANCE_ER_M for d in dist]),
+        "angular_error_mean_deg": _mean([p.angular_deg for p in pairs]),
+        "azimuth_mae_deg": _mean([p.azimuth_deg for p in pairs]),
+        "elevation_mae_deg": _mean([p.elevation_deg for p in pairs]),
+        "front_back_confusion": _mean([p.front_back for p in pairs]),
+        "er20": _mean([p.angular_deg > ER20_DEG for p in pairs]),
+        "distance_mae_m": _mean(dist),
+        "distance_er05": _mean([d > DISTANCE_ER_M for d in dist]),
         # Unlabelled predictions count as misses once a model names any class at all.
         "class_accuracy": (sum(1 for p in pairs if p.class_ok) / tp) if cls and tp else None,
         "detection_f1": (2 * tp / (n_true + n_pred)) if (n_true + n_pred) else None,
-        "lateral_error_mean_deg": mean([p.lateral_deg for p in pairs]),
+        "lateral_error_mean_deg": _mean([p.lateral_deg for p in pairs]),
     }
 
 
@@ -144,10 +145,10 @@ def class_metrics(results: list[ClipResult]) -> dict[str, dict]:
         cls = [p.class_ok for p in ps if p.class_ok is not None]
         out[label] = {
             "n_sources": n_true[label], "recall": len(ps) / n_true[label],
-            "angular_error_mean_deg": float(np.mean([p.angular_deg for p in ps])) if ps else None,
-            "elevation_mae_deg": float(np.mean([p.elevation_deg for p in ps])) if ps else None,
-            "front_back_confusion": float(np.mean([p.front_back for p in ps])) if ps else None,
-            "class_accuracy": float(np.mean(cls)) if cls else None}
+            "angular_error_mean_deg": _mean([p.angular_deg for p in ps]),
+            "elevation_mae_deg": _mean([p.elevation_deg for p in ps]),
+            "front_back_confusion": _mean([p.front_back for p in ps]),
+            "class_accuracy": _mean(cls)}
     return out
 
 
