@@ -87,9 +87,10 @@ def test_train_export_bench_an_encoder_end_to_end(tmp_path):
     # resumable: continue the same run to more steps
     assert main(["train", "encoder", "--data", str(tmp_path / "train"), "--size", "tiny", "--steps", "6",
                  "--batch-size", "4", "--eval-every", "2", "--val-clips", "2", "--out", str(run), "--resume",
-                 "--no-polar-heads", "sphere"]) == 0
+                 "--no-polar-heads", "sphere", "--w-distance", "0.5"]) == 0
     hist = json.loads((run / "history.json").read_text())
     assert max(h["step"] for h in hist) == 6
+    assert json.loads((run / "train_config.json").read_text())["w_distance"] == 0.5
     assert main(["export", "encoder", "--checkpoint", str(run / "best.pt"), "--out", str(exp)]) == 0
     out = tmp_path / "loc.json"
     ds = str(tmp_path / "train")

@@ -79,12 +79,28 @@ def test_fine_tuning_extends_the_lineage_and_resuming_keeps_it(cache, tmp_path):
     assert "train preset (duration_s=1.0, event_duration_s=[0.5, 1.0], rt60_s=[0.2, 0.3])" in ck["lineage"][0]["data"]
     _, fin = load_checkpoint(tmp_path / "a" / "final.pt")
     assert fin["step"] == 2 and "decode" in fin and [s["steps"] for s in fin["lineage"]] == [2]
-    tune = dataclasses.replace(cfg, lr=1e-4, no_polar_heads=("sphere",))
+    tune = dataclasses.replace(cfg, lr=1e-4, no_polar_heads=("sphere",), w_distance=1.0)
     second = train_encoder(cache.path, tmp_path / "b", tune, init=str(first), progress=False)
     _, ck = load_checkpoint(second)
     assert [s["steps"] for s in ck["lineage"]] == [2, 2]
     assert ck["lineage"][1]["init"] == "best.pt" and ck["lineage"][1]["lr"] == 1e-4
     assert ck["lineage"][1]["no_polar_heads"] == ["sphere"]
+    # a loss weight departing from the default is named; the first stage ran at the default
+    assert ck["lineage"][1]["w_distance"] == 1.0 and "w_distance" not in ck["lineage"][0]
+    # the fine-tune scores its init on its own validation clips first: the bar its passes must clear
+    import json
+
+    from training.recipes.encoder import evaluate, seld_score
+    hist = json.loads((tmp_path / "b" / "history.json").read_text())
+    assert hist[0]["init"] is True and hist[0]["step"] == 0
+    assert not any(h.get("init") for h in hist[1:])
+    init_model, _ = load_checkpoint(first)
+    from agent.core.dataset import read_dataset
+    scenes = read_dataset(cache.meta["data"], check_audio=False).scenes
+    n_val = min(tune.val_clips, len(cache) // 5)  # the run holds out its last clips
+    again = evaluate(init_model, cache, np.arange(len(cache) - n_val, len(cache)), scenes, tune)
+    assert hist[0]["val_loss"] == pytest.approx(again["val_loss"], rel=1e-5)
+    assert hist[0]["seld_score"] == pytest.approx(seld_score(again))
     train_encoder(cache.path, tmp_path / "b", dataclasses.replace(tune, steps=4), resume=True, progress=False)
     _, ck = load_checkpoint(tmp_path / "b" / "last.pt")
     assert [s["steps"] for s in ck["lineage"]] == [2, 4] and ck["lineage"][1]["init"] == "best.pt"

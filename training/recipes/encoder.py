@@ -347,6 +347,8 @@ def stage_record(cfg: EncoderTrainConfig, cache: FeatureCache, dev: torch.device
     if cfg.no_polar_heads:
         rec["no_polar_heads"] = list(cfg.no_polar_heads)
     rec["w_polar"] = cfg.w_polar
+    if cfg.w_distance != EncoderTrainConfig.w_distance:  # earlier stages all ran at the default
+        rec["w_distance"] = cfg.w_distance
     if init:
         rec["init"] = Path(init).name
     return rec
@@ -415,6 +417,14 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
     def lineage() -> list[dict]:
         minutes = round((trained_s + time.perf_counter() - t0) / 60, 1)
         return prior + [{**stage, "steps": step, "minutes": minutes}]
+    if init and state is None and n_val:
+        # a fine-tune's starting point, scored on this run's validation clips: the bar its own
+        # passes must clear before its weights replace the init's (history row "init": true)
+        row = {"step": step, "init": True, **evaluate(model, cache, val_idx, scenes, cfg)}
+        row["seld_score"] = seld_score(row)
+        history.append(row)
+        print(f"init {Path(init).name} on the validation clips: seld_score={row['seld_score']:.4f}, "
+              f"angular error {row['angular_error_mean_deg']:.1f} deg", flush=True)
     while step < cfg.steps:
         if cfg.time_budget_s and step == first_step + 20:  # past the first steps' kernel selection
             mark = (time.perf_counter(), eval_s)
