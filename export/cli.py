@@ -181,6 +181,35 @@ def cmd_bench_speed(args) -> int:
     return 0
 
 
+VALIDATION_COLUMNS = (("seld_score", "seld", "{:.4f}"), ("angular_error_mean_deg", "ang_err", "{:.2f}"),
+                      ("front_back_confusion", "fb_conf", "{:.1%}"), ("distance_er05", "der05", "{:.1%}"),
+                      ("class_accuracy", "cls_acc", "{:.1%}"), ("detection_f1", "det_f1", "{:.1%}"),
+                      ("one_source_angular_error_deg", "ang_err_1src", "{:.2f}"), ("val_loss", "val_loss", "{:.4f}"))
+
+
+def cmd_bench_validation(args) -> int:
+    from agent.core.dataset import write_json  # noqa: PLC0415
+    from training.recipes.encoder import score_checkpoints  # noqa: PLC0415
+
+    names = [n.strip() for m in (args.model or []) for n in m.split(",") if n.strip()]
+    if not names:
+        raise BinauraError("bench validation: name one or more training checkpoints with --model")
+    for n in names:
+        if not Path(n).is_file():
+            raise BinauraError(f"bench validation: {n} is not a file (expected a training checkpoint, *.pt)")
+    rows = score_checkpoints(args.data, names, args.clips, cache_dir=args.cache, progress=not args.quiet)
+    width = max(len(n) for n in names)
+    head = f"{'checkpoint':<{width}}  clips  " + "  ".join(f"{c[1]:>12}" for c in VALIDATION_COLUMNS)
+    print(head + "\n" + "-" * len(head))
+    for n, r in rows.items():
+        cells = ("-" if r.get(k) is None else fmt.format(r[k]) for k, _, fmt in VALIDATION_COLUMNS)
+        print(f"{n:<{width}}  {r['clips']:>5}  " + "  ".join(f"{c:>12}" for c in cells))
+    if args.out:
+        write_json(args.out, {"data": str(args.data), "cache": args.cache, "models": rows})
+        print(f"metrics -> {args.out}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from export.demo import run_demo  # noqa: PLC0415
 
@@ -246,6 +275,17 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--no-torch", action="store_true", help="skip the torch eager baseline")
     bp.add_argument("--out", required=True)
     bp.set_defaults(func=cmd_bench_speed)
+
+    bv = b.add_parser("validation", help="training checkpoints on a training cache's held-out clips: the SELD "
+                                         "score that decides which stage ships")
+    bv.add_argument("--data", required=True, help="training dataset folder (its feature cache: DATA/features-SIZE)")
+    bv.add_argument("--cache", help="feature cache folder (default: DATA/features-SIZE of each checkpoint)")
+    bv.add_argument("--model", action="append", help="training checkpoints (*.pt); repeat or comma-separate")
+    bv.add_argument("--clips", type=int, default=400,
+                    help="held-out clips: the cache's last ones, at most a fifth (as `train encoder --val-clips`)")
+    bv.add_argument("--out", help="metrics JSON")
+    bv.add_argument("--quiet", action="store_true")
+    bv.set_defaults(func=cmd_bench_validation)
 
     from export.bridge_cli import add_parsers  # noqa: PLC0415
     from export.train_cli import add_export_parsers  # noqa: PLC0415

@@ -91,6 +91,14 @@ def test_train_export_bench_an_encoder_end_to_end(tmp_path):
     hist = json.loads((run / "history.json").read_text())
     assert max(h["step"] for h in hist) == 6
     assert json.loads((run / "train_config.json").read_text())["w_distance"] == 0.5
+    # `bench validation` re-scores a checkpoint on the run's held-out clips: the pass that made best.pt
+    val = tmp_path / "val.json"
+    assert main(["bench", "validation", "--data", str(tmp_path / "train"), "--model", str(run / "best.pt"),
+                 "--clips", "2", "--out", str(val), "--quiet"]) == 0
+    row = json.loads(val.read_text())["models"][str(run / "best.pt")]
+    best = torch.load(run / "best.pt", weights_only=False)["metrics"]
+    assert row["clips"] == 2 and row["seld_score"] == pytest.approx(best["seld_score"], abs=1e-9)
+    assert main(["bench", "validation", "--data", str(tmp_path / "train"), "--model", str(run / "nope.pt")]) == 2
     assert main(["export", "encoder", "--checkpoint", str(run / "best.pt"), "--out", str(exp)]) == 0
     out = tmp_path / "loc.json"
     ds = str(tmp_path / "train")

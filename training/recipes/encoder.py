@@ -197,6 +197,36 @@ class Batches:
         return sp, se, acc, logd, act, self.polar_ok[at]
 
 
+def validation_indices(n_clips: int, val_clips: int) -> np.ndarray:
+    """The clips a run on an n_clips cache holds out for validation: its last ones, at most a fifth."""
+    n_val = min(val_clips, n_clips // 5)
+    return np.arange(n_clips - n_val, n_clips)
+
+
+def score_checkpoints(data_dir: str | os.PathLike, checkpoints: list[str], val_clips: int = 400,
+                      cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, dict]:
+    """Each checkpoint's validation pass on a training cache's held-out clips (the ones a run on
+    that cache validates on; default decoding), with its SELD score: how stages are compared
+    on clips none of them trained on. The cache defaults to DATA/features-SIZE (as in training).
+    Losses use the default loss weights, so they compare too."""
+    cfg = EncoderTrainConfig()
+    out = {}
+    for path in checkpoints:
+        model, _ = load_checkpoint(path)
+        where = Path(cache_dir) if cache_dir else Path(data_dir) / f"features-{model.cfg.name}"
+        cache = FeatureCache(where, model.cfg)
+        idx = validation_indices(len(cache), val_clips)
+        if not len(idx):
+            raise BinauraError(f"{where}: {len(cache)} clips hold out no validation clips (need >= 5)")
+        scenes = read_dataset(cache.meta["data"], check_audio=False).scenes
+        row = {"clips": len(idx), **evaluate(model, cache, idx, scenes, cfg)}
+        row["seld_score"] = seld_score(row)
+        out[str(path)] = row
+        if progress:
+            print(f"{path}: seld_score {row['seld_score']:.4f}", flush=True)
+    return out
+
+
 def _fit_steps(cfg: EncoderTrainConfig, step: int, per_step: float, elapsed_s: float,
                eval_s: float) -> EncoderTrainConfig:
     """The config with `steps` cut to what the time budget allows at the measured step rate,
@@ -382,8 +412,9 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
         model.set_normalisation(np.array(meta["spatial_mean"]), np.array(meta["spatial_std"]),
                                 np.array(meta["semantic_mean"]), np.array(meta["semantic_std"]))
     n = len(cache)
-    n_val = min(cfg.val_clips, n // 5)
-    train_idx, val_idx = np.arange(n - n_val), np.arange(n - n_val, n)
+    val_idx = validation_indices(n, cfg.val_clips)
+    n_val = len(val_idx)
+    train_idx = np.arange(n - n_val)
     scenes = read_dataset(cache.meta["data"], check_audio=False).scenes if n_val else []
     dev = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
                        else "cpu")
