@@ -19,9 +19,10 @@ BASELINE_ANSWERERS = ("chance", "text-only", "oracle")
 DEFAULT_LOCALIZER = "encoder"
 
 
-def _models(values: list[str] | None, default: str) -> list[str]:
+def _models(values: list[str] | None, default: str | None = None) -> list[str]:
+    """Comma-separated and repeated --model values, in order (the default when none is given)."""
     names: list[str] = []
-    for v in values or [default]:
+    for v in values or ([default] if default else []):
         names += [x.strip() for x in v.split(",") if x.strip()]
     return names
 
@@ -191,7 +192,7 @@ def cmd_bench_validation(args) -> int:
     from agent.core.dataset import write_json  # noqa: PLC0415
     from training.recipes.encoder import score_checkpoints  # noqa: PLC0415
 
-    names = [n.strip() for m in (args.model or []) for n in m.split(",") if n.strip()]
+    names = _models(args.model)
     if not names:
         raise BinauraError("bench validation: name one or more training checkpoints with --model")
     for n in names:

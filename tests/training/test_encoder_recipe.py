@@ -1,13 +1,22 @@
 """Training-loop pieces: GPU-resident batches and the time budget."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 import torch
 
+from agent.core.dataset import read_dataset
 from training.models.config import BUILDERS
-from training.recipes.encoder import Batches, EncoderTrainConfig, _fit_steps
+from training.recipes.encoder import (
+    Batches,
+    EncoderTrainConfig,
+    _fit_steps,
+    evaluate,
+    seld_score,
+    validation_indices,
+)
 from training.recipes.encoder_data import FeatureCache, build_cache
 from training.synth.build import build_dataset
 from training.synth.config import SynthConfig
@@ -54,8 +63,6 @@ def test_time_budget_fits_steps_and_validations():
 
 
 def test_seld_score_orders_validation_passes():
-    from training.recipes.encoder import seld_score
-
     perfect = {"angular_error_mean_deg": 0.0, "detection_f1": 1.0, "distance_er05": 0.0, "class_accuracy": 1.0}
     good = {"angular_error_mean_deg": 20.0, "detection_f1": 0.95, "distance_er05": 0.4, "class_accuracy": 0.9}
     worse = {**good, "angular_error_mean_deg": 40.0}
@@ -88,17 +95,12 @@ def test_fine_tuning_extends_the_lineage_and_resuming_keeps_it(cache, tmp_path):
     # a loss weight departing from the default is named; the first stage ran at the default
     assert ck["lineage"][1]["w_distance"] == 1.0 and "w_distance" not in ck["lineage"][0]
     # the fine-tune scores its init on its own validation clips first: the bar its passes must clear
-    import json
-
-    from training.recipes.encoder import evaluate, seld_score
     hist = json.loads((tmp_path / "b" / "history.json").read_text())
     assert hist[0]["init"] is True and hist[0]["step"] == 0
     assert not any(h.get("init") for h in hist[1:])
     init_model, _ = load_checkpoint(first)
-    from agent.core.dataset import read_dataset
     scenes = read_dataset(cache.meta["data"], check_audio=False).scenes
-    n_val = min(tune.val_clips, len(cache) // 5)  # the run holds out its last clips
-    again = evaluate(init_model, cache, np.arange(len(cache) - n_val, len(cache)), scenes, tune)
+    again = evaluate(init_model, cache, validation_indices(len(cache), tune.val_clips), scenes, tune)
     assert hist[0]["val_loss"] == pytest.approx(again["val_loss"], rel=1e-5)
     assert hist[0]["seld_score"] == pytest.approx(seld_score(again))
     train_encoder(cache.path, tmp_path / "b", dataclasses.replace(tune, steps=4), resume=True, progress=False)

@@ -203,6 +203,14 @@ def validation_indices(n_clips: int, val_clips: int) -> np.ndarray:
     return np.arange(n_clips - n_val, n_clips)
 
 
+def validation_pass(model: BinauralEncoder, cache: FeatureCache, indices: np.ndarray, scenes,
+                    cfg: EncoderTrainConfig) -> dict:
+    """`evaluate` plus the pass's SELD score: the row a run's history and best.pt keep."""
+    row = evaluate(model, cache, indices, scenes, cfg)
+    row["seld_score"] = seld_score(row)
+    return row
+
+
 def score_checkpoints(data_dir: str | os.PathLike, checkpoints: list[str], val_clips: int = 400,
                       cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, dict]:
     """Each checkpoint's validation pass on a training cache's held-out clips (the ones a run on
@@ -210,7 +218,7 @@ def score_checkpoints(data_dir: str | os.PathLike, checkpoints: list[str], val_c
     on clips none of them trained on. The cache defaults to DATA/features-SIZE (as in training).
     Losses use the default loss weights, so they compare too."""
     cfg = EncoderTrainConfig()
-    out = {}
+    out, scenes_of = {}, {}
     for path in checkpoints:
         model, _ = load_checkpoint(path)
         where = Path(cache_dir) if cache_dir else Path(data_dir) / f"features-{model.cfg.name}"
@@ -218,9 +226,10 @@ def score_checkpoints(data_dir: str | os.PathLike, checkpoints: list[str], val_c
         idx = validation_indices(len(cache), val_clips)
         if not len(idx):
             raise BinauraError(f"{where}: {len(cache)} clips hold out no validation clips (need >= 5)")
-        scenes = read_dataset(cache.meta["data"], check_audio=False).scenes
-        row = {"clips": len(idx), **evaluate(model, cache, idx, scenes, cfg)}
-        row["seld_score"] = seld_score(row)
+        data = cache.meta["data"]
+        if data not in scenes_of:  # read each dataset's scenes once, however many checkpoints
+            scenes_of[data] = read_dataset(data, check_audio=False).scenes
+        row = {"clips": len(idx), **validation_pass(model, cache, idx, scenes_of[data], cfg)}
         out[str(path)] = row
         if progress:
             print(f"{path}: seld_score {row['seld_score']:.4f}", flush=True)
@@ -451,8 +460,7 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
     if init and state is None and n_val:
         # a fine-tune's starting point, scored on this run's validation clips: the bar its own
         # passes must clear before its weights replace the init's (history row "init": true)
-        row = {"step": step, "init": True, **evaluate(model, cache, val_idx, scenes, cfg)}
-        row["seld_score"] = seld_score(row)
+        row = {"step": step, "init": True, **validation_pass(model, cache, val_idx, scenes, cfg)}
         history.append(row)
         print(f"init {Path(init).name} on the validation clips: seld_score={row['seld_score']:.4f}, "
               f"angular error {row['angular_error_mean_deg']:.1f} deg", flush=True)
@@ -494,11 +502,10 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
             t_eval = time.perf_counter()
             row = {"step": step}
             if n_val:
-                row.update(evaluate(model, cache, val_idx, scenes, cfg))
+                row.update(validation_pass(model, cache, val_idx, scenes, cfg))
                 tqdm.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()
                                                       if isinstance(v, float)))
                 history.append(row)
-                row["seld_score"] = seld_score(row)
                 score = row["val_loss"] if cfg.select_by == "val_loss" else row["seld_score"]
                 if score < best:
                     best = score
