@@ -182,7 +182,7 @@ def cmd_bench_speed(args) -> int:
     return 0
 
 
-VALIDATION_COLUMNS = (("seld_score", "seld", "{:.4f}"), ("angular_error_mean_deg", "ang_err", "{:.2f}"),
+VALIDATION_COLUMNS = (("floor_score", "floors", "{:.4f}"), ("seld_score", "seld", "{:.4f}"), ("angular_error_mean_deg", "ang_err", "{:.2f}"),
                       ("front_back_confusion", "fb_conf", "{:.1%}"), ("distance_er05", "der05", "{:.1%}"),
                       ("class_accuracy", "cls_acc", "{:.1%}"), ("detection_f1", "det_f1", "{:.1%}"),
                       ("one_source_angular_error_deg", "ang_err_1src", "{:.2f}"), ("val_loss", "val_loss", "{:.4f}"))
@@ -198,7 +198,8 @@ def cmd_bench_validation(args) -> int:
     for n in names:
         if not Path(n).is_file():
             raise BinauraError(f"bench validation: {n} is not a file (expected a training checkpoint, *.pt)")
-    rows = score_checkpoints(args.data, names, args.clips, cache_dir=args.cache, progress=not args.quiet)
+    rows = score_checkpoints(args.data, names, args.clips, cache_dir=args.cache, progress=not args.quiet,
+                             all_clips=args.all)
     width = max(len(n) for n in names)
     head = f"{'checkpoint':<{width}}  clips  " + "  ".join(f"{c[1]:>12}" for c in VALIDATION_COLUMNS)
     print(head + "\n" + "-" * len(head))
@@ -277,13 +278,17 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--out", required=True)
     bp.set_defaults(func=cmd_bench_speed)
 
-    bv = b.add_parser("validation", help="training checkpoints on a training cache's held-out clips: the SELD "
-                                         "score that decides which stage ships")
-    bv.add_argument("--data", required=True, help="training dataset folder (its feature cache: DATA/features-SIZE)")
+    bv = b.add_parser("validation", help="training checkpoints on a training cache's held-out clips or a "
+                                         "selection set (--all): the floor and SELD scores that decide which "
+                                         "stage ships")
+    bv.add_argument("--data", required=True, help="dataset folder (its feature cache: DATA/features-SIZE, built "
+                                                  "there when missing)")
     bv.add_argument("--cache", help="feature cache folder (default: DATA/features-SIZE of each checkpoint)")
     bv.add_argument("--model", action="append", help="training checkpoints (*.pt); repeat or comma-separate")
     bv.add_argument("--clips", type=int, default=400,
                     help="held-out clips: the cache's last ones, at most a fifth (as `train encoder --val-clips`)")
+    bv.add_argument("--all", action="store_true",
+                    help="score every clip: a selection set synthesized for judging, that nobody trained on")
     bv.add_argument("--out", help="metrics JSON")
     bv.add_argument("--quiet", action="store_true")
     bv.set_defaults(func=cmd_bench_validation)

@@ -63,8 +63,9 @@ def add_parsers(sub) -> None:
     e.add_argument("--w-distance", type=float, help="weight of the log-distance loss (default 0.1)")
     e.add_argument("--time-budget-min", type=float,
                    help="fit the step count to this many minutes of training (measured after 70 steps)")
-    e.add_argument("--select-by", choices=("seld", "val_loss"),
-                   help="which validation pass becomes best.pt (default seld: decoded errors)")
+    e.add_argument("--select-by", choices=("seld", "floors", "val_loss"),
+                   help="which validation pass becomes best.pt (default seld: decoded errors; floors: the "
+                        "issue's floors, each metric over its floor)")
     e.add_argument("--eval-every", type=int)
     e.add_argument("--val-clips", type=int)
     e.add_argument("--threads", type=int, help="torch threads (default: all cores)")

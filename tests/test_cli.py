@@ -99,6 +99,11 @@ def test_train_export_bench_an_encoder_end_to_end(tmp_path):
     best = torch.load(run / "best.pt", weights_only=False)["metrics"]
     assert row["clips"] == 2 and row["seld_score"] == pytest.approx(best["seld_score"], abs=1e-9)
     assert main(["bench", "validation", "--data", str(tmp_path / "train"), "--model", str(run / "nope.pt")]) == 2
+    # a selection set: every clip scored, its feature cache built where it is missing
+    assert main(["bench", "validation", "--data", str(tmp_path / "train"), "--model", str(run / "best.pt"),
+                 "--cache", str(tmp_path / "sel-cache"), "--all", "--out", str(val), "--quiet"]) == 0
+    row = json.loads(val.read_text())["models"][str(run / "best.pt")]
+    assert row["clips"] == 10 and (tmp_path / "sel-cache" / "meta.json").exists() and "floor_score" in row
     assert main(["export", "encoder", "--checkpoint", str(run / "best.pt"), "--out", str(exp)]) == 0
     out = tmp_path / "loc.json"
     ds = str(tmp_path / "train")

@@ -89,3 +89,27 @@ def test_single_source_condition_is_split_by_room():
     assert bc["n_sources=1,room=anechoic,head=kemar-mit"]["angular_error_mean_deg"] == pytest.approx(10.0)
     assert bc["n_sources=1,room=reverberant,head=kemar-mit"]["angular_error_mean_deg"] == pytest.approx(20.0)
     assert bc["n_sources=1,head=kemar-mit"]["n_sources"] == 2
+
+
+def test_floor_score_measures_each_floor_in_its_own_units():
+    from training.eval.metrics import floor_score, floor_terms
+
+    one = scene(("dog", 30.0, 0.0, 2.0))
+    two = scene(("dog", 30.0, 0.0, 2.0), ("siren", -90.0, 0.0, 3.0))
+    exact = [match_clip(one, [SourceEstimate(30.0, 0.0, 2.0, "dog")]),
+             match_clip(two, [SourceEstimate(30.0, 0.0, 2.0, "dog"), SourceEstimate(-90.0, 0.0, 3.0, "siren")])]
+    assert floor_score(localization_metrics(exact)) == 0.0
+    # one source 10 deg off (the floor), 0.6 m too far (a distance error: 1/0.3 of the floor), the
+    # wrong class (1/0.1); the 2-3 source clip 25 deg off on both sources (its floor)
+    off = [match_clip(one, [SourceEstimate(40.0, 0.0, 2.6, "siren")]),
+           match_clip(two, [SourceEstimate(55.0, 0.0, 2.0, "dog"), SourceEstimate(-115.0, 0.0, 3.0, "siren")])]
+    t = floor_terms(localization_metrics(off))
+    assert t["n_sources=1,head=kemar-mit:angular_error_mean_deg"] == pytest.approx(1.0)
+    assert t["n_sources=1,head=kemar-mit:front_back_confusion"] == 0.0
+    assert t["n_sources=1,head=kemar-mit:distance_er05"] == pytest.approx(1 / 0.3)
+    assert t["n_sources=1,head=kemar-mit:class_error"] == pytest.approx(1 / 0.1)
+    assert t["n_sources=2-3,head=kemar-mit:angular_error_mean_deg"] == pytest.approx(1.0)
+    assert floor_score(localization_metrics(off)) == pytest.approx((1 + 0 + 1 / 0.3 + 10 + 1) / 5)
+    # clips of another head measure no floor
+    other = [match_clip(scene(("dog", 30.0, 0.0, 2.0), head="sphere"), [SourceEstimate(30.0)])]
+    assert floor_score(localization_metrics(other)) is None

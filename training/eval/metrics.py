@@ -152,6 +152,41 @@ def class_metrics(results: list[ClipResult]) -> dict[str, dict]:
     return out
 
 
+#: The encoder issue's floors on the training head (kemar-mit), as (condition, metric, floor):
+#: one source over both rooms, and 2-3 sources. "class_error" is 1 - class_accuracy.
+FLOORS = (
+    ("n_sources=1,head=kemar-mit", "angular_error_mean_deg", 10.0),
+    ("n_sources=1,head=kemar-mit", "front_back_confusion", 0.08),
+    ("n_sources=1,head=kemar-mit", "distance_er05", 0.30),
+    ("n_sources=1,head=kemar-mit", "class_error", 0.10),
+    ("n_sources=2-3,head=kemar-mit", "angular_error_mean_deg", 25.0),
+)
+
+
+def floor_terms(metrics: dict) -> dict[str, float | None]:
+    """Each floor's metric in units of its floor (1.0: exactly at the floor, lower is better),
+    from `localization_metrics` output; None where the clips do not measure it."""
+    out = {}
+    for cond, key, floor in FLOORS:
+        m = metrics["by_condition"].get(cond, {})
+        if key == "class_error":
+            v = m.get("class_accuracy")
+            v = None if v is None else 1.0 - v
+        else:
+            v = m.get(key)
+        out[f"{cond}:{key}"] = None if v is None else float(v) / floor
+    return out
+
+
+def floor_score(metrics: dict) -> float | None:
+    """The mean of `floor_terms` (each metric over its floor): one number in which one degree of
+    single-source angular error, 0.8 points of front/back confusion, 3 points of distance error
+    rate, one point of class accuracy and 2.5 degrees with 2-3 sources weigh the same. Every
+    floor is met when each term is <= 1. None when the clips measure no floor."""
+    terms = [v for v in floor_terms(metrics).values() if v is not None]
+    return float(np.mean(terms)) if terms else None
+
+
 def localization_metrics(results: list[ClipResult]) -> dict:
     out = aggregate(results)
     groups: dict[str, list[ClipResult]] = defaultdict(list)

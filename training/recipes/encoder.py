@@ -31,7 +31,7 @@ from agent.core.dataset import read_dataset, write_json
 from agent.core.errors import BinauraError, ConfigError
 from agent.core.features import mirror_spatial
 from agent.core.seld import DecodeConfig, decode_clip
-from training.eval.metrics import localization_metrics, match_clip
+from training.eval.metrics import floor_score, floor_terms, localization_metrics, match_clip
 from training.models.encoder import (
     BinauralEncoder,
     build_encoder,
@@ -39,8 +39,12 @@ from training.models.encoder import (
     n_parameters,
     save_checkpoint,
 )
-from training.recipes.encoder_data import FeatureCache
+from training.recipes.encoder_data import FeatureCache, build_cache
 from training.synth.config import preset
+
+
+#: what picks best.pt among a run's validation passes (the row's key; lower is better)
+SELECT_BY = {"seld": "seld_score", "floors": "floor_score", "val_loss": "val_loss"}
 
 
 @dataclass
@@ -71,7 +75,8 @@ class EncoderTrainConfig:
     #: stop by wall clock: > 0 fits the step count to this many seconds of training at the rate
     #: measured over steps 20-70 (the cosine schedule follows), and stops there at the latest
     time_budget_s: float = 0.0
-    #: which validation pass makes best.pt: "seld" (decoded errors, see seld_score) or "val_loss".
+    #: which validation pass makes best.pt: "seld" (decoded errors, see seld_score), "floors"
+    #: (the issue's floors, see training.eval.metrics.floor_score) or "val_loss".
     #: The polar cross-entropy grows with over-confidence while decoded directions still improve,
     #: so the loss picks early, less-trained weights (BENCHMARKS.md, issue 3).
     select_by: str = "seld"
@@ -91,8 +96,8 @@ class EncoderTrainConfig:
             p.append(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.val_clips < 0:
             p.append("val_clips must be >= 0")
-        if self.select_by not in ("seld", "val_loss"):
-            p.append(f"select_by must be 'seld' or 'val_loss', got {self.select_by!r}")
+        if self.select_by not in SELECT_BY:
+            p.append(f"select_by must be one of {', '.join(SELECT_BY)}, got {self.select_by!r}")
         if self.time_budget_s < 0:
             p.append(f"time_budget_s must be >= 0 (0: no limit), got {self.time_budget_s}")
         if p:
@@ -212,18 +217,23 @@ def validation_pass(model: BinauralEncoder, cache: FeatureCache, indices: np.nda
 
 
 def score_checkpoints(data_dir: str | os.PathLike, checkpoints: list[str], val_clips: int = 400,
-                      cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, dict]:
-    """Each checkpoint's validation pass on a training cache's held-out clips (the ones a run on
-    that cache validates on; default decoding), with its SELD score: how stages are compared
-    on clips none of them trained on. The cache defaults to DATA/features-SIZE (as in training).
-    Losses use the default loss weights, so they compare too."""
+                      cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                      all_clips: bool = False, workers: int | None = None) -> dict[str, dict]:
+    """Each checkpoint's validation pass (default decoding) with its SELD and floor scores:
+    how stages are compared on clips none of them trained on. By default the held-out clips of
+    a training cache (the ones a run on it validates on); all_clips scores every clip, for a
+    selection set that nobody trained on. The cache defaults to DATA/features-SIZE and is built
+    there when missing (the dataset's audio is needed then). Losses use the default loss
+    weights, so they compare too."""
     cfg = EncoderTrainConfig()
     out, scenes_of = {}, {}
     for path in checkpoints:
         model, _ = load_checkpoint(path)
         where = Path(cache_dir) if cache_dir else Path(data_dir) / f"features-{model.cfg.name}"
+        if not (where / "meta.json").exists():
+            build_cache(data_dir, where, model.cfg, workers=workers, progress=progress)
         cache = FeatureCache(where, model.cfg)
-        idx = validation_indices(len(cache), val_clips)
+        idx = np.arange(len(cache)) if all_clips else validation_indices(len(cache), val_clips)
         if not len(idx):
             raise BinauraError(f"{where}: {len(cache)} clips hold out no validation clips (need >= 5)")
         data = cache.meta["data"]
@@ -232,7 +242,9 @@ def score_checkpoints(data_dir: str | os.PathLike, checkpoints: list[str], val_c
         row = {"clips": len(idx), **validation_pass(model, cache, idx, scenes_of[data], cfg)}
         out[str(path)] = row
         if progress:
-            print(f"{path}: seld_score {row['seld_score']:.4f}", flush=True)
+            fs = row["floor_score"]
+            print(f"{path}: seld_score {row['seld_score']:.4f}, floor_score "
+                  f"{'-' if fs is None else f'{fs:.4f}'}", flush=True)
     return out
 
 
@@ -279,7 +291,8 @@ def evaluate(model: BinauralEncoder, cache: FeatureCache, indices: np.ndarray, s
     keep = ("angular_error_mean_deg", "front_back_confusion", "distance_er05", "class_accuracy", "detection_f1")
     one = m["by_condition"].get("n_sources=1", {})
     return {**{f"val_{k}": v / max(1, len(indices)) for k, v in sums.items()},
-            **{k: m[k] for k in keep}, "one_source_angular_error_deg": one.get("angular_error_mean_deg")}
+            **{k: m[k] for k in keep}, "one_source_angular_error_deg": one.get("angular_error_mean_deg"),
+            "floor_score": floor_score(m), "floor_terms": floor_terms(m)}
 
 
 @torch.no_grad()
@@ -506,7 +519,8 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
                 tqdm.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()
                                                       if isinstance(v, float)))
                 history.append(row)
-                score = row["val_loss"] if cfg.select_by == "val_loss" else row["seld_score"]
+                score = row[SELECT_BY[cfg.select_by]]
+                score = math.inf if score is None else score  # floors: clips without kemar-mit
                 if score < best:
                     best = score
                     save_checkpoint(out / "best.pt", model, train_config=dataclasses.asdict(cfg), step=step,
