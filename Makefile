@@ -53,9 +53,11 @@ train-encoder: setup
 
 # Replace the shipped default with the run's best checkpoint (ONNX export checked against torch).
 # fp32 only: with the checkpoint it stays under 20 MB; `make bench` exports the fp16 variant.
+# make ship-encoder CHECKPOINT=runs/<run>/final.pt (the stage the shipping rule chose, docs/encoder.md)
+CHECKPOINT ?= runs/encoder-small/best.pt
 ship-encoder: setup
-	$(BIN)/binaura export encoder --checkpoint runs/encoder-small/best.pt --out agent/assets/encoder --verify-data data/bench --no-fp16
-	mkdir -p training/assets && cp runs/encoder-small/best.pt training/assets/encoder_small.pt
+	$(BIN)/binaura export encoder --checkpoint $(CHECKPOINT) --out agent/assets/encoder --verify-data data/bench --no-fp16
+	mkdir -p training/assets && cp $(CHECKPOINT) training/assets/encoder_small.pt.partial && mv training/assets/encoder_small.pt.partial training/assets/encoder_small.pt
 
 # What a GPU machine without internet needs for training/recipes/gpu_encoder.sh (docs/encoder.md):
 # the synthesis kit in .kit and Python 3.12 wheels in .whl (both in .gitignore).
