@@ -126,9 +126,23 @@ def read_wav(path: str | os.PathLike, expect_rate_hz: int | None = None) -> tupl
     return np.ascontiguousarray(data.T), int(rate)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: read once at import: os.umask can only be read by setting it
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def _atomic_target(path: Path):
+    """A fresh temp file beside `path`, to be renamed over it once complete. mkstemp makes it
+    private (0600); it gets the mode a plain open() would give, so datasets and exported
+    models stay readable by whoever may read the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.fchmod(fd, _FILE_MODE)
     os.close(fd)
     return Path(tmp)
 

@@ -81,3 +81,15 @@ def test_atomic_write_leaves_no_part_files(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav"]
     audio, rate = read_wav(tmp_path / "a.wav")
     assert rate == 48000
+
+
+def test_written_files_get_the_mode_a_plain_open_gives(tmp_path):
+    """Atomic writes go through a private temp file; what lands is readable as any new file."""
+    import os
+
+    make(tmp_path)
+    (tmp_path / "plain").write_text("x")
+    want = (tmp_path / "plain").stat().st_mode & 0o777
+    for f in ("scenes.jsonl", "audio/s1.wav"):
+        assert (tmp_path / f).stat().st_mode & 0o777 == want, f
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".part")]
