@@ -112,6 +112,7 @@ def cmd_bench_localize(args) -> int:
     from agent.core.dataset import read_dataset  # noqa: PLC0415
     from training.eval.bench import (  # noqa: PLC0415
         class_table,
+        floors_table,
         localize_table,
         polar_plot,
         run_localize,
@@ -127,6 +128,8 @@ def cmd_bench_localize(args) -> int:
     print(localize_table(all_metrics, conditions=not args.brief))
     if not args.brief:
         print("\nby true class, all sources (matched ones):\n" + class_table(all_metrics))
+    print("\nthe encoder issue's floors on the training head (metric / floor; <= 1 meets it):\n"
+          + floors_table(all_metrics))
     out = dict(all_metrics[models[0].name])
     out["models"] = all_metrics
     out["data"] = str(args.data)

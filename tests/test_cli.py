@@ -31,6 +31,9 @@ def test_bench_localize_writes_every_metric_key(tiny):
         assert k in m
     assert m["angular_error_mean_deg"] == 0.0 and m["class_accuracy"] == 1.0
     assert m["models"]["gccphat"]["class_accuracy"] is None
+    # the floors: the oracle meets each with nothing to spare; GCC-PHAT names no class or distance
+    assert all(v in (0.0, None) for v in m["models"]["oracle"]["floor_terms"].values())
+    assert all(v is None for k, v in m["models"]["gccphat"]["floor_terms"].items() if "distance" in k or "class" in k)
     assert (tiny / "loc.png").stat().st_size > 1000
 
 

@@ -13,7 +13,14 @@ from tqdm import tqdm
 from agent.core.dataset import Dataset, write_json
 from agent.core.errors import BinauraError
 from agent.core.predictor import Answerer, Clip, Localizer
-from training.eval.metrics import METRIC_KEYS, localization_metrics, match_clip
+from training.eval.metrics import (
+    FLOORS,
+    METRIC_KEYS,
+    floor_score,
+    floor_terms,
+    localization_metrics,
+    match_clip,
+)
 from training.qa.score import is_correct
 
 
@@ -29,6 +36,7 @@ def run_localize(ds: Dataset, model: Localizer, progress: bool = True) -> tuple[
         preds = model.localize(_clip(ds, scene, model.needs_audio))
         results.append(match_clip(scene, preds))
     metrics = localization_metrics(results)
+    metrics["floor_score"], metrics["floor_terms"] = floor_score(metrics), floor_terms(metrics)
     metrics["model"] = model.name
     metrics["n_clips"] = len(ds.scenes)
     metrics["seconds"] = round(time.perf_counter() - t0, 2)
@@ -78,6 +86,18 @@ def localize_table(all_metrics: dict[str, dict], conditions: bool = True) -> str
         items = [("all", m)] + (list(m["by_condition"].items()) if conditions else [])
         for cond, mm in items:
             rows.append([model, cond] + [_fmt(mm[k], pct) for k, _, pct in cols])
+    return _render(rows)
+
+
+def floors_table(all_metrics: dict[str, dict]) -> str:
+    """Each model's floor score and its terms (each of the encoder issue's floors as metric /
+    floor: <= 1 meets it)."""
+    heads = ["1src ang/10", "1src fb/0.08", "1src der05/0.3", "1src cls_err/0.1", "2-3src ang/25"]
+    assert len(heads) == len(FLOORS)
+    rows = [["model", "floor_score"] + heads]
+    for model, m in all_metrics.items():
+        terms = list((m.get("floor_terms") or {}).values()) or [None] * len(heads)
+        rows.append([model, _fmt(m.get("floor_score"))] + [_fmt(t) for t in terms])
     return _render(rows)
 
 

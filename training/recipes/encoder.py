@@ -42,7 +42,6 @@ from training.models.encoder import (
 from training.recipes.encoder_data import FeatureCache, build_cache
 from training.synth.config import preset
 
-
 #: what picks best.pt among a run's validation passes (the row's key; lower is better)
 SELECT_BY = {"seld": "seld_score", "floors": "floor_score", "val_loss": "val_loss"}
 
