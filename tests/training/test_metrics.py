@@ -110,6 +110,8 @@ def test_floor_score_measures_each_floor_in_its_own_units():
     assert t["n_sources=1,head=kemar-mit:class_error"] == pytest.approx(1 / 0.1)
     assert t["n_sources=2-3,head=kemar-mit:angular_error_mean_deg"] == pytest.approx(1.0)
     assert floor_score(localization_metrics(off)) == pytest.approx((1 + 0 + 1 / 0.3 + 10 + 1) / 5)
+    # a localizer without classes or distance gets no score rather than one on fewer floors
+    assert floor_score(localization_metrics([match_clip(one, [SourceEstimate(40.0)])])) is None
     # clips of another head measure no floor
     other = [match_clip(scene(("dog", 30.0, 0.0, 2.0), head="sphere"), [SourceEstimate(30.0)])]
     assert floor_score(localization_metrics(other)) is None

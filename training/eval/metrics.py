@@ -165,7 +165,8 @@ FLOORS = (
 
 def floor_terms(metrics: dict) -> dict[str, float | None]:
     """Each floor's metric in units of its floor (1.0: exactly at the floor, lower is better),
-    from `localization_metrics` output; None where the clips do not measure it."""
+    from `localization_metrics` output; None where it was not measured: the clips hold no
+    such condition, or the model does not produce the metric (no classes, no distance)."""
     out = {}
     for cond, key, floor in FLOORS:
         m = metrics["by_condition"].get(cond, {})
@@ -182,8 +183,15 @@ def floor_score(metrics: dict) -> float | None:
     """The mean of `floor_terms` (each metric over its floor): one number in which one degree of
     single-source angular error, 0.8 points of front/back confusion, 3 points of distance error
     rate, one point of class accuracy and 2.5 degrees with 2-3 sources weigh the same. Every
-    floor is met when each term is <= 1. None when the clips measure no floor."""
-    terms = [v for v in floor_terms(metrics).values() if v is not None]
+    floor is met when each term is <= 1. Floors whose condition the clips lack are left out;
+    None when there is none, or when the model leaves a measured condition's metric empty (a
+    localizer without classes or distance is not scored on fewer floors than one with them)."""
+    terms = []
+    for (cond, _, _), v in zip(FLOORS, floor_terms(metrics).values()):
+        if v is None and cond in metrics["by_condition"]:
+            return None
+        if v is not None:
+            terms.append(v)
     return float(np.mean(terms)) if terms else None
 
 
