@@ -60,6 +60,13 @@ def test_time_budget_fits_steps_and_validations():
     assert fit.steps == 70 + 5666
     assert _fit_steps(dataclasses.replace(cfg, steps=500), 70, 0.01, 10.0, 5.0).steps == 500  # never more
     assert _fit_steps(cfg, 70, 0.01, 200.0, 5.0).steps == 71  # already over: stop after one step
+    # a refit from a first fit made while the cores were busy: the steps grow again, up to the
+    # user's cap and no further
+    slow = _fit_steps(cfg, 70, 0.05, 10.0, 5.0)
+    assert slow.steps < fit.steps
+    again = _fit_steps(slow, 1000, 0.005, 30.0, 5.0, cap=cfg.steps)
+    assert again.steps > slow.steps and again.steps == 1000 + int((100 - 30 - 5) / (0.005 + 5 / 1000))
+    assert _fit_steps(slow, 1000, 0.005, 30.0, 5.0, cap=2000).steps == 2000
 
 
 def test_seld_score_orders_validation_passes():

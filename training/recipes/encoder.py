@@ -248,13 +248,14 @@ def score_checkpoints(data_dir: str | os.PathLike, checkpoints: list[str], val_c
 
 
 def _fit_steps(cfg: EncoderTrainConfig, step: int, per_step: float, elapsed_s: float,
-               eval_s: float) -> EncoderTrainConfig:
-    """The config with `steps` cut to what the time budget allows at the measured step rate,
-    leaving room for the validation passes still to come."""
+               eval_s: float, cap: int | None = None) -> EncoderTrainConfig:
+    """The config with `steps` set to what the time budget allows at the measured step rate,
+    leaving room for the validation passes still to come (eval_s: seconds per pass, 5 s
+    assumed until one has been timed); never more than `cap` (default: the config's own steps)."""
     left = cfg.time_budget_s - elapsed_s
-    per_eval = max(eval_s, 5.0) if cfg.val_clips else 0.0
+    per_eval = (eval_s if eval_s > 0 else 5.0) if cfg.val_clips else 0.0
     fit = int(max(0.0, left - per_eval) / (per_step + per_eval / cfg.eval_every))
-    return dataclasses.replace(cfg, steps=max(step + 1, min(cfg.steps, step + fit)))
+    return dataclasses.replace(cfg, steps=max(step + 1, min(cap or cfg.steps, step + fit)))
 
 
 def _lr_at(step: int, cfg: EncoderTrainConfig) -> float:
@@ -465,6 +466,10 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
     bar = tqdm(total=cfg.steps, initial=step, desc="train encoder", unit="step", disable=not progress)
     t0, run = time.perf_counter(), {}
     first_step, eval_s, mark = step, 0.0, None
+    # A time budget is fitted at step 70 and refitted at each validation pass from the rate
+    # since the last fit, so a rate measured while something else held the cores (or a
+    # machine that speeds up) does not leave the schedule far from the budget.
+    max_steps, fit_mark, n_evals = cfg.steps, None, 0
 
     def lineage() -> list[dict]:
         minutes = round((trained_s + time.perf_counter() - t0) / 60, 1)
@@ -481,10 +486,11 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
             mark = (time.perf_counter(), eval_s)
         if cfg.time_budget_s and step == first_step + 70 and mark is not None:
             per_step = (time.perf_counter() - mark[0] - (eval_s - mark[1])) / 50
-            cfg = _fit_steps(cfg, step, per_step, time.perf_counter() - t0, eval_s)
+            cfg = _fit_steps(cfg, step, per_step, time.perf_counter() - t0, eval_s / max(1, n_evals), cap=max_steps)
             tqdm.write(f"time budget {cfg.time_budget_s:.0f} s at {per_step * 1e3:.1f} ms/step: "
                        f"training to step {cfg.steps}")
             bar.total = cfg.steps
+            fit_mark = (time.perf_counter(), eval_s, step)
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, cfg)
         sp, se, acc, logd, act, polar_ok = (t.to(dev, non_blocking=True) for t in batches.sample())
@@ -530,6 +536,16 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
             write_json(out / "history.json", history)
             plot_history(history, out / "loss.png")
             eval_s += time.perf_counter() - t_eval
+            n_evals += 1
+            if fit_mark is not None and step < cfg.steps and step - fit_mark[2] >= 100:
+                now = time.perf_counter()
+                per_step = (now - fit_mark[0] - (eval_s - fit_mark[1])) / (step - fit_mark[2])
+                refit = _fit_steps(cfg, step, per_step, now - t0, eval_s / n_evals, cap=max_steps)
+                if abs(refit.steps - cfg.steps) > 0.02 * cfg.steps:  # say so when it is news
+                    tqdm.write(f"time budget: {per_step * 1e3:.1f} ms/step since step {fit_mark[2]}: "
+                               f"training to step {refit.steps} (was {cfg.steps})")
+                cfg, bar.total = refit, refit.steps
+                fit_mark = (now, eval_s, step)
     bar.close()
     if not (out / "best.pt").exists():
         save_checkpoint(out / "best.pt", model, train_config=dataclasses.asdict(cfg), step=step, lineage=lineage())
