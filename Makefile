@@ -53,10 +53,12 @@ train-encoder: setup
 
 # Replace the shipped default with the run's best checkpoint (ONNX export checked against torch).
 # fp32 only: with the checkpoint it stays under 20 MB; `make bench` exports the fp16 variant.
-# make ship-encoder CHECKPOINT=runs/<run>/final.pt (the stage the shipping rule chose, docs/encoder.md)
+# make ship-encoder CHECKPOINT=runs/<run>/final.pt (the stage the shipping rule chose, docs/encoder.md);
+# the shipped runtime averages each window with its mirror image (chosen on the selection set), MIRROR= to not
 CHECKPOINT ?= runs/encoder-small/best.pt
+MIRROR ?= --mirror
 ship-encoder: setup
-	$(BIN)/binaura export encoder --checkpoint $(CHECKPOINT) --out agent/assets/encoder --verify-data data/bench --no-fp16
+	$(BIN)/binaura export encoder --checkpoint $(CHECKPOINT) --out agent/assets/encoder --verify-data data/bench --no-fp16 $(MIRROR)
 	mkdir -p training/assets && cp $(CHECKPOINT) training/assets/encoder_small.pt.partial && mv training/assets/encoder_small.pt.partial training/assets/encoder_small.pt
 
 # What a GPU machine without internet needs for training/recipes/gpu_encoder.sh (docs/encoder.md):

@@ -38,10 +38,11 @@ def make_localizer(name: str, seed: int = 0):
         return baselines.ChanceLocalizer(seed) if name == "chance" else baselines.OracleLocalizer()
     base, _, tail = name.partition(":")
     opts = set(tail.split(":")) if tail else set()
-    if opts - {"fp16", "mirror"}:  # options of an ONNX encoder: PATH:fp16, encoder:mirror, ...
+    if opts - {"fp16", "mirror", "single"} or {"mirror", "single"} <= opts:  # PATH:fp16, encoder:single, ...
         base, opts = name, set()  # a path that itself holds a colon
     precision = "fp16" if "fp16" in opts else "fp32"
-    mirror = "mirror" in opts
+    # mirror averaging: forced on or off, else the export's own default (its manifest)
+    mirror = True if "mirror" in opts else (False if "single" in opts else None)
     tag = "".join(f":{o}" for o in sorted(opts))
     if base == "encoder":
         from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
@@ -56,10 +57,11 @@ def make_localizer(name: str, seed: int = 0):
         from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
 
         return EncoderLocalizer(path, precision=precision, mirror_tta=mirror,
-                                name=f"onnx-{precision}{':mirror' if mirror else ''}:{path.name}")
+                                name=f"onnx-{precision}{''.join(f':{o}' for o in sorted(opts - {'fp16'}))}:{path.name}")
     raise BinauraError(f"--model {name!r}: expected encoder, one of {', '.join(BASELINE_LOCALIZERS)}, a training "
                        f"checkpoint (.pt) or an exported encoder (folder or .onnx); an exported encoder takes "
-                       f":fp16 (its fp16 variant) and :mirror (left-right mirror averaging), e.g. encoder:mirror")
+                       f":fp16 (its fp16 variant), :mirror or :single (left-right mirror averaging on or off; "
+                       f"default: as its manifest says), e.g. encoder:single")
 
 
 def make_answerer(name: str, ds, seed: int = 0):

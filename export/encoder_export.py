@@ -80,8 +80,10 @@ def parity(model: BinauralEncoder, runtime: EncoderRuntime, inputs: list[tuple[n
 
 
 def export_encoder(checkpoint: str | os.PathLike, out: str | os.PathLike, fp16: bool = True,
-                   verify_audio: list[tuple[np.ndarray, int]] | None = None) -> dict:
-    """Write OUT/encoder.onnx (+ encoder.fp16.onnx) and OUT/encoder.json; returns the manifest."""
+                   verify_audio: list[tuple[np.ndarray, int]] | None = None, mirror_tta: bool = False) -> dict:
+    """Write OUT/encoder.onnx (+ encoder.fp16.onnx) and OUT/encoder.json; returns the manifest.
+    mirror_tta: the manifest tells the runtime to average each window with its left-right
+    mirror by default (parity is checked on the single pass either way)."""
     model, ck = load_checkpoint(checkpoint)
     model.eval()
     out = Path(out)
@@ -106,11 +108,13 @@ def export_encoder(checkpoint: str | os.PathLike, out: str | os.PathLike, fp16: 
         "model_config": cfg.to_dict(), "opset": OPSET, "checkpoint_sha256": sha256_file(Path(checkpoint)),
         "checkpoint_step": ck.get("step"), "checkpoint_metrics": ck.get("metrics"),
         "decode": ck.get("decode") or dataclasses.asdict(DecodeConfig()),
+        # the runtime's default: also run each window left-right mirrored and average it back
+        "mirror_tta": bool(mirror_tta),
         "built_with": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
                        "python": platform.python_version()},
     }
     write_json(tmp / MANIFEST, manifest)
-    runtime = EncoderRuntime(tmp)
+    runtime = EncoderRuntime(tmp, mirror_tta=False)  # parity: one pass, as torch runs it
     rng = np.random.default_rng(0)
     f = cfg.features
     if verify_audio:
@@ -120,7 +124,7 @@ def export_encoder(checkpoint: str | os.PathLike, out: str | os.PathLike, fp16: 
                                    f.sample_rate_hz, f)]
     report = {"fp32": parity(model, runtime, inputs)}
     if fp16:
-        report["fp16"] = parity(model, EncoderRuntime(tmp, precision="fp16"), inputs)
+        report["fp16"] = parity(model, EncoderRuntime(tmp, precision="fp16", mirror_tta=False), inputs)
     manifest["parity"] = report
     write_json(tmp / MANIFEST, manifest)
     shutil.rmtree(out, ignore_errors=True)

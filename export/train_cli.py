@@ -87,7 +87,7 @@ def cmd_export_encoder(args) -> int:
 
         ds = read_dataset(args.verify_data)
         verify = [ds.load_audio(s) for s in ds.scenes[:args.verify_clips]]
-    m = export_encoder(args.checkpoint, args.out, fp16=not args.no_fp16, verify_audio=verify)
+    m = export_encoder(args.checkpoint, args.out, fp16=not args.no_fp16, verify_audio=verify, mirror_tta=args.mirror)
     for prec, rep in m["parity"].items():
         worst = max(rep["max_abs_diff"].values())
         print(f"{prec}: max |torch - onnxruntime| = {worst:.2e} over {rep['clips']} clip(s); decoded classes "
@@ -106,6 +106,9 @@ def add_export_parsers(sub) -> None:
     e.add_argument("--checkpoint", required=True, help="a training checkpoint (best.pt)")
     e.add_argument("--out", required=True, help="folder to write (replaced atomically)")
     e.add_argument("--no-fp16", action="store_true")
+    e.add_argument("--mirror", action="store_true",
+                   help="the runtime averages each window with its left-right mirror by default (twice the "
+                        "compute; the model spec PATH:single turns it off), as decided on a selection set")
     e.add_argument("--verify-data", help="dataset whose first clips check torch/ONNX parity")
     e.add_argument("--verify-clips", type=int, default=8)
     e.set_defaults(func=cmd_export_encoder)

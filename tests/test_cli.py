@@ -147,6 +147,11 @@ def test_encoder_model_options_are_parsed_and_checked():
 
     loc = make_localizer("encoder:mirror")
     assert loc.runtime.mirror_tta and loc.runtime.precision == "fp32" and loc.name == "encoder:mirror"
-    assert not make_localizer("encoder").runtime.mirror_tta
+    # plain "encoder" follows the shipped manifest (mirror averaging, chosen on the selection set)
+    assert make_localizer("encoder").runtime.mirror_tta is True
+    single = make_localizer("encoder:single")
+    assert single.runtime.mirror_tta is False and single.name == "encoder:single"
+    with pytest.raises(BinauraError, match=":single"):
+        make_localizer("encoder:mirror:single")
     with pytest.raises(BinauraError, match=":mirror"):
         make_localizer("encoder:mirrored")

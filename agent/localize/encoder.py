@@ -68,7 +68,10 @@ class EncoderRuntime:
     """An exported encoder folder, validated, with an ONNX Runtime session."""
 
     def __init__(self, path: str | os.PathLike | None = None, precision: str = "fp32", threads: int = 1,
-                 mirror_tta: bool = False):
+                 mirror_tta: bool | None = None):
+        """mirror_tta: run each window also left-right mirrored and average (twice the compute);
+        None takes the export's own choice (manifest "mirror_tta", made on a selection set when
+        it was shipped; off when absent)."""
         import onnxruntime as ort  # noqa: PLC0415
 
         root = Path(path) if path is not None else DEFAULT_ENCODER_DIR
@@ -112,7 +115,7 @@ class EncoderRuntime:
         self.session = ort.InferenceSession(str(root / files[precision]), opts, providers=["CPUExecutionProvider"])
         self.precision = precision
         #: also run the left-right mirrored scene and average it back (twice the compute)
-        self.mirror_tta = mirror_tta
+        self.mirror_tta = bool(m.get("mirror_tta", False)) if mirror_tta is None else bool(mirror_tta)
 
     def run(self, spatial: np.ndarray, semantic: np.ndarray) -> EncoderFrames:
         """spatial (6, T, F), semantic (T, F) feature frames -> T // time_pool output frames.
@@ -149,7 +152,7 @@ class EncoderLocalizer:
     needs_audio = True
 
     def __init__(self, path: str | os.PathLike | None = None, precision: str = "fp32", threads: int = 1,
-                 decode: DecodeConfig | None = None, name: str | None = None, mirror_tta: bool = False):
+                 decode: DecodeConfig | None = None, name: str | None = None, mirror_tta: bool | None = None):
         self.runtime = EncoderRuntime(path, precision, threads, mirror_tta=mirror_tta)
         self.decode = decode or self.runtime.decode
         self.name = name or ("encoder" if path is None else f"encoder:{Path(path).name}")

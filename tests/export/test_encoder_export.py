@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from agent.core.errors import BinauraError
-from agent.core.features import compute_features
+from agent.core.features import compute_features, mirror_spatial
 from agent.localize.encoder import (
     DEFAULT_ENCODER_DIR,
     EncoderLocalizer,
@@ -109,6 +109,27 @@ def test_mirror_averaging_makes_the_encoder_left_right_symmetric(exported):
     assert np.abs(got - a.accdoa).max() < 1e-4
 
 
+def test_an_export_can_make_mirror_averaging_the_runtime_default(exported, tmp_path):
+    """`export encoder --mirror` writes the choice into the manifest; the runtime follows it
+    unless told otherwise, and parity is still checked on the single pass torch runs."""
+    from export.cli import make_localizer
+
+    d, _ = exported
+    m = export_encoder(d / "tiny.pt", tmp_path / "m", fp16=False,
+                       verify_audio=[(_binaural(np.random.default_rng(1)), 48_000)], mirror_tta=True)
+    assert m["mirror_tta"] is True and max(m["parity"]["fp32"]["max_abs_diff"].values()) < 1e-4
+    audio = _binaural(np.random.default_rng(7), seconds=4.0)
+    default = EncoderRuntime(tmp_path / "m").run_audio(audio, 48_000)
+    forced = EncoderRuntime(d / "export", mirror_tta=True).run_audio(audio, 48_000)
+    single = EncoderRuntime(tmp_path / "m", mirror_tta=False).run_audio(audio, 48_000)
+    assert np.abs(default.accdoa - forced.accdoa).max() < 1e-6
+    assert np.abs(default.accdoa - single.accdoa).max() > 1e-3
+    assert EncoderRuntime(d / "export").mirror_tta is False  # exports without the key: one pass
+    assert make_localizer(f"{tmp_path / 'm'}:single").runtime.mirror_tta is False
+    assert make_localizer(str(tmp_path / "m")).runtime.mirror_tta is True
+    assert make_localizer(f"{d / 'export'}:mirror").runtime.mirror_tta is True
+
+
 def test_tampered_or_mismatched_export_is_refused(exported, tmp_path):
     d, _ = exported
     bad = tmp_path / "bad"
@@ -137,16 +158,22 @@ def test_shipped_encoder_matches_its_checkpoint_on_benchmark_clips():
     from agent.localize.encoder import sha256_file
 
     assert manifest["checkpoint_sha256"] == sha256_file(DEFAULT_CHECKPOINT)
-    rt = EncoderRuntime()
+    rt = EncoderRuntime(mirror_tta=False)
+    default = EncoderRuntime()  # as the agent runs it: with the manifest's mirror averaging
+    assert default.mirror_tta == manifest.get("mirror_tta", False)
     model, _ = load_checkpoint(DEFAULT_CHECKPOINT)
     cfg = preset("bench")
+    flip = np.array([1.0, -1.0, 1.0], np.float32)
     for i in range(3):
         audio, _ = render_scene(sample_spec(cfg, 20261126, i), cfg)
         sp, se = compute_features(audio, 48_000)
         with torch.no_grad():
             ref = [t[0].numpy() for t in model(torch.from_numpy(sp[None]), torch.from_numpy(se[None]))]
+            mir = model(torch.from_numpy(mirror_spatial(sp)[None]), torch.from_numpy(se[None]))[0][0].numpy()
         got = rt.run(sp, se)
         assert np.abs(ref[0] - got.accdoa).max() < 1e-4
+        want = 0.5 * (ref[0] + mir * flip) if default.mirror_tta else ref[0]
+        assert np.abs(want - default.run(sp, se).accdoa).max() < 1e-4
         a = decode_clip(ref[0], ref[1], rt.labels, rt.output_rate_hz)
         b = decode_clip(got.accdoa, got.log_distance, rt.labels, rt.output_rate_hz)
         assert [s.label for s in a] == [s.label for s in b]

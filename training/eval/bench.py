@@ -97,7 +97,7 @@ def floors_table(all_metrics: dict[str, dict]) -> str:
     rows = [["model", "floor_score"] + heads]
     for model, m in all_metrics.items():
         terms = list((m.get("floor_terms") or {}).values()) or [None] * len(heads)
-        rows.append([model, _fmt(m.get("floor_score"))] + [_fmt(t) for t in terms])
+        rows.append([model] + ["-" if t is None else f"{t:.3f}" for t in [m.get("floor_score"), *terms]])
     return _render(rows)
 
 
