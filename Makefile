@@ -40,8 +40,8 @@ test-all: lint
 
 bench: setup
 	$(BIN)/binaura synth --preset bench --scenes 600 --seed 20261126 --out data/bench
-	$(BIN)/binaura export encoder --checkpoint training/assets/encoder_small.pt --out out/encoder-export --verify-data data/bench
-	$(BIN)/binaura bench localize --data data/bench --model encoder:mirror,encoder,out/encoder-export:fp16,training/assets/encoder_small.pt,gccphat,chance,oracle --out out/bench_localize.json
+	$(BIN)/binaura export encoder --checkpoint training/assets/encoder_small.pt --out out/encoder-export --verify-data data/bench --mirror
+	$(BIN)/binaura bench localize --data data/bench --model encoder,encoder:single,out/encoder-export:fp16,training/assets/encoder_small.pt,gccphat,chance,oracle --out out/bench_localize.json
 	$(BIN)/binaura bench speed --model out/encoder-export --out out/bench_speed.json
 	$(BIN)/binaura bench qa --data data/bench --model oracle,text-only,chance --out out/bench_qa.json
 	$(BIN)/binaura bench synth --scenes 40 --out out/bench_synth.json
