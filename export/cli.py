@@ -44,6 +44,7 @@ def make_localizer(name: str, seed: int = 0):
     # mirror averaging: forced on or off, else the export's own default (its manifest)
     mirror = True if "mirror" in opts else (False if "single" in opts else None)
     tag = "".join(f":{o}" for o in sorted(opts))
+    mirror_tag = "".join(f":{o}" for o in sorted(opts - {"fp16"}))  # precision is named apart for paths
     if base == "encoder":
         from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
 
@@ -57,7 +58,7 @@ def make_localizer(name: str, seed: int = 0):
         from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
 
         return EncoderLocalizer(path, precision=precision, mirror_tta=mirror,
-                                name=f"onnx-{precision}{''.join(f':{o}' for o in sorted(opts - {'fp16'}))}:{path.name}")
+                                name=f"onnx-{precision}{mirror_tag}:{path.name}")
     raise BinauraError(f"--model {name!r}: expected encoder, one of {', '.join(BASELINE_LOCALIZERS)}, a training "
                        f"checkpoint (.pt) or an exported encoder (folder or .onnx); an exported encoder takes "
                        f":fp16 (its fp16 variant), :mirror or :single (left-right mirror averaging on or off; "

@@ -92,8 +92,7 @@ def localize_table(all_metrics: dict[str, dict], conditions: bool = True) -> str
 def floors_table(all_metrics: dict[str, dict]) -> str:
     """Each model's floor score and its terms (each of the encoder issue's floors as metric /
     floor: <= 1 meets it)."""
-    heads = ["1src ang/10", "1src fb/0.08", "1src der05/0.3", "1src cls_err/0.1", "2-3src ang/25"]
-    assert len(heads) == len(FLOORS)
+    heads = [f"{name}/{floor:g}" for _, _, floor, name in FLOORS]
     rows = [["model", "floor_score"] + heads]
     for model, m in all_metrics.items():
         terms = list((m.get("floor_terms") or {}).values()) or [None] * len(heads)

@@ -152,14 +152,15 @@ def class_metrics(results: list[ClipResult]) -> dict[str, dict]:
     return out
 
 
-#: The encoder issue's floors on the training head (kemar-mit), as (condition, metric, floor):
-#: one source over both rooms, and 2-3 sources. "class_error" is 1 - class_accuracy.
+#: The encoder issue's floors on the training head (kemar-mit), as (condition, metric, floor,
+#: short name for tables): one source over both rooms, and 2-3 sources. "class_error" is
+#: 1 - class_accuracy.
 FLOORS = (
-    ("n_sources=1,head=kemar-mit", "angular_error_mean_deg", 10.0),
-    ("n_sources=1,head=kemar-mit", "front_back_confusion", 0.08),
-    ("n_sources=1,head=kemar-mit", "distance_er05", 0.30),
-    ("n_sources=1,head=kemar-mit", "class_error", 0.10),
-    ("n_sources=2-3,head=kemar-mit", "angular_error_mean_deg", 25.0),
+    ("n_sources=1,head=kemar-mit", "angular_error_mean_deg", 10.0, "1src ang"),
+    ("n_sources=1,head=kemar-mit", "front_back_confusion", 0.08, "1src fb"),
+    ("n_sources=1,head=kemar-mit", "distance_er05", 0.30, "1src der05"),
+    ("n_sources=1,head=kemar-mit", "class_error", 0.10, "1src cls_err"),
+    ("n_sources=2-3,head=kemar-mit", "angular_error_mean_deg", 25.0, "2-3src ang"),
 )
 
 
@@ -168,7 +169,7 @@ def floor_terms(metrics: dict) -> dict[str, float | None]:
     from `localization_metrics` output; None where it was not measured: the clips hold no
     such condition, or the model does not produce the metric (no classes, no distance)."""
     out = {}
-    for cond, key, floor in FLOORS:
+    for cond, key, floor, _ in FLOORS:
         m = metrics["by_condition"].get(cond, {})
         if key == "class_error":
             v = m.get("class_accuracy")
@@ -187,7 +188,7 @@ def floor_score(metrics: dict) -> float | None:
     None when there is none, or when the model leaves a measured condition's metric empty (a
     localizer without classes or distance is not scored on fewer floors than one with them)."""
     terms = []
-    for (cond, _, _), v in zip(FLOORS, floor_terms(metrics).values()):
+    for (cond, *_), v in zip(FLOORS, floor_terms(metrics).values()):
         if v is None and cond in metrics["by_condition"]:
             return None
         if v is not None:

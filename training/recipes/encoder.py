@@ -465,11 +465,18 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
           f"{n_val} validation clips; steps {step}..{cfg.steps}", flush=True)
     bar = tqdm(total=cfg.steps, initial=step, desc="train encoder", unit="step", disable=not progress)
     t0, run = time.perf_counter(), {}
-    first_step, eval_s, mark = step, 0.0, None
-    # A time budget is fitted at step 70 and refitted at each validation pass from the rate
-    # since the last fit, so a rate measured while something else held the cores (or a
-    # machine that speeds up) does not leave the schedule far from the budget.
+    first_step, eval_s = step, 0.0
+    # A time budget is fitted at step 70 (from the rate over steps 20-70) and refitted at each
+    # validation pass from the rate since the last fit, so a rate measured while something else
+    # held the cores (or a machine that speeds up) does not leave the schedule far from the budget.
+    # fit_mark: (time, validation seconds so far, step) where the next rate is measured from.
     max_steps, fit_mark, n_evals = cfg.steps, None, 0
+
+    def budget_fit(cfg: EncoderTrainConfig) -> tuple[float, EncoderTrainConfig]:
+        """The step time since fit_mark (validation excluded) and the schedule fitted to it."""
+        now = time.perf_counter()
+        per_step = (now - fit_mark[0] - (eval_s - fit_mark[1])) / (step - fit_mark[2])
+        return per_step, _fit_steps(cfg, step, per_step, now - t0, eval_s / max(1, n_evals), cap=max_steps)
 
     def lineage() -> list[dict]:
         minutes = round((trained_s + time.perf_counter() - t0) / 60, 1)
@@ -483,10 +490,9 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
               f"angular error {row['angular_error_mean_deg']:.1f} deg", flush=True)
     while step < cfg.steps:
         if cfg.time_budget_s and step == first_step + 20:  # past the first steps' kernel selection
-            mark = (time.perf_counter(), eval_s)
-        if cfg.time_budget_s and step == first_step + 70 and mark is not None:
-            per_step = (time.perf_counter() - mark[0] - (eval_s - mark[1])) / 50
-            cfg = _fit_steps(cfg, step, per_step, time.perf_counter() - t0, eval_s / max(1, n_evals), cap=max_steps)
+            fit_mark = (time.perf_counter(), eval_s, step)
+        if cfg.time_budget_s and step == first_step + 70 and fit_mark is not None:
+            per_step, cfg = budget_fit(cfg)
             tqdm.write(f"time budget {cfg.time_budget_s:.0f} s at {per_step * 1e3:.1f} ms/step: "
                        f"training to step {cfg.steps}")
             bar.total = cfg.steps
@@ -538,14 +544,12 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
             eval_s += time.perf_counter() - t_eval
             n_evals += 1
             if fit_mark is not None and step < cfg.steps and step - fit_mark[2] >= 100:
-                now = time.perf_counter()
-                per_step = (now - fit_mark[0] - (eval_s - fit_mark[1])) / (step - fit_mark[2])
-                refit = _fit_steps(cfg, step, per_step, now - t0, eval_s / n_evals, cap=max_steps)
+                per_step, refit = budget_fit(cfg)
                 if abs(refit.steps - cfg.steps) > 0.02 * cfg.steps:  # say so when it is news
                     tqdm.write(f"time budget: {per_step * 1e3:.1f} ms/step since step {fit_mark[2]}: "
                                f"training to step {refit.steps} (was {cfg.steps})")
                 cfg, bar.total = refit, refit.steps
-                fit_mark = (now, eval_s, step)
+                fit_mark = (time.perf_counter(), eval_s, step)
     bar.close()
     if not (out / "best.pt").exists():
         save_checkpoint(out / "best.pt", model, train_config=dataclasses.asdict(cfg), step=step, lineage=lineage())
