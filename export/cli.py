@@ -38,17 +38,24 @@ def make_localizer(name: str, seed: int = 0):
         return baselines.ChanceLocalizer(seed) if name == "chance" else baselines.OracleLocalizer()
     base, _, tail = name.partition(":")
     opts = set(tail.split(":")) if tail else set()
-    if opts - {"fp16", "mirror", "single"} or {"mirror", "single"} <= opts:  # PATH:fp16, encoder:single, ...
-        base, opts = name, set()  # a path that itself holds a colon
+    scales = {o for o in opts if o.startswith("scale=")}
+    if opts - scales - {"fp16", "mirror", "single"} or {"mirror", "single"} <= opts or len(scales) > 1:
+        base, opts, scales = name, set(), set()  # a path that itself holds a colon
     precision = "fp16" if "fp16" in opts else "fp32"
     # mirror averaging: forced on or off, else the export's own default (its manifest)
     mirror = True if "mirror" in opts else (False if "single" in opts else None)
+    # the listening head's size over the encoder's (agent.core.features), e.g. encoder:scale=1.2
+    head_scale = 1.0
+    if scales:
+        from agent.core.features import check_head_scale  # noqa: PLC0415
+
+        head_scale = check_head_scale(scales.pop()[len("scale="):], f"--model {name!r}: scale")
     tag = "".join(f":{o}" for o in sorted(opts))
     mirror_tag = "".join(f":{o}" for o in sorted(opts - {"fp16"}))  # precision is named apart for paths
     if base == "encoder":
         from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
 
-        return EncoderLocalizer(precision=precision, mirror_tta=mirror, name=f"encoder{tag}")
+        return EncoderLocalizer(precision=precision, mirror_tta=mirror, name=f"encoder{tag}", head_scale=head_scale)
     path = Path(base)
     if path.is_file() and path.suffix in (".pt", ".pth") and not opts:
         from training.eval.torch_localizer import TorchEncoderLocalizer  # noqa: PLC0415
@@ -58,11 +65,12 @@ def make_localizer(name: str, seed: int = 0):
         from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
 
         return EncoderLocalizer(path, precision=precision, mirror_tta=mirror,
-                                name=f"onnx-{precision}{mirror_tag}:{path.name}")
+                                name=f"onnx-{precision}{mirror_tag}:{path.name}", head_scale=head_scale)
     raise BinauraError(f"--model {name!r}: expected encoder, one of {', '.join(BASELINE_LOCALIZERS)}, a training "
                        f"checkpoint (.pt) or an exported encoder (folder or .onnx); an exported encoder takes "
                        f":fp16 (its fp16 variant), :mirror or :single (left-right mirror averaging on or off; "
-                       f"default: as its manifest says), e.g. encoder:single")
+                       f"default: as its manifest says) and :scale=S (the listening head's size over KEMAR's, "
+                       f"features warped to match), e.g. encoder:single, encoder:scale=1.2")
 
 
 def make_answerer(name: str, ds, seed: int = 0):

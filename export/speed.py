@@ -31,6 +31,7 @@ class _TorchRuntime:
         self.features = self.model.cfg.features
         self.time_pool = self.model.time_pool
         self.context_left, self.context_right = self.model.time_context()
+        self.head_scale = 1.0
 
     def run(self, spatial: np.ndarray, semantic: np.ndarray) -> EncoderFrames:
         return EncoderFrames(0, *self.model.infer(spatial, semantic))

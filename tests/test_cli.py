@@ -155,3 +155,10 @@ def test_encoder_model_options_are_parsed_and_checked():
         make_localizer("encoder:mirror:single")
     with pytest.raises(BinauraError, match=":mirror"):
         make_localizer("encoder:mirrored")
+    scaled = make_localizer("encoder:single:scale=1.2")
+    assert scaled.runtime.head_scale == 1.2 and scaled.runtime.mirror_tta is False
+    assert scaled.name == "encoder:scale=1.2:single"
+    with pytest.raises(BinauraError, match=r"scale must be a number in \[0.5, 2.0\]"):
+        make_localizer("encoder:scale=9")
+    with pytest.raises(BinauraError, match=":scale=S"):
+        make_localizer("encoder:scale=1.1:scale=1.2")

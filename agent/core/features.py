@@ -14,6 +14,14 @@ STFT: no second transform, no resampler state to keep in streaming.
 
 Frames use no centre padding: frame k covers samples [k*hop, k*hop + n_fft), so
 a stream and a whole file give identical frames (see StreamingFeatures).
+
+Head size (head_scale): a head s times the size of the one the encoder learnt
+(KEMAR) has s times its interaural delays and its pinna and shadowing features
+at 1/s of their frequencies, so its spectra read at f / s look like KEMAR's at
+f (ITD: the cross-spectrum's phase 2 pi (f / s) (s tau) = 2 pi f tau). The spatial
+channels are therefore computed from the spectra warped along frequency; the
+warp is linear, so it folds into the band tables at no cost per frame. The
+semantic channel (the sound's content) is never warped.
 """
 
 from __future__ import annotations
@@ -110,8 +118,41 @@ def mel_matrix(rate_hz: int, n_fft: int, n_mels: int, fmin_hz: float, fmax_hz: f
     return w.astype(np.float32)
 
 
+#: head sizes relative to the encoder's own head that head_scale accepts
+HEAD_SCALE_RANGE = (0.5, 2.0)
+
+
+def check_head_scale(head_scale: float, where: str = "head_scale") -> float:
+    try:
+        s = float(head_scale)
+    except (TypeError, ValueError):
+        s = float("nan")
+    if not HEAD_SCALE_RANGE[0] <= s <= HEAD_SCALE_RANGE[1]:
+        raise ConfigError([f"{where} must be a number in [{HEAD_SCALE_RANGE[0]}, {HEAD_SCALE_RANGE[1]}] (the "
+                           f"listener's head size over the encoder's, 1.0 for KEMAR's), got {head_scale!r}"],
+                          "head scale")
+    return s
+
+
+def warp_table(table: np.ndarray, head_scale: float) -> np.ndarray:
+    """A per-bin table (K, n) folded with the frequency warp X'(f) = X(f / head_scale).
+
+    Bin j of the warped spectrum interpolates bins i0 = floor(j / s) and i0 + 1 linearly,
+    so X' @ table == X @ warp_table(table); positions past the last bin read the last bin.
+    """
+    k = table.shape[0]
+    pos = np.minimum(np.arange(k) / head_scale, k - 1)
+    i0 = np.floor(pos).astype(np.int64)
+    i1 = np.minimum(i0 + 1, k - 1)
+    w = (pos - i0)[:, None]
+    out = np.zeros(table.shape, np.float64)
+    np.add.at(out, i0, (1.0 - w) * table)
+    np.add.at(out, i1, w * table)
+    return out.astype(table.dtype)
+
+
 @lru_cache(maxsize=8)
-def _tables(cfg: FeatureConfig):
+def _tables(cfg: FeatureConfig, head_scale: float = 1.0):
     win = np.zeros(cfg.n_fft, np.float32)
     off = (cfg.n_fft - cfg.win_length) // 2
     win[off:off + cfg.win_length] = np.hanning(cfg.win_length + 2)[1:-1]
@@ -123,7 +164,11 @@ def _tables(cfg: FeatureConfig):
     # g(tau) = sum_k Re(C_k exp(-j 2 pi f_k tau)) / K peaks at the lag by which the left ear leads.
     gcc_cos = (np.cos(phase) / freqs.size).astype(np.float32)
     gcc_sin = (np.sin(phase) / freqs.size).astype(np.float32)
-    return win, mel, sem, gcc_cos, gcc_sin
+    # (K, n) tables the spectra multiply; the spatial ones carry the head-size warp
+    spatial_mel = mel.T.copy()
+    if head_scale != 1.0:
+        spatial_mel, gcc_cos, gcc_sin = (warp_table(t, head_scale) for t in (spatial_mel, gcc_cos, gcc_sin))
+    return win, spatial_mel, sem.T.copy(), gcc_cos, gcc_sin
 
 
 def stft(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
@@ -136,36 +181,40 @@ def stft(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return scipy.fft.rfft(frames * win, axis=-1).astype(np.complex64, copy=False)
 
 
-def spectra_to_features(spec: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(2, T, K) complex STFT -> spatial (6, T, n_mels) and semantic (T, n_mels), float32."""
-    _, mel, sem, gcc_cos, gcc_sin = _tables(cfg)
+def spectra_to_features(spec: np.ndarray, cfg: FeatureConfig,
+                        head_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(2, T, K) complex STFT -> spatial (6, T, n_mels) and semantic (T, n_mels), float32.
+    head_scale: the listener's head size over the encoder's (module docstring)."""
+    _, mel, sem, gcc_cos, gcc_sin = _tables(cfg, float(head_scale))
     xl, xr = spec[0], spec[1]
     pl = xl.real ** 2 + xl.imag ** 2
     pr = xr.real ** 2 + xr.imag ** 2
-    mel_l = 10.0 * np.log10(pl @ mel.T + POWER_FLOOR)
-    mel_r = 10.0 * np.log10(pr @ mel.T + POWER_FLOOR)
+    mel_l = 10.0 * np.log10(pl @ mel + POWER_FLOOR)
+    mel_r = 10.0 * np.log10(pr @ mel + POWER_FLOOR)
     cross = xl * np.conj(xr)
     mag = np.sqrt(pl * pr)
-    denom = mag @ mel.T + POWER_FLOOR
-    ipd_cos = (cross.real @ mel.T) / denom
-    ipd_sin = (cross.imag @ mel.T) / denom
+    denom = mag @ mel + POWER_FLOOR
+    ipd_cos = (cross.real @ mel) / denom
+    ipd_sin = (cross.imag @ mel) / denom
     phat = cross / (mag + POWER_FLOOR)
     gcc = phat.real @ gcc_cos + phat.imag @ gcc_sin
     mid = 0.5 * (xl + xr)
-    semantic = 10.0 * np.log10((mid.real ** 2 + mid.imag ** 2) @ sem.T + POWER_FLOOR)
+    semantic = 10.0 * np.log10((mid.real ** 2 + mid.imag ** 2) @ sem + POWER_FLOOR)
     spatial = np.stack([mel_l, mel_r, mel_l - mel_r, ipd_cos, ipd_sin, gcc]).astype(np.float32)
     return spatial, semantic.astype(np.float32)
 
 
 def compute_features(audio: np.ndarray, sample_rate_hz: int, cfg: FeatureConfig | None = None,
-                     where: str = "audio") -> tuple[np.ndarray, np.ndarray]:
-    """Binaural (2, T) audio -> spatial (6, frames, n_mels), semantic (frames, n_mels)."""
+                     where: str = "audio", head_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Binaural (2, T) audio -> spatial (6, frames, n_mels), semantic (frames, n_mels).
+    head_scale: the listener's head size over the encoder's (module docstring)."""
     cfg = cfg or FeatureConfig()
+    head_scale = check_head_scale(head_scale)
     audio = check_binaural(audio, sample_rate_hz, where)
     if sample_rate_hz != cfg.sample_rate_hz:
         raise AudioFormatError(f"{where}: the encoder expects {cfg.sample_rate_hz} Hz audio, got "
                                f"{sample_rate_hz} Hz; resample it first")
-    return spectra_to_features(stft(audio, cfg), cfg)
+    return spectra_to_features(stft(audio, cfg), cfg, head_scale)
 
 
 def mirror_spatial(spatial: np.ndarray) -> np.ndarray:
@@ -186,8 +235,9 @@ class StreamingFeatures:
     """Feature frames from audio arriving in chunks of any size; equal to compute_features
     on the concatenated stream. push() returns the new frames; reset() starts over."""
 
-    def __init__(self, cfg: FeatureConfig | None = None):
+    def __init__(self, cfg: FeatureConfig | None = None, head_scale: float = 1.0):
         self.cfg = (cfg or FeatureConfig()).validate()
+        self.head_scale = check_head_scale(head_scale)
         self.reset()
 
     def reset(self) -> None:
@@ -198,7 +248,7 @@ class StreamingFeatures:
         chunk = check_binaural(chunk, self.cfg.sample_rate_hz, "stream chunk")
         self._buf = np.concatenate([self._buf, chunk], axis=1)
         n = self.cfg.n_frames(self._buf.shape[1])
-        spatial, semantic = spectra_to_features(stft(self._buf, self.cfg), self.cfg)
+        spatial, semantic = spectra_to_features(stft(self._buf, self.cfg), self.cfg, self.head_scale)
         consumed = n * self.cfg.hop_length
         self._buf = self._buf[:, consumed:]
         self.frames_out += n

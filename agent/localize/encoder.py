@@ -24,6 +24,7 @@ from agent.core.features import (
     SPATIAL_CHANNELS,
     FeatureConfig,
     StreamingFeatures,
+    check_head_scale,
     compute_features,
     mirror_spatial,
 )
@@ -68,10 +69,13 @@ class EncoderRuntime:
     """An exported encoder folder, validated, with an ONNX Runtime session."""
 
     def __init__(self, path: str | os.PathLike | None = None, precision: str = "fp32", threads: int = 1,
-                 mirror_tta: bool | None = None):
+                 mirror_tta: bool | None = None, head_scale: float = 1.0):
         """mirror_tta: run each window also left-right mirrored and average (twice the compute);
         None takes the export's own choice (manifest "mirror_tta", made on a selection set when
-        it was shipped; off when absent)."""
+        it was shipped; off when absent). head_scale: the listening head's size over the
+        encoder's training head (KEMAR, 1.0); the features are warped to match
+        (agent.core.features), e.g. 1.2 for a robot head a fifth wider than KEMAR."""
+        self.head_scale = check_head_scale(head_scale)
         import onnxruntime as ort  # noqa: PLC0415
 
         root = Path(path) if path is not None else DEFAULT_ENCODER_DIR
@@ -139,7 +143,8 @@ class EncoderRuntime:
 
     def run_audio(self, audio: np.ndarray, sample_rate_hz: int, where: str = "audio") -> EncoderFrames:
         audio = resample_to(audio, sample_rate_hz, self.features.sample_rate_hz)
-        spatial, semantic = compute_features(audio, self.features.sample_rate_hz, self.features, where)
+        spatial, semantic = compute_features(audio, self.features.sample_rate_hz, self.features, where,
+                                             self.head_scale)
         if spatial.shape[1] < self.time_pool:
             raise BinauraError(f"{where}: too short for one encoder frame "
                                f"(need {self.features.n_fft + self.time_pool * self.features.hop_length} samples)")
@@ -152,8 +157,9 @@ class EncoderLocalizer:
     needs_audio = True
 
     def __init__(self, path: str | os.PathLike | None = None, precision: str = "fp32", threads: int = 1,
-                 decode: DecodeConfig | None = None, name: str | None = None, mirror_tta: bool | None = None):
-        self.runtime = EncoderRuntime(path, precision, threads, mirror_tta=mirror_tta)
+                 decode: DecodeConfig | None = None, name: str | None = None, mirror_tta: bool | None = None,
+                 head_scale: float = 1.0):
+        self.runtime = EncoderRuntime(path, precision, threads, mirror_tta=mirror_tta, head_scale=head_scale)
         self.decode = decode or self.runtime.decode
         self.name = name or ("encoder" if path is None else f"encoder:{Path(path).name}")
 
@@ -176,7 +182,7 @@ class StreamingEncoder:
             raise BinauraError(f"hop_frames must be >= 1, got {hop_frames}")
         self.rt = runtime
         self.hop_frames = hop_frames
-        self.features = StreamingFeatures(runtime.features)
+        self.features = StreamingFeatures(runtime.features, runtime.head_scale)
         self.reset()
 
     def reset(self) -> None:

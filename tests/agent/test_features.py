@@ -3,8 +3,15 @@
 import numpy as np
 import pytest
 
-from agent.core.errors import AudioFormatError
-from agent.core.features import FeatureConfig, StreamingFeatures, compute_features, mirror_spatial
+from agent.core.errors import AudioFormatError, ConfigError
+from agent.core.features import (
+    FeatureConfig,
+    StreamingFeatures,
+    _mel_to_hz,
+    compute_features,
+    mirror_spatial,
+    warp_table,
+)
 
 CFG = FeatureConfig()
 LAGS_S = np.linspace(-CFG.max_lag_s, CFG.max_lag_s, CFG.n_mels)
@@ -69,3 +76,59 @@ def test_bad_input_names_what_was_expected(rng):
         compute_features(np.zeros((2, 32_000), np.float32), 32_000)
     with pytest.raises(AudioFormatError, match=r"\(2, T\)"):
         compute_features(np.zeros(48_000, np.float32), 48_000)
+
+
+def test_head_scale_reads_a_larger_heads_delay_as_the_encoders(rng):
+    # a head 1.25 times KEMAR's delays the far ear 20 samples where KEMAR would delay it 16
+    audio = _delayed_noise(rng, 20)
+    plain, _ = compute_features(audio, 48_000)
+    scaled, _ = compute_features(audio, 48_000, head_scale=1.25)
+    ref, _ = compute_features(_delayed_noise(rng, 16), 48_000)
+    step = LAGS_S[1] - LAGS_S[0]
+    assert abs(LAGS_S[plain[5].mean(0).argmax()] - 20 / 48_000) <= step
+    assert abs(LAGS_S[scaled[5].mean(0).argmax()] - 16 / 48_000) <= step
+    # the interaural phase below 1.5 kHz is KEMAR's for a 16-sample delay
+    low = slice(1, 20)
+    assert np.abs(scaled[3:5, :, low].mean(1) - ref[3:5, :, low].mean(1)).max() < 0.05
+    assert np.abs(plain[3:5, :, low].mean(1) - ref[3:5, :, low].mean(1)).max() > 0.2
+
+
+def test_head_scale_moves_pinna_like_features_up_in_frequency(rng):
+    # a +10 dB ILD bump at 4 kHz, as a head 1.25 times KEMAR's puts a feature KEMAR has at 5 kHz
+    n = 48_000
+    x = rng.standard_normal(n).astype(np.float32) * 0.05
+    f = np.fft.rfftfreq(n, 1 / 48_000)
+    bump = 10 ** (10 * np.exp(-0.5 * ((f - 4_000) / 300) ** 2) / 20)
+    left = np.fft.irfft(np.fft.rfft(x) * bump, n).astype(np.float32)
+    centres = _mel_to_hz(np.linspace(*(2595 * np.log10(1 + np.array([CFG.fmin_hz, CFG.fmax_hz]) / 700)),
+                                     CFG.n_mels + 2))[1:-1]
+
+    def ild_peak_hz(head_scale):
+        sp, _ = compute_features(np.stack([left, x]), 48_000, head_scale=head_scale)
+        ild = np.clip(sp[2].mean(0), 0, None)
+        return float((ild * centres).sum() / ild.sum())
+
+    assert ild_peak_hz(1.0) == pytest.approx(4_000, rel=0.05)
+    assert ild_peak_hz(1.25) == pytest.approx(5_000, rel=0.05)
+    assert ild_peak_hz(0.8) == pytest.approx(3_200, rel=0.05)
+
+
+def test_head_scale_leaves_the_semantic_channel_and_streams_like_offline(rng):
+    audio = _delayed_noise(rng, 7, gain_r=0.8, n=30_000)
+    sp0, se0 = compute_features(audio, 48_000)
+    sp, se = compute_features(audio, 48_000, head_scale=0.9)
+    assert np.array_equal(se, se0) and not np.allclose(sp, sp0, atol=1e-2)
+    stream = StreamingFeatures(head_scale=0.9)
+    parts = [stream.push(audio[:, i:i + 4_801]) for i in range(0, audio.shape[1], 4_801)]
+    assert np.allclose(np.concatenate([p[0] for p in parts], axis=1), sp, atol=1e-4)
+    # the identity warp is the identity
+    table = rng.standard_normal((1025, 3)).astype(np.float32)
+    assert np.array_equal(warp_table(table, 1.0), table)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, 3.0, float("nan"), "wide"])
+def test_bad_head_scale_names_the_range(bad):
+    with pytest.raises(ConfigError, match=r"head_scale must be a number in \[0.5, 2.0\]"):
+        compute_features(np.zeros((2, 4_800), np.float32), 48_000, head_scale=bad)
+    with pytest.raises(ConfigError, match="head_scale"):
+        StreamingFeatures(head_scale=bad)

@@ -67,6 +67,25 @@ def test_held_out_head_is_not_a_training_head():
     assert (d_xl[0, 1] - d_xl[0, 0]) == pytest.approx(1.12 * (d_b[0, 1] - d_b[0, 0]), rel=1e-6)
 
 
+@pytest.mark.parametrize("scale", [0.86, 1.16])
+def test_scaled_kemar_scales_the_itd_and_moves_the_pinna_notches(scale):
+    base = make_head("kemar-mit", 48_000)
+    head = make_head(f"kemar@{scale}", 48_000)
+    a_b, d_b = base.interpolate([90.0], [0.0])
+    a_s, d_s = head.interpolate([90.0], [0.0])
+    assert (d_s[0, 1] - d_s[0, 0]) == pytest.approx(scale * (d_b[0, 1] - d_b[0, 0]), rel=1e-6)
+    # the near ear's spectrum moves to 1/scale of its frequencies: its centroid above 4 kHz with it
+    f = np.fft.rfftfreq(4096, 1 / 48_000)
+    band = (f > 4_000) & (f < 16_000)
+
+    def centroid(h):
+        p = np.abs(np.fft.rfft(h, 4096)) ** 2
+        return (f[band] * p[band]).sum() / p[band].sum()
+
+    ratio = centroid(a_s[0, 0]) / centroid(a_b[0, 0])
+    assert (ratio < 1.0) == (scale > 1.0)
+
+
 def test_diffuse_coherence_is_high_at_low_and_low_at_high_frequencies(kemar):
     f, coh = kemar.diffuse_coherence
     assert coh[(f > 50) & (f < 200)].mean() > 0.8

@@ -85,6 +85,13 @@ def test_config_errors_are_gathered():
 def test_training_config_refuses_the_held_out_head():
     with pytest.raises(ConfigError, match="held-out head"):
         SynthConfig(heads=("kemar-mit", "kemar-xl")).validate()
+    # a scaled KEMAR is for evaluation: kemar@1.12 would be the held-out head under another name
+    with pytest.raises(ConfigError, match="scaled heads"):
+        SynthConfig(heads=("kemar-mit", "kemar@1.12")).validate()
+    SynthConfig(split="bench", heads=("kemar@1.12", "kemar@0.86")).validate()
+    for bad in ("kemar@2.5", "kemar@big", "kemar@"):
+        with pytest.raises(ConfigError, match=r"kemar@S \(0.7 <= S <= 1.5\)"):
+            SynthConfig(split="bench", heads=(bad,)).validate()
 
 
 def test_bench_preset_holds_out_head_and_instances():

@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from agent.core.audio import MIN_SAMPLE_RATE_HZ, SAMPLE_RATE_HZ
 from agent.core.errors import ConfigError, check_known_keys
 from agent.core.labels import LABELS
-from training.synth.heads import ALL_HEADS, HELD_OUT_HEADS, TRAIN_HEADS
+from training.synth.heads import (
+    ALL_HEADS,
+    HELD_OUT_HEADS,
+    SCALED_KEMAR,
+    SCALED_RANGE,
+    TRAIN_HEADS,
+    is_head_name,
+)
 
 MAX_SOURCES = 4
 
@@ -55,11 +62,13 @@ class SynthConfig:
             p.append(f"unknown class(es) {unknown}; expected any of {list(LABELS)}")
         if len(set(self.classes)) < self.max_sources:
             p.append(f"need at least max_sources={self.max_sources} distinct classes, got {len(set(self.classes))}")
-        bad_heads = [h for h in self.heads if h not in ALL_HEADS]
+        bad_heads = [h for h in self.heads if not is_head_name(h)]
         if bad_heads or not self.heads:
-            p.append(f"heads must name some of {list(ALL_HEADS)}, got {list(self.heads)}")
-        if self.split == "train" and any(h in HELD_OUT_HEADS for h in self.heads):
-            p.append(f"held-out head(s) {HELD_OUT_HEADS} may not be used for training")
+            p.append(f"heads must name some of {list(ALL_HEADS)} or {SCALED_KEMAR}S ({SCALED_RANGE[0]} <= S <= "
+                     f"{SCALED_RANGE[1]}), got {list(self.heads)}")
+        if self.split == "train" and any(h in HELD_OUT_HEADS or h.startswith(SCALED_KEMAR) for h in self.heads):
+            p.append(f"held-out head(s) {HELD_OUT_HEADS} and scaled heads ({SCALED_KEMAR}S, for evaluation) "
+                     f"may not be used for training")
         if not 0.0 <= self.p_reverberant <= 1.0:
             p.append(f"p_reverberant must be in [0, 1], got {self.p_reverberant}")
         self._range(p, "rt60_s", self.rt60_s, 0.05, 3.0)

@@ -11,6 +11,9 @@ per scene (see docs/heads.md):
 Held out of training, used only by the benchmark:
 - ``kemar-xl``: KEMAR scaled as a larger head and pinna (ITD x1.12, frequency
   x1.12), outside every training range.
+For evaluation only (never in a training config):
+- ``kemar@S``: KEMAR scaled by S (ITD and frequency, 0.7 <= S <= 1.5), the
+  heads of a head-size calibration study (``kemar@1.12`` is ``kemar-xl``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,24 @@ from training.synth.hrtf import HRIR_TAPS, PRE_ROLL, HrtfSet, align_hrirs, load_
 TRAIN_HEADS = ("kemar-mit", "kemar-var", "sphere")
 HELD_OUT_HEADS = ("kemar-xl",)
 ALL_HEADS = TRAIN_HEADS + HELD_OUT_HEADS
+#: name prefix of a KEMAR scaled by any factor in SCALED_RANGE, for evaluation only
+SCALED_KEMAR = "kemar@"
+SCALED_RANGE = (0.7, 1.5)
+
+
+def scaled_kemar_factor(name: str) -> float | None:
+    """S for a head named ``kemar@S`` inside SCALED_RANGE, else None."""
+    if not name.startswith(SCALED_KEMAR):
+        return None
+    try:
+        s = float(name[len(SCALED_KEMAR):])
+    except ValueError:
+        return None
+    return s if SCALED_RANGE[0] <= s <= SCALED_RANGE[1] else None
+
+
+def is_head_name(name: str) -> bool:
+    return name in ALL_HEADS or scaled_kemar_factor(name) is not None
 
 
 @dataclass
@@ -133,4 +154,8 @@ def make_head(name: str, rate_hz: int, rng: np.random.Generator | None = None) -
         return Head(name, _sphere(rate_hz, radius_cm), params={"radius_cm": radius_cm})
     if name == "kemar-xl":
         return Head(name, load_kemar(rate_hz), 1.12, 1.12, params={"itd_scale": 1.12, "freq_scale": 1.12})
-    raise ValueError(f"unknown head {name!r}; expected one of {ALL_HEADS}")
+    scale = scaled_kemar_factor(name)
+    if scale is not None:
+        return Head(name, load_kemar(rate_hz), scale, scale, params={"itd_scale": scale, "freq_scale": scale})
+    raise ValueError(f"unknown head {name!r}; expected one of {ALL_HEADS} or {SCALED_KEMAR}S with "
+                     f"{SCALED_RANGE[0]} <= S <= {SCALED_RANGE[1]}")
