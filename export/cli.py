@@ -226,6 +226,23 @@ def cmd_bench_validation(args) -> int:
     return 0
 
 
+def cmd_calibrate_head(args) -> int:
+    from agent.core.audio import resample_to  # noqa: PLC0415
+    from agent.core.dataset import read_wav, write_json  # noqa: PLC0415
+    from agent.localize.head_size import estimate_head_scale  # noqa: PLC0415
+
+    audio, rate = read_wav(args.audio)  # refuses anything but 2 channels (left, right)
+    audio = resample_to(audio, rate, 48_000)
+    est = estimate_head_scale(audio, 48_000, args.azimuth, where=str(args.audio))
+    print(f"interaural delay {est.itd_s * 1e6:.1f} us at {est.azimuth_deg:g} deg (KEMAR: "
+          f"{est.reference_itd_s * 1e6:.1f} us): head_scale {est.head_scale:.3f}")
+    print(f"use it as EncoderRuntime(head_scale={est.head_scale:.3f}) or --model encoder:scale={est.head_scale:.3f}")
+    if args.out:
+        write_json(args.out, {"audio": str(args.audio), **est.to_json()})
+        print(f"calibration -> {args.out}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from export.demo import run_demo  # noqa: PLC0415
 
@@ -315,6 +332,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parsers(sub)
     add_export_parsers(sub)
 
+    c = sub.add_parser("calibrate", help="calibrate to a listening head").add_subparsers(dest="calibrate",
+                                                                                       required=True)
+    ch = c.add_parser("head", help="head size over KEMAR's (head_scale) from a recording of one broadband "
+                                   "sound off to one side")
+    ch.add_argument("--audio", required=True, help="binaural wav (left, right), a few seconds of noise, speech "
+                                                   "or music from one direction, in a quiet room")
+    ch.add_argument("--azimuth", type=float, default=90.0,
+                    help="the sound's azimuth in degrees, 60..120 to the left (+) or right (-); default 90")
+    ch.add_argument("--out", help="write the estimate as JSON")
+    ch.set_defaults(func=cmd_calibrate_head)
     d = sub.add_parser("demo", help="synthesize a demo scene, localize it, say what is where")
     d.add_argument("--out", default="out/demo")
     d.add_argument("--seed", type=int, default=7)

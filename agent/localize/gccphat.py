@@ -44,6 +44,29 @@ def itd_to_lateral_deg(itd_s: float, radius_m: float = HEAD_RADIUS_M) -> float:
     return float(np.rad2deg(np.interp(np.clip(itd_s, itd[0], itd[-1]), itd, grid)))
 
 
+def active_phat(audio: np.ndarray, rate: int, cfg: GccPhatConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Hann frames within cfg.active_db of the loudest -> their spectra (2, F, n + 1), zero-padded
+    to 2n, and PHAT-weighted cross-spectra R x L* (F, n + 1): a source on the left (R lags) gives
+    a positive lag. audio (2, T) with T >= one frame."""
+    n = int(cfg.frame_s * rate)
+    idx = np.arange(0, audio.shape[1] - n + 1, int(cfg.hop_s * rate))
+    frames = np.stack([audio[:, i:i + n] for i in idx], axis=1) * np.hanning(n)  # (2, F, n)
+    energy = (frames**2).sum(axis=(0, 2))
+    active = energy >= energy.max() * 10 ** (cfg.active_db / 10)
+    spec = np.fft.rfft(frames[:, active], 2 * n, axis=-1)
+    cross = spec[1] * np.conj(spec[0])
+    return spec, cross / (np.abs(cross) + 1e-12)
+
+
+def summed_gcc(phat: np.ndarray, n: int, rate: int, cfg: GccPhatConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The frames' GCC-PHAT summed, on lags within +-max_itd_s: (lags in upsampled samples, curve)."""
+    n_up = 2 * n * cfg.upsample
+    cc = np.fft.irfft(phat.sum(axis=0), n_up)
+    max_lag = int(cfg.max_itd_s * rate * cfg.upsample)
+    lags = np.arange(-max_lag, max_lag + 1)
+    return lags, cc[lags % n_up]
+
+
 class GccPhatLocalizer:
     name = "gccphat"
     needs_audio = True
@@ -56,21 +79,11 @@ class GccPhatLocalizer:
         audio = check_binaural(clip.audio, clip.sample_rate_hz, clip.scene_id)
         rate = clip.sample_rate_hz
         n = int(cfg.frame_s * rate)
-        hop = int(cfg.hop_s * rate)
         if audio.shape[1] < n:
             return []
-        idx = np.arange(0, audio.shape[1] - n + 1, hop)
-        frames = np.stack([audio[:, i:i + n] for i in idx], axis=1) * np.hanning(n)  # (2, F, n)
-        energy = (frames**2).sum(axis=(0, 2))
-        active = energy >= energy.max() * 10 ** (cfg.active_db / 10)
-        spec = np.fft.rfft(frames[:, active], 2 * n, axis=-1)
-        cross = spec[1] * np.conj(spec[0])  # R x L*: peak at +lag when R lags (source left)
-        phat = cross / (np.abs(cross) + 1e-12)
+        spec, phat = active_phat(audio, rate, cfg)
+        lags, curve = summed_gcc(phat, n, rate, cfg)
         n_up = 2 * n * cfg.upsample
-        cc = np.fft.irfft(phat.sum(axis=0), n_up)
-        max_lag = int(cfg.max_itd_s * rate * cfg.upsample)
-        lags = np.arange(-max_lag, max_lag + 1)
-        curve = cc[lags % n_up]
         peaks = _pick_peaks(curve, cfg.peak_rel, int(cfg.min_peak_sep_s * rate * cfg.upsample),
                             cfg.max_sources)
         freqs = np.fft.rfftfreq(2 * n, 1.0 / rate)
