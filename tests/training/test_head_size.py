@@ -48,6 +48,10 @@ def test_bad_calibrations_say_what_was_expected():
         estimate_head_scale(left, 48_000, -90.0)
     with pytest.raises(AudioFormatError, match="too short"):
         estimate_head_scale(left[:, :4_800], 48_000, 90.0)
+    # two unrelated noises (no one source) have no clear delay
+    rng = np.random.default_rng(4)
+    with pytest.raises(BinauraError, match="no clear interaural delay"):
+        estimate_head_scale(left + 0.2 * rng.standard_normal(left.shape).astype(np.float32), 48_000, 90.0)
 
 
 def test_calibrate_head_command_writes_the_estimate(tmp_path, capsys):
