@@ -202,6 +202,12 @@ def test_head_scale_lets_the_shipped_encoder_hear_a_larger_head():
                                                    true.elevation_deg) for p in found), default=180.0))
     assert np.mean(errors[1.25]) < 15.0  # measured 6.6 deg
     assert np.mean(errors[1.25]) < 0.5 * np.mean(errors[1.0])  # measured 46 deg without the scale
+    # a stream hears with the runtime's head
+    stream = StreamingEncoder(locs[1.25].runtime, 5)
+    got = np.concatenate([f.accdoa for f in (stream.push(audio[:, :48_000]), stream.push(audio[:, 48_000:]),
+                                             stream.flush()) if f is not None])
+    whole = locs[1.25].runtime.run_audio(audio, 48_000).accdoa
+    assert got.shape == whole.shape and np.abs(got - whole).max() < 1e-4
 
 
 def test_localizer_on_a_clip_at_another_rate_resamples(exported):
