@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from scipy.signal import oaconvolve
 
 from agent.core.errors import AudioFormatError, BinauraError
 from agent.localize.head_size import (
@@ -14,14 +13,11 @@ from agent.localize.head_size import (
     estimate_head_scale,
     interaural_delay_s,
 )
-from training.synth.heads import make_head
-from training.synth.room import anechoic_ir
+from training.synth.calibration import calibration_recording
 
 
-def _recording(head_name: str, azimuth_deg: float, seconds: float = 3.0, seed: int = 0) -> np.ndarray:
-    x = np.random.default_rng(seed).standard_normal(int(48_000 * seconds))
-    ir = anechoic_ir(make_head(head_name, 48_000), azimuth_deg, 0.0, 2.0)
-    return (0.05 * oaconvolve(x[None], ir, axes=1)[:, :len(x)]).astype(np.float32)
+def _recording(head_name: str, azimuth_deg: float, seed: int = 0) -> np.ndarray:
+    return calibration_recording(head_name, azimuth_deg, seed=seed)
 
 
 @pytest.mark.parametrize("azimuth", [60.0, 90.0, 120.0])
