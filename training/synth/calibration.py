@@ -30,7 +30,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--azimuth", type=float, default=90.0)
     p.add_argument("--out", required=True, help="wav to write (int16, 48 kHz)")
     a = p.parse_args(argv)
-    write_wav(a.out, calibration_recording(a.head, a.azimuth), 48_000)
+    try:
+        audio = calibration_recording(a.head, a.azimuth)
+    except ValueError as e:  # an unknown head name: say which exist
+        p.error(str(e))
+    write_wav(a.out, audio, 48_000)
     print(f"wrote {a.out}")
 
 
