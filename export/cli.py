@@ -227,13 +227,13 @@ def cmd_bench_validation(args) -> int:
 
 
 def cmd_calibrate_head(args) -> int:
-    from agent.core.audio import resample_to  # noqa: PLC0415
+    from agent.core.audio import SAMPLE_RATE_HZ, resample_to  # noqa: PLC0415
     from agent.core.dataset import read_wav, write_json  # noqa: PLC0415
     from agent.localize.head_size import estimate_head_scale  # noqa: PLC0415
 
     audio, rate = read_wav(args.audio)  # refuses anything but 2 channels (left, right)
-    audio = resample_to(audio, rate, 48_000)
-    est = estimate_head_scale(audio, 48_000, args.azimuth, where=str(args.audio))
+    audio = resample_to(audio, rate, SAMPLE_RATE_HZ)  # the rate KEMAR's reference delays were measured at
+    est = estimate_head_scale(audio, SAMPLE_RATE_HZ, args.azimuth, where=str(args.audio))
     print(f"interaural delay {est.itd_s * 1e6:.1f} us at {est.azimuth_deg:g} deg (KEMAR: "
           f"{est.reference_itd_s * 1e6:.1f} us): head_scale {est.head_scale:.3f}")
     print(f"use it as EncoderRuntime(head_scale={est.head_scale:.3f}) or --model encoder:scale={est.head_scale:.3f}")

@@ -29,6 +29,8 @@ from training.synth.hrtf import HRIR_TAPS, PRE_ROLL, HrtfSet, align_hrirs, load_
 
 TRAIN_HEADS = ("kemar-mit", "kemar-var", "sphere")
 HELD_OUT_HEADS = ("kemar-xl",)
+#: kemar-xl is KEMAR scaled by this (ITD and frequency), outside every training range
+HELD_OUT_SCALE = 1.12
 ALL_HEADS = TRAIN_HEADS + HELD_OUT_HEADS
 #: name prefix of a KEMAR scaled by any factor in SCALED_RANGE, for evaluation only
 SCALED_KEMAR = "kemar@"
@@ -152,10 +154,8 @@ def make_head(name: str, rate_hz: int, rng: np.random.Generator | None = None) -
     if name == "sphere":
         radius_cm = float(np.round(rng.uniform(7.5, 9.5) * 2) / 2)  # 0.5 cm steps keep the cache small
         return Head(name, _sphere(rate_hz, radius_cm), params={"radius_cm": radius_cm})
-    if name == "kemar-xl":
-        return Head(name, load_kemar(rate_hz), 1.12, 1.12, params={"itd_scale": 1.12, "freq_scale": 1.12})
-    scale = scaled_kemar_factor(name)
-    if scale is not None:
+    scale = HELD_OUT_SCALE if name == "kemar-xl" else scaled_kemar_factor(name)
+    if scale is not None:  # KEMAR scaled as a whole: delays and pinna features alike
         return Head(name, load_kemar(rate_hz), scale, scale, params={"itd_scale": scale, "freq_scale": scale})
     raise ValueError(f"unknown head {name!r}; expected one of {ALL_HEADS} or {SCALED_KEMAR}S with "
                      f"{SCALED_RANGE[0]} <= S <= {SCALED_RANGE[1]}")
