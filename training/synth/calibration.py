@@ -11,13 +11,14 @@ import argparse
 import numpy as np
 from scipy.signal import oaconvolve
 
+from agent.core.audio import SAMPLE_RATE_HZ
 from agent.core.dataset import write_wav
 from training.synth.heads import make_head
 from training.synth.room import anechoic_ir
 
 
-def calibration_recording(head: str, azimuth_deg: float = 90.0, seconds: float = 3.0, rate_hz: int = 48_000,
-                          seed: int = 0) -> np.ndarray:
+def calibration_recording(head: str, azimuth_deg: float = 90.0, seconds: float = 3.0,
+                          rate_hz: int = SAMPLE_RATE_HZ, seed: int = 0) -> np.ndarray:
     """(2, T) float32: white noise through the head's response at (azimuth_deg, 0), 1 m."""
     x = np.random.default_rng(seed).standard_normal(int(seconds * rate_hz))
     ir = anechoic_ir(make_head(head, rate_hz, np.random.default_rng(seed)), azimuth_deg, 0.0, 1.0)
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         audio = calibration_recording(a.head, a.azimuth)
     except ValueError as e:  # an unknown head name: say which exist
         p.error(str(e))
-    write_wav(a.out, audio, 48_000)
+    write_wav(a.out, audio, SAMPLE_RATE_HZ)
     print(f"wrote {a.out}")
 
 
