@@ -17,7 +17,8 @@ def cmd_train_encoder(args) -> int:
                                    ("eval_every", args.eval_every), ("val_clips", args.val_clips),
                                    ("device", args.device), ("warmup_steps", args.warmup_steps),
                                    ("w_polar", args.w_polar), ("w_distance", args.w_distance),
-                                   ("select_by", args.select_by))
+                                   ("select_by", args.select_by), ("p_eq", args.p_eq),
+                                   ("eq_db", args.eq_db))
                  if v is not None}
     if args.time_budget_min is not None:
         overrides["time_budget_s"] = args.time_budget_min * 60.0
@@ -61,6 +62,9 @@ def add_parsers(sub) -> None:
     e.add_argument("--no-polar-heads", help="comma-separated heads without polar cues (e.g. sphere): no polar loss")
     e.add_argument("--w-polar", type=float, help="weight of the polar-angle loss (default 0.5)")
     e.add_argument("--w-distance", type=float, help="weight of the log-distance loss (default 0.1)")
+    e.add_argument("--p-eq", type=float, help="share of clips given a common-mode random EQ of both ears "
+                                              "(a different source spectrum or microphone; default 0)")
+    e.add_argument("--eq-db", type=float, help="size of that EQ curve in dB (default 6)")
     e.add_argument("--time-budget-min", type=float,
                    help="fit the step count to this many minutes of training (measured after 70 steps)")
     e.add_argument("--select-by", choices=("seld", "floors", "val_loss"),

@@ -102,10 +102,19 @@ def _mel_to_hz(m):
     return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
 
 
+def _mel_edges_hz(n_mels: int, fmin_hz: float, fmax_hz: float) -> np.ndarray:
+    return _mel_to_hz(np.linspace(_hz_to_mel(fmin_hz), _hz_to_mel(fmax_hz), n_mels + 2))
+
+
+def mel_band_centres_hz(n_mels: int, fmin_hz: float, fmax_hz: float) -> np.ndarray:
+    """(n_mels,) the frequency at which each band of `mel_matrix` peaks, Hz."""
+    return _mel_edges_hz(n_mels, fmin_hz, fmax_hz)[1:-1]
+
+
 def mel_matrix(rate_hz: int, n_fft: int, n_mels: int, fmin_hz: float, fmax_hz: float) -> np.ndarray:
     """Triangular HTK-mel filters, (n_mels, n_fft//2+1), each band never empty (area-normalised)."""
     freqs = np.arange(n_fft // 2 + 1) * rate_hz / n_fft
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin_hz), _hz_to_mel(fmax_hz), n_mels + 2))
+    edges = _mel_edges_hz(n_mels, fmin_hz, fmax_hz)
     w = np.zeros((n_mels, freqs.size))
     for m in range(n_mels):
         lo, mid, hi = edges[m], edges[m + 1], edges[m + 2]

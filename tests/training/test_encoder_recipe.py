@@ -1,4 +1,4 @@
-"""Training-loop pieces: GPU-resident batches and the time budget."""
+"""Training-loop pieces: GPU-resident batches, augmentation and the time budget."""
 
 import dataclasses
 import json
@@ -8,11 +8,13 @@ import pytest
 import torch
 
 from agent.core.dataset import read_dataset
+from agent.core.features import FeatureConfig, compute_features, mel_band_centres_hz
 from training.models.config import BUILDERS
 from training.recipes.encoder import (
     Batches,
     EncoderTrainConfig,
     _fit_steps,
+    common_mode_eq,
     evaluate,
     seld_score,
     validation_indices,
@@ -33,7 +35,7 @@ def cache(tmp_path_factory):
 
 def test_device_resident_batches_equal_host_batches(cache):
     """The GPU path (whole cache on the device, augmentation there) draws exactly the host's batches."""
-    cfg = EncoderTrainConfig(batch_size=4, p_mirror=0.5, p_band_mask=1.0)
+    cfg = EncoderTrainConfig(batch_size=4, p_mirror=0.5, p_band_mask=1.0, p_eq=0.5)
     idx = np.arange(len(cache))
     host = Batches(cache, idx, cfg, np.random.default_rng(7))
     resident = Batches(cache, idx, cfg, np.random.default_rng(7), resident=True)
@@ -113,3 +115,47 @@ def test_fine_tuning_extends_the_lineage_and_resuming_keeps_it(cache, tmp_path):
     train_encoder(cache.path, tmp_path / "b", dataclasses.replace(tune, steps=4), resume=True, progress=False)
     _, ck = load_checkpoint(tmp_path / "b" / "last.pt")
     assert [s["steps"] for s in ck["lineage"]] == [2, 4] and ck["lineage"][1]["init"] == "best.pt"
+
+
+def test_common_mode_eq_changes_both_ears_alike_and_no_interaural_cue(cache):
+    """The same clips drawn with and without the EQ: both ears' log-mel move by one curve that is
+    constant over time (and the mono mix by the same curve on its own grid); ILD, IPD and GCC-PHAT
+    stay exactly as they were, so no direction cue changes."""
+    plain = EncoderTrainConfig(batch_size=4, p_mirror=0.5, p_band_mask=1.0)
+    sp0, se0, *_ = Batches(cache, np.arange(len(cache)), plain, np.random.default_rng(3)).sample()
+    eq = dataclasses.replace(plain, p_eq=1.0, eq_db=6.0)
+    sp1, se1, *_ = Batches(cache, np.arange(len(cache)), eq, np.random.default_rng(3)).sample()
+    assert torch.equal(sp0[:, 2:], sp1[:, 2:])
+    d_l, d_r, d_se = sp1[:, 0] - sp0[:, 0], sp1[:, 1] - sp0[:, 1], se1 - se0
+    torch.testing.assert_close(d_l, d_r, atol=1e-4, rtol=0)
+    assert float((d_l - d_l[:, :1]).abs().max()) < 1e-3  # the same gain on every frame
+    assert float((d_se - d_se[:, :1]).abs().max()) < 1e-3
+    assert float(d_l.abs().max()) > 0.5  # it did something
+    assert float(d_l[:, 0].mean(dim=-1).abs().max()) < 1e-4  # zero mean over the bands: level kept
+    # the mono mix's grid (50 Hz - 8 kHz) reads the spatial curve at its own frequencies
+    fc = FeatureConfig.from_dict(cache.meta["features"])
+    f_sp = mel_band_centres_hz(fc.n_mels, fc.fmin_hz, fc.fmax_hz)
+    f_se = mel_band_centres_hz(fc.n_mels, fc.fmin_hz, fc.semantic_fmax_hz)
+    for b in range(4):
+        want = np.interp(np.log(f_se), np.log(f_sp), d_l[b, 0].numpy())
+        assert np.abs(d_se[b, 0].numpy() - want).max() < 0.6  # linear interpolation of a smooth curve
+
+
+def test_common_mode_eq_is_what_filtering_both_ears_does():
+    """Filtering both ears of a recording with the curve (an FFT-domain gain) moves each log-mel band
+    by the curve's value at the band's centre: the augmentation is a physical source/microphone EQ."""
+    fc = FeatureConfig()
+    rng = np.random.default_rng(0)
+    n = fc.sample_rate_hz * 2
+    audio = rng.standard_normal((2, n)).astype(np.float32) * 0.05
+    audio[1] = np.roll(audio[1], 12) * 0.7  # some interaural delay and level
+    f_sp = mel_band_centres_hz(fc.n_mels, fc.fmin_hz, fc.fmax_hz)
+    freqs = np.fft.rfftfreq(n, 1.0 / fc.sample_rate_hz)
+    g_sp, g_fft = common_mode_eq(np.random.default_rng(5), 1, 6.0, f_sp, np.clip(freqs, f_sp[0], f_sp[-1]))
+    filtered = np.fft.irfft(np.fft.rfft(audio, axis=-1) * 10 ** (g_fft / 20), n=n, axis=-1).astype(np.float32)
+    sp0, _ = compute_features(audio, fc.sample_rate_hz, fc)
+    sp1, _ = compute_features(filtered, fc.sample_rate_hz, fc)
+    moved = (sp1[0] - sp0[0]).mean(axis=0)  # (bands,), dB
+    assert np.abs(moved - g_sp[0]).mean() < 0.05  # 0.006 dB measured
+    assert np.abs(moved - g_sp[0]).max() < 0.3
+    assert np.abs(sp1[2] - sp0[2]).mean() < 0.05  # ILD unchanged (up to within-band weighting)

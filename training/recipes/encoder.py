@@ -6,8 +6,10 @@ against Gaussian-smoothed bin targets (together with the activity they make the
 ACCDOA output); log-distance squared error on active frames; and the semantic
 branch's frame-wise class cross-entropy. Augmentation: left-right
 mirroring of the features with azimuth negated (exact for a symmetric head, and
-it doubles direction coverage), and band masking of the level/phase maps so
-that no single pinna notch of one head is relied upon.
+it doubles direction coverage), band masking of the level/phase maps so
+that no single pinna notch of one head is relied upon, and (when p_eq > 0) a
+common-mode equalisation of both ears, so that the pinna's filtering is not
+read against the spectra of the training sounds alone.
 
 Everything a run needs to continue is in `last.pt`; `--resume` picks it up.
 """
@@ -29,7 +31,7 @@ from tqdm import tqdm
 
 from agent.core.dataset import read_dataset, write_json
 from agent.core.errors import BinauraError, ConfigError
-from agent.core.features import mirror_spatial
+from agent.core.features import FeatureConfig, mel_band_centres_hz, mirror_spatial
 from agent.core.seld import DecodeConfig, decode_clip
 from training.eval.metrics import floor_score, floor_terms, localization_metrics, match_clip
 from training.models.encoder import (
@@ -66,6 +68,12 @@ class EncoderTrainConfig:
     p_mirror: float = 0.5
     p_band_mask: float = 0.5
     max_band_mask: int = 4
+    #: common-mode equalisation: one random smooth gain curve (over log frequency) added to both
+    #: ears' log-mel bands and to the mono mix's, as a different source spectrum or microphone would;
+    #: the interaural channels do not change. eq_db sets its size (tilt end to end, and the largest
+    #: of four cosine terms); see common_mode_eq
+    p_eq: float = 0.0
+    eq_db: float = 6.0
     val_clips: int = 400
     eval_every: int = 250
     threads: int = 0  # 0: all cores
@@ -88,11 +96,13 @@ class EncoderTrainConfig:
                 p.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             p.append(f"lr must be > 0, got {self.lr}")
-        for name in ("p_mirror", "p_band_mask"):
+        for name in ("p_mirror", "p_band_mask", "p_eq"):
             if not 0 <= getattr(self, name) <= 1:
                 p.append(f"{name} must be in [0, 1]")
         if self.device not in ("auto", "cpu", "cuda"):
             p.append(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if not 0 <= self.eq_db <= 24:
+            p.append(f"eq_db must be in [0, 24] dB, got {self.eq_db}")
         if self.val_clips < 0:
             p.append("val_clips must be >= 0")
         if self.select_by not in SELECT_BY:
@@ -154,6 +164,32 @@ def polar_mask(cache: FeatureCache, cfg: EncoderTrainConfig) -> np.ndarray:
     return np.array([h not in cfg.no_polar_heads for h in heads])
 
 
+def common_mode_eq(rng: np.random.Generator, n: int, eq_db: float,
+                   *band_hz: np.ndarray) -> list[np.ndarray]:
+    """n random smooth gain curves (dB), each read at the band centres of every grid in band_hz
+    (so the spatial and the semantic grids get the same curve): a tilt of up to +-eq_db/2 at the
+    ends of the first grid's range plus cos(pi k u + phase) terms, k = 1..4, of up to eq_db/(2k),
+    u being log frequency scaled to [0, 1] over that range. The fastest term's half period is a
+    quarter of the range (about 2 of the 8.6 octaves from 50 Hz to 20 kHz): far broader than a
+    pinna notch, so a notch still reads as one.
+    Each curve has zero mean over the first grid (the mix's level is left to the distance cue).
+    Returns one (n, len(grid)) array per grid, float32."""
+    lo, hi = np.log(band_hz[0].min()), np.log(band_hz[0].max())
+    tilt = rng.uniform(-0.5, 0.5, (n, 1)) * eq_db
+    k = np.arange(1, 5)
+    amp = rng.uniform(-1.0, 1.0, (n, k.size)) * eq_db / (2 * k)
+    phase = rng.uniform(0.0, 2 * np.pi, (n, k.size))
+
+    def curve(hz):
+        u = (np.log(hz) - lo) / (hi - lo)
+        c = tilt * (2 * u[None, :] - 1)
+        return c + np.einsum("nk,nkf->nf", amp, np.cos(np.pi * k[None, :, None] * u[None, None, :]
+                                                       + phase[:, :, None]))
+
+    offset = curve(band_hz[0]).mean(axis=1, keepdims=True)
+    return [(curve(hz) - offset).astype(np.float32) for hz in band_hz]
+
+
 class Batches:
     """Random batches from the cache's training clips, with augmentation, as torch tensors.
 
@@ -166,6 +202,9 @@ class Batches:
                  device: torch.device | None = None, resident: bool | None = None):
         self.cache, self.idx, self.cfg, self.rng = cache, indices, cfg, rng
         self.polar_ok = torch.from_numpy(polar_mask(cache, cfg))
+        fc = FeatureConfig.from_dict(cache.meta["features"])
+        self.band_hz = (mel_band_centres_hz(fc.n_mels, fc.fmin_hz, fc.fmax_hz),
+                        mel_band_centres_hz(fc.n_mels, fc.fmin_hz, fc.semantic_fmax_hz))
         self.device = device or torch.device("cpu")
         self.resident = None
         if resident if resident is not None else self.device.type == "cuda":
@@ -198,6 +237,15 @@ class Batches:
             band_t = torch.from_numpy(band).to(sp.device)[:, None, None, :]
             levels = sp[:, :5]
             sp[:, :5] = torch.where(band_t, levels.mean(dim=2, keepdim=True), levels)
+        # drawn only when used: runs without it keep their random streams
+        eq = rng.random(len(pick)) < cfg.p_eq if cfg.p_eq > 0 else np.zeros(len(pick), bool)
+        if eq.any():
+            g_sp, g_se = (torch.from_numpy(g).to(sp.device)
+                          for g in common_mode_eq(rng, int(eq.sum()), cfg.eq_db, *self.band_hz))
+            rows = torch.from_numpy(np.flatnonzero(eq)).to(sp.device)
+            sp[rows, 0] += g_sp[:, None, :]
+            sp[rows, 1] += g_sp[:, None, :]
+            se[rows] += g_se[:, None, :]
         return sp, se, acc, logd, act, self.polar_ok[at]
 
 
@@ -401,6 +449,8 @@ def stage_record(cfg: EncoderTrainConfig, cache: FeatureCache, dev: torch.device
     rec["w_polar"] = cfg.w_polar
     if cfg.w_distance != EncoderTrainConfig.w_distance:  # earlier stages all ran at the default
         rec["w_distance"] = cfg.w_distance
+    if cfg.p_eq > 0:
+        rec["p_eq"], rec["eq_db"] = cfg.p_eq, cfg.eq_db
     if init:
         rec["init"] = Path(init).name
     return rec
