@@ -70,8 +70,8 @@ class EncoderTrainConfig:
     max_band_mask: int = 4
     #: common-mode equalisation: one random smooth gain curve (over log frequency) added to both
     #: ears' log-mel bands and to the mono mix's, as a different source spectrum or microphone would;
-    #: the interaural channels do not change. eq_db sets its size (tilt end to end, and the largest
-    #: of four cosine terms); see common_mode_eq
+    #: the interaural channels do not change. eq_db sets its size: the tilt spans up to eq_db end to
+    #: end, and cosine term k is up to eq_db / (2k) dB; see common_mode_eq
     p_eq: float = 0.0
     eq_db: float = 6.0
     val_clips: int = 400
