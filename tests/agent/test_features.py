@@ -7,9 +7,8 @@ from agent.core.errors import AudioFormatError, ConfigError
 from agent.core.features import (
     FeatureConfig,
     StreamingFeatures,
-    _hz_to_mel,
-    _mel_to_hz,
     compute_features,
+    mel_band_centres_hz,
     mirror_spatial,
     warp_table,
 )
@@ -101,7 +100,7 @@ def test_head_scale_moves_pinna_like_features_up_in_frequency(rng):
     f = np.fft.rfftfreq(n, 1 / 48_000)
     bump = 10 ** (10 * np.exp(-0.5 * ((f - 4_000) / 300) ** 2) / 20)
     left = np.fft.irfft(np.fft.rfft(x) * bump, n).astype(np.float32)
-    centres = _mel_to_hz(np.linspace(_hz_to_mel(CFG.fmin_hz), _hz_to_mel(CFG.fmax_hz), CFG.n_mels + 2))[1:-1]
+    centres = mel_band_centres_hz(CFG.n_mels, CFG.fmin_hz, CFG.fmax_hz)
 
     def ild_peak_hz(head_scale):
         sp, _ = compute_features(np.stack([left, x]), 48_000, head_scale=head_scale)
