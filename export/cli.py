@@ -123,6 +123,7 @@ def cmd_bench_localize(args) -> int:
     from agent.core.dataset import read_dataset  # noqa: PLC0415
     from training.eval.bench import (  # noqa: PLC0415
         class_table,
+        floor_intervals_table,
         floors_table,
         localize_table,
         polar_plot,
@@ -141,6 +142,8 @@ def cmd_bench_localize(args) -> int:
         print("\nby true class, all sources (matched ones):\n" + class_table(all_metrics))
     print("\nthe encoder issue's floors on the training head (metric / floor; <= 1 meets it):\n"
           + floors_table(all_metrics))
+    print("\nthe same metrics with 95% intervals (bootstrap over clips):\n"
+          + floor_intervals_table(all_metrics))
     out = dict(all_metrics[models[0].name])
     out["models"] = all_metrics
     out["data"] = str(args.data)

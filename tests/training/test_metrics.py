@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from agent.core.scene import Scene, SourceEstimate, SourceLabel
@@ -115,3 +116,37 @@ def test_floor_score_measures_each_floor_in_its_own_units():
     # clips of another head measure no floor
     other = [match_clip(scene(("dog", 30.0, 0.0, 2.0), head="sphere"), [SourceEstimate(30.0)])]
     assert floor_score(localization_metrics(other)) is None
+
+
+def test_floor_intervals_bracket_the_metric_and_narrow_with_more_clips():
+    """The clip bootstrap's interval holds the point metric; identical clips leave no spread;
+    four times the clips roughly halve the interval (1/sqrt(n)); a model without distance has
+    no distance interval."""
+    from training.eval.metrics import floor_intervals
+
+    rng = np.random.default_rng(1)
+
+    def clips(n):
+        out = []
+        for _ in range(n):
+            err = float(rng.uniform(0.0, 40.0))
+            out.append(match_clip(scene(("dog", 0.0, 0.0, 2.0)),
+                                  [SourceEstimate(err, 0.0, 2.0 + float(rng.uniform(0, 1.0)), "dog")]))
+        return out
+
+    key = "n_sources=1,head=kemar-mit:angular_error_mean_deg"
+    few, many = clips(50), clips(200)
+    for res in (few, many):
+        lo, hi = floor_intervals(res)[key]
+        assert lo < localization_metrics(res)["by_condition"]["n_sources=1,head=kemar-mit"]["angular_error_mean_deg"] < hi
+    width = [floor_intervals(r)[key][1] - floor_intervals(r)[key][0] for r in (few, many)]
+    assert 0.35 < width[1] / width[0] < 0.7
+    der = floor_intervals(few)["n_sources=1,head=kemar-mit:distance_er05"]
+    assert 0.0 <= der[0] <= der[1] <= 1.0
+    same = [match_clip(scene(("dog", 0.0, 0.0, 2.0)), [SourceEstimate(10.0, 0.0, 2.0, "dog")])] * 30
+    assert floor_intervals(same)[key] == pytest.approx([10.0, 10.0])
+    no_dist = floor_intervals([match_clip(scene(("dog", 0.0, 0.0, 2.0)), [SourceEstimate(10.0)])])
+    assert no_dist["n_sources=1,head=kemar-mit:distance_er05"] is None
+    assert no_dist["n_sources=2-3,head=kemar-mit:angular_error_mean_deg"] is None  # no such clips
+    with pytest.raises(ValueError, match="n_boot"):
+        floor_intervals(few, n_boot=0)

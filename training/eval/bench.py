@@ -16,6 +16,7 @@ from agent.core.predictor import Answerer, Clip, Localizer
 from training.eval.metrics import (
     FLOORS,
     METRIC_KEYS,
+    floor_intervals,
     floor_score,
     floor_terms,
     localization_metrics,
@@ -37,6 +38,7 @@ def run_localize(ds: Dataset, model: Localizer, progress: bool = True) -> tuple[
         results.append(match_clip(scene, preds))
     metrics = localization_metrics(results)
     metrics["floor_score"], metrics["floor_terms"] = floor_score(metrics), floor_terms(metrics)
+    metrics["floor_intervals"] = floor_intervals(results)
     metrics["model"] = model.name
     metrics["n_clips"] = len(ds.scenes)
     metrics["seconds"] = round(time.perf_counter() - t0, 2)
@@ -97,6 +99,26 @@ def floors_table(all_metrics: dict[str, dict]) -> str:
     for model, m in all_metrics.items():
         terms = list((m.get("floor_terms") or {}).values()) or [None] * len(heads)
         rows.append([model] + ["-" if t is None else f"{t:.3f}" for t in [m.get("floor_score"), *terms]])
+    return _render(rows)
+
+
+def floor_intervals_table(all_metrics: dict[str, dict]) -> str:
+    """Each floor's metric with its 95% interval from a clip bootstrap (`floor_intervals`), in
+    the metric's own units: degrees, or percent for the rates."""
+    heads = [name for _, _, _, name in FLOORS]
+    rows = [["model"] + heads]
+    for model, m in all_metrics.items():
+        cells = []
+        for cond, key, floor, _ in FLOORS:
+            ci = (m.get("floor_intervals") or {}).get(f"{cond}:{key}")
+            term = (m.get("floor_terms") or {}).get(f"{cond}:{key}")
+            if ci is None or term is None:
+                cells.append("-")
+            elif key == "angular_error_mean_deg":
+                cells.append(f"{term * floor:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]")
+            else:
+                cells.append(f"{100 * term * floor:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]")
+        rows.append([model] + cells)
     return _render(rows)
 
 
