@@ -196,13 +196,17 @@ def floor_score(metrics: dict) -> float | None:
     return float(np.mean(terms)) if terms else None
 
 
-def localization_metrics(results: list[ClipResult]) -> dict:
-    out = aggregate(results)
+def _by_condition(results: list[ClipResult]) -> dict[str, list[ClipResult]]:
     groups: dict[str, list[ClipResult]] = defaultdict(list)
     for r in results:
         for c in conditions(r.scene):
             groups[c].append(r)
-    out["by_condition"] = {k: aggregate(v) for k, v in sorted(groups.items())}
+    return groups
+
+
+def localization_metrics(results: list[ClipResult]) -> dict:
+    out = aggregate(results)
+    out["by_condition"] = {k: aggregate(v) for k, v in sorted(_by_condition(results).items())}
     out["by_class"] = class_metrics(results)
     return out
 
@@ -217,10 +221,7 @@ def floor_intervals(results: list[ClipResult], n_boot: int = 2000, level: float 
     several degrees: read differences between models against them."""
     if n_boot < 1 or not 0.0 < level < 1.0:
         raise ValueError(f"n_boot must be >= 1 and level in (0, 1), got {n_boot}, {level}")
-    groups: dict[str, list[ClipResult]] = defaultdict(list)
-    for r in results:
-        for c in conditions(r.scene):
-            groups[c].append(r)
+    groups = _by_condition(results)
     rng = np.random.default_rng(seed)
     out: dict[str, list[float] | None] = {}
     for cond, key, _, _ in FLOORS:
