@@ -123,6 +123,8 @@ def cmd_bench_localize(args) -> int:
     from agent.core.dataset import read_dataset  # noqa: PLC0415
     from training.eval.bench import (  # noqa: PLC0415
         class_table,
+        floor_differences,
+        floor_differences_table,
         floor_intervals_table,
         floors_table,
         localize_table,
@@ -144,8 +146,14 @@ def cmd_bench_localize(args) -> int:
           + floors_table(all_metrics))
     print("\nthe same metrics with 95% intervals (bootstrap over clips):\n"
           + floor_intervals_table(all_metrics))
+    diffs = floor_differences(all_results) if len(models) > 1 else {}
+    if diffs:
+        print(f"\n{models[0].name} minus each other model, paired over the same clips "
+              "(95% intervals; one that excludes 0 separates the two):\n"
+              + floor_differences_table(all_metrics, diffs))
     out = dict(all_metrics[models[0].name])
     out["models"] = all_metrics
+    out["floor_differences"] = {"model": models[0].name, "minus": diffs}
     out["data"] = str(args.data)
     save_metrics(args.out, out)
     plot = args.plot or str(Path(args.out).with_suffix(".png"))

@@ -150,3 +150,24 @@ def test_floor_intervals_bracket_the_metric_and_narrow_with_more_clips():
     assert no_dist["n_sources=2-3,head=kemar-mit:angular_error_mean_deg"] is None  # no such clips
     with pytest.raises(ValueError, match="n_boot"):
         floor_intervals(few, n_boot=0)
+
+
+def test_paired_floor_difference_separates_a_steady_gain_that_separate_intervals_do_not():
+    """Two models on the same clips, the second 2 deg worse on every clip while the clips spread
+    over 0-40 deg: each model's own interval is far wider than 2 deg and the two overlap, the
+    paired difference is -2 deg with (almost) no spread. Results of other clips are refused."""
+    from training.eval.metrics import floor_intervals
+
+    rng = np.random.default_rng(2)
+    scenes = [Scene(f"s{i}", "a.wav", 48000, 5.0, [SourceLabel("dog", 0.0, 0.0, 2.0, 0.0, 1.0)], None, "kemar-mit")
+              for i in range(80)]
+    errs = rng.uniform(0.0, 40.0, len(scenes))
+    a = [match_clip(sc, [SourceEstimate(float(e), 0.0, 2.0, "dog")]) for sc, e in zip(scenes, errs)]
+    b = [match_clip(sc, [SourceEstimate(float(e) + 2.0, 0.0, 2.0, "dog")]) for sc, e in zip(scenes, errs)]
+    key = "n_sources=1,head=kemar-mit:angular_error_mean_deg"
+    ia, ib = floor_intervals(a)[key], floor_intervals(b)[key]
+    assert ia[1] > ib[0]  # the separate intervals overlap
+    lo, hi = floor_intervals(a, minus=b)[key]
+    assert lo == pytest.approx(-2.0, abs=1e-6) and hi == pytest.approx(-2.0, abs=1e-6)
+    with pytest.raises(ValueError, match="same clips"):
+        floor_intervals(a, minus=b[1:])

@@ -122,6 +122,33 @@ def floor_intervals_table(all_metrics: dict[str, dict]) -> str:
     return _render(rows)
 
 
+def floor_differences(all_results: dict[str, list]) -> dict[str, dict]:
+    """The first model's floor metrics minus each other model's, as 95% paired-bootstrap
+    intervals (`floor_intervals(..., minus=...)`), keyed by the other model's name."""
+    first, *others = all_results
+    return {n: floor_intervals(all_results[first], minus=all_results[n]) for n in others}
+
+
+def floor_differences_table(all_metrics: dict[str, dict], diffs: dict[str, dict]) -> str:
+    """One row per other model: the first model's metric minus that model's, and its paired
+    interval (degrees, or percentage points for the rates); an interval that excludes 0
+    separates the two."""
+    first = next(iter(all_metrics))
+    rows = [["difference"] + [name for _, _, _, name in FLOORS]]
+    for other, iv in diffs.items():
+        cells = []
+        for cond, key, floor, _ in FLOORS:
+            k = f"{cond}:{key}"
+            ta, tb, ci = all_metrics[first]["floor_terms"].get(k), all_metrics[other]["floor_terms"].get(k), iv.get(k)
+            if ci is None or ta is None or tb is None:
+                cells.append("-")
+                continue
+            unit = 1.0 if key == "angular_error_mean_deg" else 100.0
+            cells.append(f"{(ta - tb) * floor * unit:+.1f} [{ci[0] * unit:+.1f}, {ci[1] * unit:+.1f}]")
+        rows.append([f"{first} - {other}"] + cells)
+    return _render(rows)
+
+
 def class_table(all_metrics: dict[str, dict]) -> str:
     """Angular error / front-back confusion by true class (all sources), one column per model."""
     models = [m for m in all_metrics if all_metrics[m].get("by_class")]

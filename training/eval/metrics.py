@@ -211,47 +211,68 @@ def localization_metrics(results: list[ClipResult]) -> dict:
     return out
 
 
-def floor_intervals(results: list[ClipResult], n_boot: int = 2000, level: float = 0.95,
+def _ratio_parts(clips: list[ClipResult], key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per clip, the numerator and denominator of a floor metric as `aggregate` computes it
+    (the metric over clips = sum of numerators / sum of denominators); None where nothing was
+    measured (no clips, no matched pairs, or a model without that output)."""
+    if key == "angular_error_mean_deg":
+        num = [sum(p.angular_deg for p in r.pairs) for r in clips]
+        den = [len(r.pairs) for r in clips]
+    elif key == "front_back_confusion":
+        num = [sum(p.front_back for p in r.pairs) for r in clips]
+        den = [len(r.pairs) for r in clips]
+    elif key == "distance_er05":
+        num = [sum(p.distance_err_m > DISTANCE_ER_M for p in r.pairs if p.distance_err_m is not None)
+               for r in clips]
+        den = [sum(p.distance_err_m is not None for p in r.pairs) for r in clips]
+    elif key == "class_error":
+        if not any(p.class_ok is not None for r in clips for p in r.pairs):
+            return None
+        num = [sum(not p.class_ok for p in r.pairs) for r in clips]
+        den = [len(r.pairs) for r in clips]
+    else:  # pragma: no cover - FLOORS names only the keys above
+        raise KeyError(key)
+    num_a, den_a = np.asarray(num, float), np.asarray(den, float)
+    return (num_a, den_a) if len(clips) and den_a.sum() > 0 else None
+
+
+def floor_intervals(results: list[ClipResult], minus: list[ClipResult] | None = None,
+                    n_boot: int = 2000, level: float = 0.95,
                     seed: int = 0) -> dict[str, list[float] | None]:
     """A percentile bootstrap interval for each floor's metric (in the metric's own units, not
     over its floor), resampling whole clips of the floor's condition with replacement: sources
     of one clip share a room and a mix, so clips, not sources, are the independent draws. Keys
     as in `floor_terms`; None where the point metric is None (the condition is absent or the
     model does not produce the metric). A benchmark of 97 one-source clips gives intervals of
-    several degrees: read differences between models against them."""
+    several degrees: read differences between models against them.
+
+    minus: another model's results on the same clips, in the same order. The interval is then
+    of the paired difference (this model's metric minus that one's), both read on the same
+    resampled clips, which is much narrower than comparing two separate intervals."""
     if n_boot < 1 or not 0.0 < level < 1.0:
         raise ValueError(f"n_boot must be >= 1 and level in (0, 1), got {n_boot}, {level}")
+    if minus is not None and [r.scene.id for r in minus] != [r.scene.id for r in results]:
+        raise ValueError("minus must hold results for the same clips in the same order "
+                         f"({len(results)} clips against {len(minus)})")
     groups = _by_condition(results)
+    other = _by_condition(minus) if minus is not None else None
     rng = np.random.default_rng(seed)
     out: dict[str, list[float] | None] = {}
     for cond, key, _, _ in FLOORS:
-        clips = groups.get(cond, [])
-        # per clip: (numerator, denominator) of the metric as `aggregate` computes it
-        if key == "angular_error_mean_deg":
-            num = [sum(p.angular_deg for p in r.pairs) for r in clips]
-            den = [len(r.pairs) for r in clips]
-        elif key == "front_back_confusion":
-            num = [sum(p.front_back for p in r.pairs) for r in clips]
-            den = [len(r.pairs) for r in clips]
-        elif key == "distance_er05":
-            num = [sum(p.distance_err_m > DISTANCE_ER_M for p in r.pairs if p.distance_err_m is not None)
-                   for r in clips]
-            den = [sum(p.distance_err_m is not None for p in r.pairs) for r in clips]
-        elif key == "class_error":
-            if not any(p.class_ok is not None for r in clips for p in r.pairs):
-                num, den = [], []
-            else:
-                num = [sum(not p.class_ok for p in r.pairs) for r in clips]
-                den = [len(r.pairs) for r in clips]
-        else:  # pragma: no cover - FLOORS names only the keys above
-            raise KeyError(key)
-        num_a, den_a = np.asarray(num, float), np.asarray(den, float)
-        if not len(clips) or den_a.sum() == 0:
+        a = _ratio_parts(groups.get(cond, []), key)
+        b = _ratio_parts(other.get(cond, []), key) if other is not None else None
+        if a is None or (other is not None and b is None):
             out[f"{cond}:{key}"] = None
             continue
-        idx = rng.integers(0, len(clips), size=(n_boot, len(clips)))
-        n, d = num_a[idx].sum(axis=1), den_a[idx].sum(axis=1)
-        vals = n[d > 0] / d[d > 0]  # a draw of clips that matched nothing measures nothing
+        idx = rng.integers(0, len(a[0]), size=(n_boot, len(a[0])))
+        na, da = a[0][idx].sum(axis=1), a[1][idx].sum(axis=1)
+        keep = da > 0  # a draw of clips that matched nothing measures nothing
+        if b is None:
+            vals = na[keep] / da[keep]
+        else:
+            nb, db = b[0][idx].sum(axis=1), b[1][idx].sum(axis=1)
+            keep &= db > 0
+            vals = na[keep] / da[keep] - nb[keep] / db[keep]
         lo, hi = np.quantile(vals, [(1 - level) / 2, (1 + level) / 2])
         out[f"{cond}:{key}"] = [float(lo), float(hi)]
     return out
