@@ -102,6 +102,14 @@ def floors_table(all_metrics: dict[str, dict]) -> str:
     return _render(rows)
 
 
+def _floor_cell(key: str, value: float, ci: list[float], signed: bool = False) -> str:
+    """A floor metric and its interval as a table cell: degrees for angles, percent (or
+    percentage points, signed) for the rates."""
+    unit, pct = (1.0, "") if key == "angular_error_mean_deg" else (100.0, "" if signed else "%")
+    f = "{:+.1f}" if signed else "{:.1f}"
+    return f"{f.format(value * unit)}{pct} [{f.format(ci[0] * unit)}, {f.format(ci[1] * unit)}]"
+
+
 def floor_intervals_table(all_metrics: dict[str, dict]) -> str:
     """Each floor's metric with its 95% interval from a clip bootstrap (`floor_intervals`), in
     the metric's own units: degrees, or percent for the rates."""
@@ -112,12 +120,7 @@ def floor_intervals_table(all_metrics: dict[str, dict]) -> str:
         for cond, key, floor, _ in FLOORS:
             ci = (m.get("floor_intervals") or {}).get(f"{cond}:{key}")
             term = (m.get("floor_terms") or {}).get(f"{cond}:{key}")
-            if ci is None or term is None:
-                cells.append("-")
-            elif key == "angular_error_mean_deg":
-                cells.append(f"{term * floor:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]")
-            else:
-                cells.append(f"{100 * term * floor:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]")
+            cells.append("-" if ci is None or term is None else _floor_cell(key, term * floor, ci))
         rows.append([model] + cells)
     return _render(rows)
 
@@ -140,11 +143,8 @@ def floor_differences_table(all_metrics: dict[str, dict], diffs: dict[str, dict]
         for cond, key, floor, _ in FLOORS:
             k = f"{cond}:{key}"
             ta, tb, ci = all_metrics[first]["floor_terms"].get(k), all_metrics[other]["floor_terms"].get(k), iv.get(k)
-            if ci is None or ta is None or tb is None:
-                cells.append("-")
-                continue
-            unit = 1.0 if key == "angular_error_mean_deg" else 100.0
-            cells.append(f"{(ta - tb) * floor * unit:+.1f} [{ci[0] * unit:+.1f}, {ci[1] * unit:+.1f}]")
+            cells.append("-" if ci is None or ta is None or tb is None
+                         else _floor_cell(key, (ta - tb) * floor, ci, signed=True))
         rows.append([f"{first} - {other}"] + cells)
     return _render(rows)
 
