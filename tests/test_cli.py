@@ -34,6 +34,16 @@ def test_bench_localize_writes_every_metric_key(tiny):
     # the floors: the oracle meets each with nothing to spare; GCC-PHAT names no class or distance
     assert all(v in (0.0, None) for v in m["models"]["oracle"]["floor_terms"].values())
     assert all(v is None for k, v in m["models"]["gccphat"]["floor_terms"].items() if "distance" in k or "class" in k)
+    # the oracle minus GCC-PHAT, paired over the same clips: the oracle is never worse on angle,
+    # and metrics GCC-PHAT does not produce have no difference
+    d = m["floor_differences"]
+    assert d["model"] == "oracle" and set(d["minus"]) == {"gccphat", "chance"}
+    for k, iv in d["minus"]["gccphat"].items():
+        if "distance" in k or "class" in k:
+            assert iv is None
+        elif "angular" in k and iv is not None:
+            assert iv[0] <= iv[1] <= 0.0
+    assert any(iv is not None for k, iv in d["minus"]["gccphat"].items() if "angular" in k)
     assert (tiny / "loc.png").stat().st_size > 1000
 
 
