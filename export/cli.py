@@ -146,7 +146,7 @@ def cmd_bench_localize(args) -> int:
           + floors_table(all_metrics))
     print("\nthe same metrics with 95% intervals (bootstrap over clips):\n"
           + floor_intervals_table(all_metrics))
-    diffs = floor_differences(all_results) if len(models) > 1 else {}
+    diffs = floor_differences(all_results)  # {} for a single model
     if diffs:
         print(f"\n{models[0].name} minus each other model, paired over the same clips "
               "(95% intervals; one that excludes 0 separates the two):\n"
