@@ -171,3 +171,22 @@ def test_paired_floor_difference_separates_a_steady_gain_that_separate_intervals
     assert lo == pytest.approx(-2.0, abs=1e-6) and hi == pytest.approx(-2.0, abs=1e-6)
     with pytest.raises(ValueError, match="same clips"):
         floor_intervals(a, minus=b[1:])
+
+
+def test_bootstrap_ratio_parts_reproduce_each_floor_metric():
+    """floor_intervals resamples per-clip numerators and denominators instead of calling
+    `aggregate` 2,000 times; over all clips at once they must give exactly the metric that
+    `floor_terms` reads (misses, wrong classes, unlabelled and distance-less estimates included)."""
+    from training.eval.metrics import FLOORS, _by_condition, _ratio_parts, floor_terms
+
+    one, two = scene(("dog", 30.0, 0.0, 2.0)), scene(("dog", 30.0, 0.0, 2.0), ("siren", -90.0, 0.0, 3.0))
+    res = [match_clip(one, [SourceEstimate(150.0, 0.0, 2.9, "dog")]),
+           match_clip(one, [SourceEstimate(35.0, 5.0, 2.1, "siren")]),
+           match_clip(one, [SourceEstimate(20.0, 0.0, None, "dog")]),
+           match_clip(one, []),
+           match_clip(two, [SourceEstimate(40.0, 0.0, 1.0, "dog"), SourceEstimate(-60.0, 10.0, 3.2, "siren")]),
+           match_clip(two, [SourceEstimate(-100.0, 0.0, 3.0, None)])]
+    terms, groups = floor_terms(localization_metrics(res)), _by_condition(res)
+    for cond, key, floor, _ in FLOORS:
+        num, den = _ratio_parts(groups[cond], key)
+        assert num.sum() / den.sum() == pytest.approx(terms[f"{cond}:{key}"] * floor)
