@@ -10,6 +10,8 @@
 # Run from the repository root with the kit in .kit (`binaura synth-kit --out .kit`)
 # and, where the machine lacks them, wheels of soundfile, cffi, pycparser and
 # pyroomacoustics in .whl. The same command runs on a CPU (DEVICE=cpu) for a check.
+# Environment: INIT, SYNTH_SEED, SYNTH_CONFIG (a SynthConfig JSON), LR, BATCH, EVAL_EVERY,
+# W_POLAR, W_DISTANCE, SELECT_BY (seld | floors | val_loss), RESERVE_S, WORK.
 set -uo pipefail
 t0=$(date +%s)
 out=${1:?usage: gpu_encoder.sh OUT_DIR [SCENES] [TOTAL_SECONDS] [DEVICE]}
@@ -35,6 +37,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || tr
 python3 -c "import sys, numpy, torch; print(sys.version.split()[0], 'numpy', numpy.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
 config=()
+if [ -n "${SYNTH_CONFIG:-}" ]; then config=(--config "$SYNTH_CONFIG"); fi  # e.g. training/recipes/train_reverb75.json
 if ! python3 -c "import pyroomacoustics" 2>/dev/null; then
   say "pyroomacoustics does not import here: anechoic scenes only"
   echo '{"p_reverberant": 0.0}' > "$work/anechoic.json"
@@ -57,6 +60,7 @@ say "training for $left s"
 # the run folder lies in OUT_DIR, so a command stopped at its limit still leaves best.pt there
 python3 -m export.cli train encoder --data "$work/data" --out "$out/run" --init "$init" --device "$device" \
   --batch-size "${BATCH:-256}" --lr "${LR:-5e-4}" --warmup-steps 100 --steps 200000 --eval-every "${EVAL_EVERY:-600}" \
-  --no-polar-heads sphere --w-polar "${W_POLAR:-1.0}" --time-budget-min "$(python3 -c "print($left / 60)")" \
+  --no-polar-heads sphere --w-polar "${W_POLAR:-1.0}" --w-distance "${W_DISTANCE:-0.1}" \
+  --select-by "${SELECT_BY:-seld}" --time-budget-min "$(python3 -c "print($left / 60)")" \
   --quiet || say "training failed"
 say "done"
