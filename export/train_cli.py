@@ -45,6 +45,18 @@ def cmd_train_encoder(args) -> int:
     return 0
 
 
+def cmd_train_average(args) -> int:
+    from training.models.encoder import average_checkpoints  # noqa: PLC0415
+
+    paths = [p.strip() for p in args.checkpoints.split(",") if p.strip()]
+    for p in paths:
+        if not Path(p).is_file():
+            raise BinauraError(f"--checkpoints: {p} is not a file (expected encoder checkpoints, comma-separated)")
+    average_checkpoints(paths, args.out)
+    print(f"average of {len(paths)} checkpoints -> {args.out}")
+    return 0
+
+
 def add_parsers(sub) -> None:
     t = sub.add_parser("train", help="training recipes").add_subparsers(dest="train", required=True)
     e = t.add_parser("encoder", help="stage 1: train the spatial + semantic encoder on synthesized scenes")
@@ -80,6 +92,11 @@ def add_parsers(sub) -> None:
     e.add_argument("--resume", action="store_true", help="continue OUT/last.pt")
     e.add_argument("--quiet", action="store_true", help="no progress bars (log lines only)")
     e.set_defaults(func=cmd_train_encoder)
+
+    a = t.add_parser("average", help="uniform weight average of encoder checkpoints fine-tuned from one start")
+    a.add_argument("--checkpoints", required=True, help="comma-separated checkpoints of one architecture (>= 2)")
+    a.add_argument("--out", required=True, help="checkpoint to write (atomically)")
+    a.set_defaults(func=cmd_train_average)
 
 
 def cmd_export_encoder(args) -> int:

@@ -4,11 +4,18 @@ import numpy as np
 import pytest
 import torch
 
+from agent.core.errors import BinauraError
 from agent.core.features import FeatureConfig
 from agent.core.scene import Scene, SourceLabel
 from agent.core.seld import decode_clip
 from training.models.config import EncoderConfig, encoder_tiny_config
-from training.models.encoder import BinauralEncoder, build_encoder, load_checkpoint, save_checkpoint
+from training.models.encoder import (
+    BinauralEncoder,
+    average_checkpoints,
+    build_encoder,
+    load_checkpoint,
+    save_checkpoint,
+)
 from training.models.targets import output_frame_times_s, seld_targets
 
 
@@ -44,6 +51,38 @@ def test_checkpoint_round_trip_keeps_config_and_outputs(tmp_path):
         for a, b in zip(model(sp, se), loaded(sp, se), strict=True):
             assert torch.equal(a, b)
 
+
+
+def test_averaging_a_checkpoint_with_itself_changes_nothing_and_two_give_the_mean(tmp_path):
+    torch.manual_seed(0)
+    a, b = build_encoder("tiny").eval(), build_encoder("tiny").eval()
+    save_checkpoint(tmp_path / "a.pt", a, step=3, lineage=[{"stage": 1}], decode={"activity_threshold": 0.4})
+    save_checkpoint(tmp_path / "b.pt", b, step=9)
+    average_checkpoints([tmp_path / "a.pt", tmp_path / "a.pt"], tmp_path / "aa.pt")
+    same, ck = load_checkpoint(tmp_path / "aa.pt")
+    sp, se = torch.randn(1, 6, 50, 64), torch.randn(1, 50, 64)
+    with torch.no_grad():
+        for x, y in zip(a(sp, se), same(sp, se), strict=True):
+            assert torch.allclose(x, y, atol=1e-6)
+    # the first checkpoint's decoding and lineage, plus one entry naming the members
+    assert ck["decode"] == {"activity_threshold": 0.4} and ck["lineage"][0] == {"stage": 1}
+    assert [m["step"] for m in ck["lineage"][-1]["average_of"]] == [3, 3]
+    average_checkpoints([tmp_path / "a.pt", tmp_path / "b.pt"], tmp_path / "ab.pt")
+    mean, _ = load_checkpoint(tmp_path / "ab.pt")
+    for k, v in mean.state_dict().items():
+        if v.is_floating_point():
+            assert torch.allclose(v, (a.state_dict()[k] + b.state_dict()[k]) / 2, atol=1e-6), k
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_averaging_refuses_one_checkpoint_and_mixed_architectures(tmp_path):
+    save_checkpoint(tmp_path / "tiny.pt", build_encoder("tiny"))
+    save_checkpoint(tmp_path / "small.pt", build_encoder("small"))
+    with pytest.raises(BinauraError, match="at least two"):
+        average_checkpoints([tmp_path / "tiny.pt"], tmp_path / "x.pt")
+    with pytest.raises(BinauraError, match="config differs"):
+        average_checkpoints([tmp_path / "tiny.pt", tmp_path / "small.pt"], tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
 
 def test_bad_config_reports_every_problem():
     from agent.core.errors import ConfigError

@@ -154,3 +154,43 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[BinauralEncoder, dict]:
     model = BinauralEncoder(EncoderConfig.from_dict(ck["config"]))
     model.load_state_dict(ck["model"])
     return model.eval(), ck
+
+
+def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) -> dict:
+    """Uniform weight average of encoder checkpoints fine-tuned from one start (a "model soup",
+    Wortsman et al. 2022): every floating-point tensor, BatchNorm running statistics included,
+    is the mean over the checkpoints; integer counters take the largest. The configs must be
+    identical. The decoding settings come from the first checkpoint (re-tune them on
+    validation clips if the members' differ); the lineage is the first checkpoint's plus one
+    entry naming the members. Written to a temp name, then renamed. Returns the saved dict."""
+    if len(paths) < 2:
+        raise BinauraError(f"averaging needs at least two checkpoints, got {len(paths)}")
+    cks = []
+    for p in paths:
+        _, ck = load_checkpoint(p)
+        cks.append(ck)
+    first = cks[0]
+    for p, ck in zip(paths[1:], cks[1:], strict=True):
+        if ck["config"] != first["config"]:
+            raise BinauraError(f"{p}: its encoder config differs from {paths[0]}'s; only checkpoints of one "
+                               f"architecture can be averaged")
+        if set(ck["model"]) != set(first["model"]):
+            raise BinauraError(f"{p}: its weights do not have the same names as {paths[0]}'s")
+    state = {}
+    for k, v in first["model"].items():
+        vals = [ck["model"][k] for ck in cks]
+        if v.is_floating_point():
+            state[k] = torch.stack([x.to(torch.float64) for x in vals]).mean(0).to(v.dtype)
+        else:
+            state[k] = torch.stack(vals).max(0).values
+    model = BinauralEncoder(EncoderConfig.from_dict(first["config"]))
+    model.load_state_dict(state)
+    members = [{"checkpoint": str(p), "step": ck.get("step"), "stage": len(ck.get("lineage", [])),
+                "last_stage": (ck.get("lineage") or [None])[-1]} for p, ck in zip(paths, cks, strict=True)]
+    extra = {"lineage": list(first.get("lineage", [])) + [{"average_of": members, "decode_from": str(paths[0])}],
+             "averaged_from": [str(p) for p in paths]}
+    for k in ("decode", "decode_tuning"):
+        if k in first:
+            extra[k] = first[k]
+    save_checkpoint(out, model, **extra)
+    return {"format": "binaura-encoder-v1", "config": first["config"], "model": model.state_dict(), **extra}
