@@ -215,6 +215,11 @@ VALIDATION_COLUMNS = (("floor_score", "floors", "{:.4f}"), ("seld_score", "seld"
 
 def cmd_bench_validation(args) -> int:
     from agent.core.dataset import write_json  # noqa: PLC0415
+    from training.eval.bench import (  # noqa: PLC0415
+        floor_differences_table,
+        floor_intervals_table,
+        floor_score_table,
+    )
     from training.recipes.encoder import score_checkpoints  # noqa: PLC0415
 
     names = _models(args.model)
@@ -231,6 +236,10 @@ def cmd_bench_validation(args) -> int:
     for n, r in rows.items():
         cells = ("-" if r.get(k) is None else fmt.format(r[k]) for k, _, fmt in VALIDATION_COLUMNS)
         print(f"{n:<{width}}  {r['clips']:>5}  " + "  ".join(f"{c:>12}" for c in cells))
+    print("\n95% intervals, bootstrap over clips:\n" + floor_score_table(rows) + "\n" + floor_intervals_table(rows))
+    diffs = {n: r["floor_differences"] for n, r in rows.items() if r.get("floor_differences")}
+    if diffs:
+        print("\npaired differences, first checkpoint minus each other:\n" + floor_differences_table(rows, diffs))
     if args.out:
         write_json(args.out, {"data": str(args.data), "cache": args.cache, "models": rows})
         print(f"metrics -> {args.out}")

@@ -117,6 +117,19 @@ def test_train_export_bench_an_encoder_end_to_end(tmp_path):
                  "--cache", str(tmp_path / "sel-cache"), "--all", "--out", str(val), "--quiet"]) == 0
     row = json.loads(val.read_text())["models"][str(run / "best.pt")]
     assert row["clips"] == 10 and (tmp_path / "sel-cache" / "meta.json").exists() and "floor_score" in row
+    # a weight average of a checkpoint with itself scores the same; the paired difference is 0
+    avg = tmp_path / "avg.pt"
+    assert main(["train", "average", "--checkpoints", f"{run / 'best.pt'},{run / 'best.pt'}", "--out", str(avg)]) == 0
+    assert main(["train", "average", "--checkpoints", f"{run / 'best.pt'},{run / 'nope.pt'}", "--out", str(avg)]) == 2
+    assert main(["bench", "validation", "--data", str(tmp_path / "train"), "--model", f"{run / 'best.pt'},{avg}",
+                 "--cache", str(tmp_path / "sel-cache"), "--all", "--out", str(val), "--quiet"]) == 0
+    rows = json.loads(val.read_text())["models"]
+    a, b = rows[str(run / "best.pt")], rows[str(avg)]
+    assert b["floor_score"] == pytest.approx(a["floor_score"], abs=1e-6)
+    assert "floor_score_diff_ci" not in a and "floor_intervals" in a and "floor_differences" in b
+    if a["floor_score"] is not None:
+        assert a["floor_score_ci"][0] <= a["floor_score"] <= a["floor_score_ci"][1]
+        assert b["floor_score_diff_ci"] == pytest.approx([0.0, 0.0], abs=1e-6)
     assert main(["export", "encoder", "--checkpoint", str(run / "best.pt"), "--out", str(exp)]) == 0
     out = tmp_path / "loc.json"
     ds = str(tmp_path / "train")

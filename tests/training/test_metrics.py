@@ -190,3 +190,30 @@ def test_bootstrap_ratio_parts_reproduce_each_floor_metric():
     for cond, key, floor, _ in FLOORS:
         num, den = _ratio_parts(groups[cond], key)
         assert num.sum() / den.sum() == pytest.approx(terms[f"{cond}:{key}"] * floor)
+
+
+def test_floor_score_interval_holds_the_score_and_pairs_a_steady_gain():
+    """The floor score's bootstrap interval holds the point score; identical clips give none;
+    a second model exactly 2 deg worse on every one-source clip (the only angular floor term
+    measured, over 10 deg, in the mean of the four one-source terms) differs by 2 / 10 / 4 =
+    0.05 in score with no spread, though the two separate intervals overlap; a model without
+    distance has no score and so no interval; other clips are refused."""
+    from training.eval.metrics import floor_score, floor_score_interval
+
+    rng = np.random.default_rng(3)
+    errs, dists = rng.uniform(0.0, 40.0, 80), rng.uniform(1.5, 2.5, 80)
+    a = [match_clip(scene(("dog", 0.0, 0.0, 2.0)), [SourceEstimate(float(e), 0.0, float(d), "dog")])
+         for e, d in zip(errs, dists)]
+    b = [match_clip(scene(("dog", 0.0, 0.0, 2.0)), [SourceEstimate(float(e) + 2.0, 0.0, float(d), "dog")])
+         for e, d in zip(errs, dists)]
+    sa, sb = (floor_score(localization_metrics(r)) for r in (a, b))
+    ia, ib = floor_score_interval(a), floor_score_interval(b)
+    assert ia[0] < sa < ia[1] and ib[0] < sb < ib[1] and ib[0] < ia[1]
+    assert sa - sb == pytest.approx(-0.05)
+    assert floor_score_interval(a, minus=b) == pytest.approx([-0.05, -0.05])
+    same = [a[0]] * 20
+    lo, hi = floor_score_interval(same)
+    assert lo == pytest.approx(hi) == pytest.approx(floor_score(localization_metrics(same)))
+    assert floor_score_interval([match_clip(scene(("dog", 0.0, 0.0, 2.0)), [SourceEstimate(10.0)])]) is None
+    with pytest.raises(ValueError, match="same clips"):
+        floor_score_interval(a, minus=b[:-1])

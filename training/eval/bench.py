@@ -149,6 +149,21 @@ def floor_differences_table(all_metrics: dict[str, dict], diffs: dict[str, dict]
     return _render(rows)
 
 
+def floor_score_table(rows: dict[str, dict]) -> str:
+    """`bench validation` rows: each checkpoint's floor score with its 95% clip-bootstrap
+    interval and, after the first, the first's score minus its own with the paired interval
+    (positive: this checkpoint scores lower, i.e. better; an interval above 0 separates them)."""
+    first = next(iter(rows))
+    out = [["checkpoint", "floor score [95%]", f"{first} - this [95%]"]]
+    for name, r in rows.items():
+        s, ci = r.get("floor_score"), r.get("floor_score_ci")
+        cell = "-" if s is None or ci is None else f"{s:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+        d, dci = rows[first].get("floor_score"), r.get("floor_score_diff_ci")
+        diff = "-" if d is None or s is None or dci is None else f"{d - s:+.3f} [{dci[0]:+.3f}, {dci[1]:+.3f}]"
+        out.append([name, cell, diff])
+    return _render(out)
+
+
 def class_table(all_metrics: dict[str, dict]) -> str:
     """Angular error / front-back confusion by true class (all sources), one column per model."""
     models = [m for m in all_metrics if all_metrics[m].get("by_class")]

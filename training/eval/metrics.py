@@ -276,3 +276,42 @@ def floor_intervals(results: list[ClipResult], minus: list[ClipResult] | None = 
         lo, hi = np.quantile(vals, [(1 - level) / 2, (1 + level) / 2])
         out[f"{cond}:{key}"] = [float(lo), float(hi)]
     return out
+
+
+def floor_score_interval(results: list[ClipResult], minus: list[ClipResult] | None = None,
+                         n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> list[float] | None:
+    """A percentile bootstrap interval for `floor_score` itself (what the shipping rule reads),
+    or, with minus (another model's results on the same clips, in the same order), for the
+    paired difference of the two scores. Clips are resampled within each floor's condition
+    (a stratified bootstrap), once per condition and draw, so the terms that share the
+    one-source clips move together as they do in the point score. None where the point score
+    is None."""
+    if n_boot < 1 or not 0.0 < level < 1.0:
+        raise ValueError(f"n_boot must be >= 1 and level in (0, 1), got {n_boot}, {level}")
+    if minus is not None and [r.scene.id for r in minus] != [r.scene.id for r in results]:
+        raise ValueError("minus must hold results for the same clips in the same order "
+                         f"({len(results)} clips against {len(minus)})")
+    runs = [_by_condition(results)] + ([_by_condition(minus)] if minus is not None else [])
+    rng = np.random.default_rng(seed)
+    draws: dict[str, np.ndarray] = {}
+    scores = []
+    for groups in runs:
+        terms, keep = [], np.ones(n_boot, bool)
+        for cond, key, floor, _ in FLOORS:
+            if cond not in groups:
+                continue  # floor_score leaves out floors whose condition the clips lack
+            parts = _ratio_parts(groups[cond], key)
+            if parts is None:
+                return None
+            if cond not in draws:
+                draws[cond] = rng.integers(0, len(groups[cond]), size=(n_boot, len(groups[cond])))
+            num, den = parts[0][draws[cond]].sum(axis=1), parts[1][draws[cond]].sum(axis=1)
+            keep &= den > 0
+            terms.append(np.where(den > 0, num / np.maximum(den, 1e-12), 0.0) / floor)
+        if not terms:
+            return None
+        scores.append((np.mean(terms, axis=0), keep))
+    vals = scores[0][0] if minus is None else scores[0][0] - scores[1][0]
+    keep = scores[0][1] if minus is None else scores[0][1] & scores[1][1]
+    lo, hi = np.quantile(vals[keep], [(1 - level) / 2, (1 + level) / 2])
+    return [float(lo), float(hi)]

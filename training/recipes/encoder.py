@@ -33,7 +33,14 @@ from agent.core.dataset import read_dataset, write_json
 from agent.core.errors import BinauraError, ConfigError
 from agent.core.features import FeatureConfig, mel_band_centres_hz, mirror_spatial
 from agent.core.seld import DecodeConfig, decode_clip
-from training.eval.metrics import floor_score, floor_terms, localization_metrics, match_clip
+from training.eval.metrics import (
+    floor_intervals,
+    floor_score,
+    floor_score_interval,
+    floor_terms,
+    localization_metrics,
+    match_clip,
+)
 from training.models.encoder import (
     BinauralEncoder,
     build_encoder,
@@ -256,9 +263,9 @@ def validation_indices(n_clips: int, val_clips: int) -> np.ndarray:
 
 
 def validation_pass(model: BinauralEncoder, cache: FeatureCache, indices: np.ndarray, scenes,
-                    cfg: EncoderTrainConfig) -> dict:
+                    cfg: EncoderTrainConfig, results_out: list | None = None) -> dict:
     """`evaluate` plus the pass's SELD score: the row a run's history and best.pt keep."""
-    row = evaluate(model, cache, indices, scenes, cfg)
+    row = evaluate(model, cache, indices, scenes, cfg, results_out=results_out)
     row["seld_score"] = seld_score(row)
     return row
 
@@ -271,9 +278,14 @@ def score_checkpoints(data_dir: str | os.PathLike, checkpoints: list[str], val_c
     a training cache (the ones a run on it validates on); all_clips scores every clip, for a
     selection set that nobody trained on. The cache defaults to DATA/features-SIZE and is built
     there when missing (the dataset's audio is needed then). Losses use the default loss
-    weights, so they compare too."""
+    weights, so they compare too.
+
+    Each row also holds 95% clip-bootstrap intervals: `floor_score_ci` and, per floor metric,
+    `floor_intervals`; every checkpoint after the first gets the paired difference first
+    minus it, read on the same resampled clips (`floor_score_diff_ci`, `floor_differences`),
+    where both scored the same clips."""
     cfg = EncoderTrainConfig()
-    out, scenes_of = {}, {}
+    out, scenes_of, results_of = {}, {}, {}
     for path in checkpoints:
         model, _ = load_checkpoint(path)
         where = Path(cache_dir) if cache_dir else Path(data_dir) / f"features-{model.cfg.name}"
@@ -286,7 +298,15 @@ def score_checkpoints(data_dir: str | os.PathLike, checkpoints: list[str], val_c
         data = cache.meta["data"]
         if data not in scenes_of:  # read each dataset's scenes once, however many checkpoints
             scenes_of[data] = read_dataset(data, check_audio=False).scenes
-        row = {"clips": len(idx), **validation_pass(model, cache, idx, scenes_of[data], cfg)}
+        results: list = []
+        row = {"clips": len(idx), **validation_pass(model, cache, idx, scenes_of[data], cfg, results_out=results)}
+        row["floor_score_ci"] = floor_score_interval(results)
+        row["floor_intervals"] = floor_intervals(results)
+        first = results_of.get(str(checkpoints[0]))
+        if first is not None and [r.scene.id for r in first] == [r.scene.id for r in results]:
+            row["floor_score_diff_ci"] = floor_score_interval(first, minus=results)
+            row["floor_differences"] = floor_intervals(first, minus=results)
+        results_of[str(path)] = results
         out[str(path)] = row
         if progress:
             fs = row["floor_score"]
@@ -315,8 +335,9 @@ def _lr_at(step: int, cfg: EncoderTrainConfig) -> float:
 
 @torch.no_grad()
 def evaluate(model: BinauralEncoder, cache: FeatureCache, indices: np.ndarray, scenes, cfg: EncoderTrainConfig,
-             batch: int = 32) -> dict:
-    """Validation losses and decoded localization metrics on held-out training-split clips."""
+             batch: int = 32, results_out: list | None = None) -> dict:
+    """Validation losses and decoded localization metrics on held-out training-split clips;
+    results_out, when given, receives each clip's matched ClipResult (for intervals)."""
     model.eval()
     dev = next(model.parameters()).device
     sums: dict[str, float] = {}
@@ -335,6 +356,8 @@ def evaluate(model: BinauralEncoder, cache: FeatureCache, indices: np.ndarray, s
             preds = decode_clip(acc[j], logd[j], model.cfg.labels, rate)
             results.append(match_clip(scenes[ci], preds))
     model.train()
+    if results_out is not None:
+        results_out.extend(results)
     m = localization_metrics(results)
     keep = ("angular_error_mean_deg", "front_back_confusion", "distance_er05", "class_accuracy", "detection_f1")
     one = m["by_condition"].get("n_sources=1", {})
