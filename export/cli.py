@@ -27,6 +27,16 @@ def _models(values: list[str] | None, default: str | None = None) -> list[str]:
     return names
 
 
+def _refuse_repeats(keys: list[str], specs: list[str]) -> None:
+    """Results are keyed by model name: two --model values with one name would overwrite."""
+    seen: dict[str, str] = {}
+    for k, spec in zip(keys, specs, strict=True):
+        if k in seen:
+            raise BinauraError(f"--model: {seen[k]!r} and {spec!r} both report as {k!r}; name each model once "
+                               f"(copy or rename an export folder to compare two with one name)")
+        seen[k] = spec
+
+
 def make_localizer(name: str, seed: int = 0):
     if name == "gccphat":
         from agent.localize.gccphat import GccPhatLocalizer  # noqa: PLC0415
@@ -136,6 +146,7 @@ def cmd_bench_localize(args) -> int:
     ds = read_dataset(args.data)
     names = _models(args.model, DEFAULT_LOCALIZER)
     models = [make_localizer(n, args.seed) for n in names]
+    _refuse_repeats([m.name for m in models], names)
     all_metrics, all_results = {}, {}
     for m in models:
         all_metrics[m.name], all_results[m.name] = run_localize(ds, m, progress=not args.quiet)
@@ -228,6 +239,7 @@ def cmd_bench_validation(args) -> int:
     for n in names:
         if not Path(n).is_file():
             raise BinauraError(f"bench validation: {n} is not a file (expected a training checkpoint, *.pt)")
+    _refuse_repeats(names, names)
     rows = score_checkpoints(args.data, names, args.clips, cache_dir=args.cache, progress=not args.quiet,
                              all_clips=args.all)
     width = max(len(n) for n in names)

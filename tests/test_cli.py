@@ -66,6 +66,10 @@ def test_bad_input_gives_one_clear_error(tiny, tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path / "y"), "--scenes", "1", "--config", str(bad)]) == 2
     assert "dragon" in capsys.readouterr().err
     assert not (tmp_path / "y" / "scenes.jsonl").exists()
+    # results are keyed by model name: a name given twice is refused, not silently overwritten
+    assert main(["bench", "localize", "--data", str(tiny / "ds"), "--model", "gccphat,oracle,gccphat",
+                 "--out", str(tmp_path / "m.json"), "--quiet"]) == 2
+    assert "both report as 'gccphat'" in capsys.readouterr().err and not (tmp_path / "m.json").exists()
 
 
 def test_bridge_record_from_an_emulated_board(tmp_path, capsys):
