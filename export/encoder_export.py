@@ -29,11 +29,13 @@ from agent.localize.encoder import (
     MANIFEST_FORMAT,
     OUTPUTS,
     EncoderRuntime,
+    StreamingEncoder,
     sha256_file,
 )
 from training.models.encoder import BinauralEncoder, load_checkpoint
 
 OPSET = 17
+FRONT_OUTPUTS = ("spatial_front", "semantic_front")
 
 
 def _export_onnx(model: BinauralEncoder, path: Path, n_frames: int = 100) -> None:
@@ -47,6 +49,68 @@ def _export_onnx(model: BinauralEncoder, path: Path, n_frames: int = 100) -> Non
             dynamic_axes={"spatial": {0: "batch", 2: "frames"}, "semantic": {0: "batch", 1: "frames"},
                           **{o: {0: "batch", 1: "out_frames"} for o in OUTPUTS}},
             opset_version=OPSET, dynamo=False, do_constant_folding=True)
+
+
+class _Front(torch.nn.Module):
+    def __init__(self, model: BinauralEncoder):
+        super().__init__()
+        self.model = model
+
+    def forward(self, spatial, semantic):
+        return self.model.front(spatial, semantic)
+
+
+class _Back(torch.nn.Module):
+    def __init__(self, model: BinauralEncoder):
+        super().__init__()
+        self.model = model
+
+    def forward(self, spatial_front, semantic_front):
+        return self.model.back(spatial_front, semantic_front)
+
+
+def _export_stream_pair(model: BinauralEncoder, front: Path, back: Path, n_frames: int = 100) -> None:
+    """The network cut after the per-frame front (CNN): front.onnx (features -> front frames)
+    and back.onnx (front frames -> the five outputs), for the stateful stream."""
+    f = model.cfg.features
+    spatial = torch.randn(1, 6, n_frames, f.n_mels)
+    semantic = torch.randn(1, n_frames, f.n_mels)
+    with torch.no_grad():
+        hs, hm = model.front(spatial, semantic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Front(model).eval(), (spatial, semantic), str(front), input_names=["spatial", "semantic"],
+            output_names=list(FRONT_OUTPUTS),
+            dynamic_axes={"spatial": {0: "batch", 2: "frames"}, "semantic": {0: "batch", 1: "frames"},
+                          **{o: {0: "batch", 1: "out_frames"} for o in FRONT_OUTPUTS}},
+            opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            _Back(model).eval(), (hs, hm), str(back), input_names=list(FRONT_OUTPUTS), output_names=list(OUTPUTS),
+            dynamic_axes={**{i: {0: "batch", 1: "out_frames"} for i in FRONT_OUTPUTS},
+                          **{o: {0: "batch", 1: "out_frames"} for o in OUTPUTS}},
+            opset_version=OPSET, dynamo=False, do_constant_folding=True)
+
+
+def stream_parity(runtime: EncoderRuntime, audio: list[tuple[np.ndarray, int]], hop_frames: int = 5) -> dict:
+    """Max |stateful stream - whole-clip pass| per output over the clips (the runtime's
+    mirror setting), audio pushed in hops of hop_frames output frames."""
+    from agent.core.audio import resample_to  # noqa: PLC0415
+
+    worst = dict.fromkeys(OUTPUTS, 0.0)
+    f = runtime.features
+    for a, r in audio:
+        a = resample_to(a, r, f.sample_rate_hz)
+        ref = runtime.run_audio(a, f.sample_rate_hz)
+        enc = StreamingEncoder(runtime, hop_frames, stateful=True)
+        step = hop_frames * runtime.time_pool * f.hop_length
+        parts = [enc.push(a[:, i:i + step]) for i in range(0, a.shape[1], step)] + [enc.flush()]
+        parts = [x for x in parts if x is not None]
+        for name in OUTPUTS:
+            got = np.concatenate([getattr(x, name) for x in parts])
+            n = min(len(got), len(getattr(ref, name)))
+            worst[name] = max(worst[name], float(np.abs(got[:n] - getattr(ref, name)[:n]).max()))
+    return {"max_abs_diff": worst, "clips": len(audio), "hop_frames": hop_frames}
 
 
 def _to_fp16(src: Path, dst: Path) -> None:
@@ -92,9 +156,15 @@ def export_encoder(checkpoint: str | os.PathLike, out: str | os.PathLike, fp16: 
     tmp.mkdir(parents=True)
     files = {"fp32": "encoder.onnx"}
     _export_onnx(model, tmp / files["fp32"])
+    stream_files = {"fp32": {"front": "encoder.front.onnx", "back": "encoder.back.onnx"}}
+    _export_stream_pair(model, tmp / stream_files["fp32"]["front"], tmp / stream_files["fp32"]["back"])
     if fp16:
         files["fp16"] = "encoder.fp16.onnx"
         _to_fp16(tmp / files["fp32"], tmp / files["fp16"])
+        stream_files["fp16"] = {k: v.replace(".onnx", ".fp16.onnx") for k, v in stream_files["fp32"].items()}
+        for k in ("front", "back"):
+            _to_fp16(tmp / stream_files["fp32"][k], tmp / stream_files["fp16"][k])
+    all_files = [*files.values(), *(v for d in stream_files.values() for v in d.values())]
     import onnx  # noqa: PLC0415
     import onnxruntime  # noqa: PLC0415
 
@@ -102,7 +172,10 @@ def export_encoder(checkpoint: str | os.PathLike, out: str | os.PathLike, fp16: 
     cfg = model.cfg
     manifest = {
         "format": MANIFEST_FORMAT, "coordinate_convention": CONVENTION, "files": files,
-        "sha256": {rel: sha256_file(tmp / rel) for rel in files.values()},
+        "sha256": {rel: sha256_file(tmp / rel) for rel in all_files},
+        # the stateful stream's pair (StreamingEncoder): the network cut after the per-frame front
+        "streaming": {"files": stream_files, "front_context_frames": list(model.front_context()),
+                      "history_frames": model.history_frames(), "front_outputs": list(FRONT_OUTPUTS)},
         "features": cfg.features.to_dict(), "labels": list(cfg.labels), "time_pool": model.time_pool,
         "context_frames": [left, right], "output_rate_hz": cfg.output_rate_hz, "outputs": list(OUTPUTS),
         "model_config": cfg.to_dict(), "opset": OPSET, "checkpoint_sha256": sha256_file(Path(checkpoint)),
@@ -123,6 +196,8 @@ def export_encoder(checkpoint: str | os.PathLike, out: str | os.PathLike, fp16: 
         inputs = [compute_features((rng.standard_normal((2, f.sample_rate_hz * 2)) * 0.05).astype(np.float32),
                                    f.sample_rate_hz, f)]
     report = {"fp32": parity(model, runtime, inputs)}
+    if verify_audio:  # the stateful stream against the whole-clip pass, as the agent runs it
+        report["stream_fp32"] = stream_parity(EncoderRuntime(tmp, mirror_tta=mirror_tta), verify_audio[:2])
     if fp16:
         report["fp16"] = parity(model, EncoderRuntime(tmp, precision="fp16", mirror_tta=False), inputs)
     manifest["parity"] = report

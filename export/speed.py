@@ -1,8 +1,10 @@
 """`binaura bench speed`: encoder cost per hop on this CPU, ONNX Runtime beside torch eager.
 
-Both backends run the same streaming path (StreamingEncoder: numpy features,
-windows with the network's left context, one emit per hop), one thread each,
-on the same audio. encoder_rtf = compute time / audio time.
+Every backend runs the same streaming path (StreamingEncoder: numpy features, one
+emit per hop; stateful where the export has the front/back pair: each front frame
+computed once), one thread each, on the same audio; the runtime's default is also
+timed the older way, re-running windows with the network's full left context.
+encoder_rtf = compute time / audio time (features included).
 """
 
 from __future__ import annotations
@@ -31,18 +33,35 @@ class _TorchRuntime:
         self.features = self.model.cfg.features
         self.time_pool = self.model.time_pool
         self.context_left, self.context_right = self.model.time_context()
+        self.front_context_left, self.front_context_right = self.model.front_context()
+        self.history_frames = self.model.history_frames()
+        self.can_stream_state = True
         self.head_scale = 1.0
 
     def run(self, spatial: np.ndarray, semantic: np.ndarray) -> EncoderFrames:
         return EncoderFrames(0, *self.model.infer(spatial, semantic))
 
+    def run_front(self, spatial: np.ndarray, semantic: np.ndarray):
+        import torch  # noqa: PLC0415
 
-def _stream(rt, audio: np.ndarray, hop_frames: int, repeats: int) -> dict:
+        with torch.no_grad():
+            return tuple(t.numpy() for t in self.model.front(torch.from_numpy(spatial[None]),
+                                                             torch.from_numpy(semantic[None])))
+
+    def run_back(self, spatial_front: np.ndarray, semantic_front: np.ndarray) -> EncoderFrames:
+        import torch  # noqa: PLC0415
+
+        with torch.no_grad():
+            out = self.model.back(torch.from_numpy(spatial_front), torch.from_numpy(semantic_front))
+        return EncoderFrames(0, *(t[0].numpy() for t in out))
+
+
+def _stream(rt, audio: np.ndarray, hop_frames: int, repeats: int, stateful: bool | None = None) -> dict:
     rate = rt.features.sample_rate_hz
     hop_samples = hop_frames * rt.time_pool * rt.features.hop_length
     best = None
     for _ in range(repeats):
-        enc = StreamingEncoder(rt, hop_frames)
+        enc = StreamingEncoder(rt, hop_frames, stateful=stateful)
         times, frames = [], 0
         t_all = time.perf_counter()
         for i in range(0, audio.shape[1], hop_samples):
@@ -58,6 +77,7 @@ def _stream(rt, audio: np.ndarray, hop_frames: int, repeats: int) -> dict:
         if best is None or run["encoder_rtf"] < best["encoder_rtf"]:
             best = run
     best["hop_s"] = hop_samples / rate
+    best["stateful"] = enc.stateful
     best["latency_s"] = StreamingEncoder(rt, hop_frames).latency_s
     return best
 
@@ -84,6 +104,10 @@ def bench_speed(model: str | None = None, checkpoint: str | None = None, seconds
               "cpu_count": os.cpu_count()}
     backends = {"onnxruntime-fp32": {k: r_1[k] for k in HOP_KEYS},
                 "onnxruntime-fp32 + mirror": {k: r_m[k] for k in HOP_KEYS}}
+    if r_rt["stateful"]:  # the same default the older way: windows re-run with the full left context
+        r_w = _stream(rt, audio, hop_frames, repeats, stateful=False)
+        backends[("onnxruntime-fp32 + mirror" if rt.mirror_tta else "onnxruntime-fp32") + ", windows"] = {
+            k: r_w[k] for k in HOP_KEYS}
     if "fp16" in rt.manifest["files"]:
         r16 = _stream(EncoderRuntime(model, precision="fp16", threads=1, mirror_tta=False), audio, hop_frames,
                       repeats)
@@ -101,12 +125,13 @@ def bench_speed(model: str | None = None, checkpoint: str | None = None, seconds
 
 def speed_table(r: dict) -> str:
     lines = [f"encoder speed: {r['audio_s']:.0f} s of audio, hop {r['hop_s']:.2f} s, streaming latency "
-             f"{r['latency_s']:.2f} s, {r['machine']}", "",
-             f"{'backend':<28} {'ms/hop (median)':>16} {'ms/hop (p95)':>13} {'RTF':>8}"]
+             f"{r['latency_s']:.2f} s, {'stateful' if r.get('stateful') else 'windowed'} streaming, "
+             f"{r['machine']}", "",
+             f"{'backend':<37} {'ms/hop (median)':>16} {'ms/hop (p95)':>13} {'RTF':>8}"]
     default = "onnxruntime-fp32 + mirror" if r.get("mirror_tta") else "onnxruntime-fp32"
     for name, b in r["backends"].items():
         mark = " *" if name == default else ""
-        lines.append(f"{name + mark:<28} {b['encoder_ms_per_hop']:>16.2f} {b['encoder_ms_per_hop_p95']:>13.2f} "
+        lines.append(f"{name + mark:<37} {b['encoder_ms_per_hop']:>16.2f} {b['encoder_ms_per_hop_p95']:>13.2f} "
                      f"{b['encoder_rtf']:>8.4f}")
     lines.append("* the runtime's default (the export's manifest)")
     lines.append(f"\npeak RSS {r['peak_rss_mb']:.0f} MB")

@@ -151,7 +151,8 @@ def test_train_export_bench_an_encoder_end_to_end(tmp_path):
         assert k in s
     assert s["encoder_rtf"] > 0
     assert set(s["backends"]) == {"onnxruntime-fp32", "onnxruntime-fp32 + mirror", "onnxruntime-fp16",
-                                  f"torch-eager {torch.__version__}"}
+                                  "onnxruntime-fp32, windows", f"torch-eager {torch.__version__}"}
+    assert s["stateful"] is True  # a fresh export streams with the front/back pair
 
 
 def test_train_encoder_without_data_says_what_to_do(tmp_path, capsys):

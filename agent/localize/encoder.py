@@ -96,7 +96,11 @@ class EncoderRuntime:
         files = m.get("files", {})
         if precision not in files:
             problems.append(f"no {precision} model; this export has {sorted(files)}")
-        for rel in files.values():
+        stream = m.get("streaming") or {}
+        stream_files = stream.get("files", {}).get(precision, {})
+        if stream and set(stream_files) != {"front", "back"}:
+            stream_files = {}  # an export without a stateful pair for this precision streams by windows
+        for rel in [*files.values(), *stream_files.values()]:
             f = root / rel
             if not f.exists():
                 problems.append(f"{rel} is missing")
@@ -118,6 +122,14 @@ class EncoderRuntime:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(root / files[precision]), opts, providers=["CPUExecutionProvider"])
         self.precision = precision
+        self._opts = opts
+        self._stream_files = stream_files
+        self._stream_sessions = None  # loaded on first use
+        #: front frames (after the CNN) that one output frame's temporal blocks read, and the
+        #: (left, right) input frames the front reads: what the stateful stream keeps
+        self.history_frames = int(stream.get("history_frames", 0))
+        self.front_context_left, self.front_context_right = (int(x) for x in stream.get(
+            "front_context_frames", (self.context_left, self.context_right)))
         #: also run the left-right mirrored scene and average it back (twice the compute)
         self.mirror_tta = bool(m.get("mirror_tta", False)) if mirror_tta is None else bool(mirror_tta)
 
@@ -128,12 +140,49 @@ class EncoderRuntime:
         swapped, mirror_spatial); the mirror's ACCDOA vectors are reflected back (y -> -y)
         and averaged with the clip's, as are the distances. Class logits come from the
         mono mix, which mirroring leaves alone; the embeddings stay the clip's own."""
+        sp, se = self._batch(spatial, semantic)
+        return self._frames(self.session.run(list(OUTPUTS), {"spatial": sp, "semantic": se}))
+
+    @property
+    def can_stream_state(self) -> bool:
+        """Whether this export has the front/back pair that lets a stream compute each front
+        frame once (`StreamingEncoder` then keeps front frames instead of re-running windows)."""
+        return bool(self._stream_files)
+
+    def run_front(self, spatial: np.ndarray, semantic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """spatial (6, T, F), semantic (T, F) -> front frames (B, T // time_pool, Ds) and
+        (B, ..., Dm), B = 2 with mirror averaging (the clip, then its mirror image)."""
+        sp, se = self._batch(spatial, semantic)
+        return tuple(self._sessions()[0].run(None, {"spatial": sp, "semantic": se}))
+
+    def run_back(self, spatial_front: np.ndarray, semantic_front: np.ndarray) -> EncoderFrames:
+        """Front frames from `run_front` -> the frames `run` gives for them: output frame j
+        reads front frames j - history_frames .. j (zeros before the first one given)."""
+        out = self._sessions()[1].run(list(OUTPUTS), {"spatial_front": spatial_front,
+                                                      "semantic_front": semantic_front})
+        return self._frames(out)
+
+    def _sessions(self):
+        if not self._stream_files:
+            raise BinauraError(f"{self.root}: this export has no front/back pair for a stateful stream; "
+                               f"re-export it with `binaura export encoder`")
+        if self._stream_sessions is None:
+            import onnxruntime as ort  # noqa: PLC0415
+
+            self._stream_sessions = tuple(
+                ort.InferenceSession(str(self.root / self._stream_files[k]), self._opts,
+                                     providers=["CPUExecutionProvider"]) for k in ("front", "back"))
+        return self._stream_sessions
+
+    def _batch(self, spatial: np.ndarray, semantic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sp = spatial[None].astype(np.float32)
         se = semantic[None].astype(np.float32)
         if self.mirror_tta:
             sp = np.concatenate([sp, mirror_spatial(sp)])
             se = np.concatenate([se, se])
-        out = self.session.run(list(OUTPUTS), {"spatial": sp, "semantic": se})
+        return sp, se
+
+    def _frames(self, out: list[np.ndarray]) -> EncoderFrames:
         frames = EncoderFrames(0, *(o[0] for o in out))
         if self.mirror_tta:
             back = out[0][1] * np.array([1.0, -1.0, 1.0], np.float32)
@@ -172,16 +221,28 @@ class EncoderLocalizer:
 class StreamingEncoder:
     """Audio in chunks of any size -> encoder frames, equal to a whole-stream pass.
 
-    Each run covers the frames since the last emitted one plus the network's left
-    context (window starts aligned to the time pooling); frames whose right context
-    has not arrived wait for the next hop. `flush()` ends the stream.
+    Every hop it emits the output frames whose right context has arrived; frames still
+    waiting for it go out with the next hop. `flush()` ends the stream. Two ways, the same
+    frames:
+    - stateful (when the export has the front/back pair, `runtime.can_stream_state`): the
+      per-frame front (CNN) runs once on the new frames plus its short context and the
+      front frames are kept; the causal temporal blocks and heads then run on the last
+      `history_frames` kept front frames plus the new ones. About half the compute of:
+    - windows: each hop re-runs the whole network on the new frames plus its full left
+      context (window starts aligned to the time pooling).
     """
 
-    def __init__(self, runtime: EncoderRuntime, hop_frames: int = 5):
+    def __init__(self, runtime: EncoderRuntime, hop_frames: int = 5, stateful: bool | None = None):
+        """stateful: None takes it when the runtime can (`can_stream_state`)."""
         if hop_frames < 1:
             raise BinauraError(f"hop_frames must be >= 1, got {hop_frames}")
+        can = bool(getattr(runtime, "can_stream_state", False))
+        if stateful and not can:
+            raise BinauraError("stateful streaming needs an export with the front/back pair; re-export the "
+                               "encoder with `binaura export encoder`, or pass stateful=False")
         self.rt = runtime
         self.hop_frames = hop_frames
+        self.stateful = can if stateful is None else bool(stateful)
         self.features = StreamingFeatures(runtime.features, runtime.head_scale)
         self.reset()
 
@@ -190,7 +251,9 @@ class StreamingEncoder:
         self._spatial = np.zeros((len(SPATIAL_CHANNELS), 0, self.rt.features.n_mels), np.float32)
         self._semantic = np.zeros((0, self.rt.features.n_mels), np.float32)
         self._buf_start = 0  # input frame index of the buffer's first frame
-        self.next_out = 0  # next output frame to emit
+        self.next_out = 0  # next output frame to emit (and, stateful, next front frame to compute)
+        self._front: tuple[np.ndarray, np.ndarray] | None = None  # kept front frames (B, T, D) x 2
+        self._front_start = 0  # output frame index of the first kept front frame
 
     @property
     def latency_s(self) -> float:
@@ -216,17 +279,28 @@ class StreamingEncoder:
         return self._emit(last, n_total) if last >= self.next_out else None
 
     def _window_start(self) -> int:
-        """First input frame the next output frame needs, rounded down to the time pooling."""
+        """First input frame the next output frame needs (through the front only, when
+        stateful), rounded down to the time pooling."""
         p = self.rt.time_pool
-        return max(0, (p * self.next_out - self.rt.context_left) // p * p)
+        left = self.rt.front_context_left if self.stateful else self.rt.context_left
+        return max(0, (p * self.next_out - left) // p * p)
 
     def _emit(self, last: int, n_total: int) -> EncoderFrames:
         p = self.rt.time_pool
         start = self._window_start()
         a, b = start - self._buf_start, n_total - self._buf_start
-        out = self.rt.run(self._spatial[:, a:b], self._semantic[a:b])
-        k0 = self.next_out - start // p
-        k1 = last - start // p + 1
+        k0, k1 = self.next_out - start // p, last - start // p + 1
+        if self.stateful:
+            hs, hm = self.rt.run_front(self._spatial[:, a:b], self._semantic[a:b])
+            new = (hs[:, k0:k1], hm[:, k0:k1])
+            self._front = new if self._front is None else tuple(
+                np.concatenate([old, x], axis=1) for old, x in zip(self._front, new, strict=True))
+            first = max(0, self.next_out - self.rt.history_frames)  # what the new frames' blocks read
+            cut = first - self._front_start
+            out = self.rt.run_back(*(x[:, cut:] for x in self._front))
+            k0, k1 = self.next_out - first, last - first + 1
+        else:
+            out = self.rt.run(self._spatial[:, a:b], self._semantic[a:b])
         frames = EncoderFrames(self.next_out, *(x[k0:k1] for x in (out.accdoa, out.log_distance, out.class_logits,
                                                                    out.spatial_emb, out.semantic_emb)))
         self.next_out = last + 1
@@ -236,4 +310,9 @@ class StreamingEncoder:
             self._spatial = self._spatial[:, cut:]
             self._semantic = self._semantic[cut:]
             self._buf_start = keep_from
+        if self.stateful:
+            keep = max(0, self.next_out - self.rt.history_frames) - self._front_start
+            if keep > 0:
+                self._front = tuple(x[:, keep:] for x in self._front)
+                self._front_start += keep
         return frames

@@ -71,13 +71,16 @@ def test_fp16_variant_exists_and_stays_close(exported):
     assert manifest["opset"] >= 17
 
 
+@pytest.mark.parametrize("stateful", [True, False])
 @pytest.mark.parametrize("chunk,hop_frames", [(480, 1), (4801, 5), (48_000, 3), (10**7, 5)])
-def test_streaming_equals_offline(exported, chunk, hop_frames):
+def test_streaming_equals_offline(exported, chunk, hop_frames, stateful):
+    """Both ways of streaming (front frames kept, or windows re-run) give the whole-clip pass."""
     d, _ = exported
     rt = EncoderRuntime(d / "export")
     audio = _binaural(np.random.default_rng(5), seconds=5.0)
     offline = rt.run_audio(audio, 48_000)
-    enc = StreamingEncoder(rt, hop_frames)
+    enc = StreamingEncoder(rt, hop_frames, stateful=stateful)
+    assert enc.stateful is stateful
     parts = [enc.push(audio[:, i:i + chunk]) for i in range(0, audio.shape[1], chunk)] + [enc.flush()]
     parts = [p for p in parts if p is not None]
     assert [p.start for p in parts] == list(np.cumsum([0] + [p.n for p in parts[:-1]]))
@@ -85,6 +88,34 @@ def test_streaming_equals_offline(exported, chunk, hop_frames):
         got = np.concatenate([getattr(p, name) for p in parts])
         assert got.shape == getattr(offline, name).shape
         assert np.abs(got - getattr(offline, name)).max() < 1e-4
+
+
+def test_stateful_stream_pair_is_exported_checked_and_optional(exported, tmp_path):
+    """The export carries the front/back pair and its own stream-vs-whole-clip check; an export
+    without the pair (an older one) streams by windows, and asking it for state is an error;
+    a tampered front graph is refused like the main one."""
+    d, manifest = exported
+    st = manifest["streaming"]
+    assert set(st["files"]) == {"fp32", "fp16"} and st["history_frames"] == 6  # tiny: spatial dilations (1, 2), kernel 3
+    assert max(manifest["parity"]["stream_fp32"]["max_abs_diff"].values()) < 1e-4
+    rt = EncoderRuntime(d / "export")
+    assert rt.can_stream_state and StreamingEncoder(rt).stateful
+    assert rt.front_context_left < rt.context_left and rt.front_context_right == rt.context_right
+    old = tmp_path / "old"
+    shutil.copytree(d / "export", old)
+    m = json.loads((old / "encoder.json").read_text())
+    del m["streaming"]
+    (old / "encoder.json").write_text(json.dumps(m))
+    rt_old = EncoderRuntime(old)
+    assert not rt_old.can_stream_state and not StreamingEncoder(rt_old).stateful
+    with pytest.raises(BinauraError, match="front/back pair"):
+        StreamingEncoder(rt_old, stateful=True)
+    bad = tmp_path / "bad"
+    shutil.copytree(d / "export", bad)
+    with open(bad / st["files"]["fp32"]["front"], "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(BinauraError, match="encoder.front.onnx: SHA-256"):
+        EncoderRuntime(bad)
 
 
 def test_mirror_averaging_makes_the_encoder_left_right_symmetric(exported):
@@ -103,10 +134,11 @@ def test_mirror_averaging_makes_the_encoder_left_right_symmetric(exported):
     p, q = plain.run_audio(audio, 48_000), plain.run_audio(audio[::-1].copy(), 48_000)
     assert np.abs(p.accdoa - q.accdoa * flip).max() > 1e-3  # the untrained net alone is not symmetric
     assert np.abs(a.spatial_emb - p.spatial_emb).max() < 1e-5  # embeddings stay the clip's own
-    enc = StreamingEncoder(rt, 3)
-    parts = [enc.push(audio[:, i:i + 9600]) for i in range(0, audio.shape[1], 9600)] + [enc.flush()]
-    got = np.concatenate([x.accdoa for x in parts if x is not None])
-    assert np.abs(got - a.accdoa).max() < 1e-4
+    for stateful in (True, False):
+        enc = StreamingEncoder(rt, 3, stateful=stateful)
+        parts = [enc.push(audio[:, i:i + 9600]) for i in range(0, audio.shape[1], 9600)] + [enc.flush()]
+        got = np.concatenate([x.accdoa for x in parts if x is not None])
+        assert np.abs(got - a.accdoa).max() < 1e-4
 
 
 def test_an_export_can_make_mirror_averaging_the_runtime_default(exported, tmp_path):

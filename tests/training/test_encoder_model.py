@@ -41,6 +41,40 @@ def test_time_context_is_exactly_the_receptive_field(size):
     assert not moves(lo - 1) and not moves(hi + 1)
 
 
+@pytest.mark.parametrize("size", ["tiny", "small"])
+def test_front_and_back_split_the_network_with_the_declared_reach(size):
+    """forward = back(front(.)); a front frame reads exactly front_context input frames; an
+    output frame reads front frames j - history_frames .. j, never later ones."""
+    torch.manual_seed(0)
+    model = build_encoder(size).eval()
+    p, t, j = model.time_pool, 400, 40
+    sp, se = torch.randn(1, 6, t, 64), torch.randn(1, t, 64)
+    with torch.no_grad():
+        hs, hm = model.front(sp, se)
+        for a, b in zip(model(sp, se), model.back(hs, hm), strict=True):
+            assert torch.equal(a, b)
+    left, right = model.front_context()
+    lo, hi = p * j - left, p * j + right
+
+    def front_moves(k):
+        sp2, se2 = sp.clone(), se.clone()
+        sp2[..., k, :] += 3.0
+        se2[:, k] += 3.0
+        with torch.no_grad():
+            return not torch.allclose(model.front(sp2, se2)[0][0, j], hs[0, j], atol=1e-6)
+
+    assert front_moves(lo) and front_moves(hi) and not front_moves(lo - 1) and not front_moves(hi + 1)
+    h = model.history_frames()
+
+    def back_moves(k):
+        hs2 = hs.clone()
+        hs2[:, k] += 3.0
+        with torch.no_grad():
+            return not torch.allclose(model.back(hs2, hm)[3][0, j], model.back(hs, hm)[3][0, j], atol=1e-6)
+
+    assert back_moves(j - h) and back_moves(j) and not back_moves(j - h - 1) and not back_moves(j + 1)
+
+
 def test_checkpoint_round_trip_keeps_config_and_outputs(tmp_path):
     model = build_encoder("tiny").eval()
     save_checkpoint(tmp_path / "m.pt", model, step=7)

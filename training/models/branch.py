@@ -7,6 +7,8 @@ the exported encoder streams without carrying hidden state.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -64,6 +66,12 @@ class Branch(nn.Module):
                                         for d in cfg.dilations])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run_temporal(self.front(x))
+
+    def front(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-frame part: CNN, projection and frame-dense path -> (B, T', d_model).
+        Its reach in time is short (`front_context`); the stateful stream runs it on new
+        frames only."""
         h = self.cnn(x)  # (B, C', T', F')
         b, c, t, f = h.shape
         h = self.proj(h.permute(0, 2, 1, 3).reshape(b, t, c * f))
@@ -73,8 +81,12 @@ class Branch(nn.Module):
             x = x[:, :, :t * p].permute(0, 2, 1, 3)  # (B, T, C, F)
             d = self.frame_dense(x.reshape(b, t * p, -1))
             h = h + d.reshape(b, t, p, -1).mean(2)
-        h = self.temporal(h.transpose(1, 2)).transpose(1, 2)
         return h
+
+    def run_temporal(self, h: torch.Tensor) -> torch.Tensor:
+        """The causal temporal blocks on front frames (B, T', d_model): output frame j reads
+        front frames j - history_frames(cfg) .. j only."""
+        return self.temporal(h.transpose(1, 2)).transpose(1, 2)
 
 
 def time_context(cfg: BranchConfig) -> tuple[int, int]:
@@ -89,3 +101,14 @@ def time_context(cfg: BranchConfig) -> tuple[int, int]:
         lo, hi = lo - n_convs, hi + n_convs
     p = cfg.time_pool
     return p * j - lo, hi - p * j
+
+
+def front_context(cfg: BranchConfig) -> tuple[int, int]:
+    """(left, right) input frames that front frame j reads around [P*j, P*j + P - 1]: the
+    reach of the CNN alone, without the temporal blocks (as `time_context`)."""
+    return time_context(dataclasses.replace(cfg, dilations=()))
+
+
+def history_frames(cfg: BranchConfig) -> int:
+    """How many earlier front frames one output frame of the temporal blocks reads."""
+    return sum((cfg.kernel_size - 1) * d for d in cfg.dilations)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from agent.core.errors import BinauraError
-from training.models.branch import Branch, time_context
+from training.models.branch import Branch, front_context, history_frames, time_context
 from training.models.config import BUILDERS, EncoderConfig
 
 OUTPUT_NAMES = ("accdoa", "log_distance", "class_logits", "spatial_emb", "semantic_emb")
@@ -72,10 +72,20 @@ class BinauralEncoder(nn.Module):
     def forward(self, spatial: torch.Tensor, semantic: torch.Tensor, training_outputs: bool = False):
         """spatial (B, 6, T, F), semantic (B, T, F) -> the five outputs named in OUTPUT_NAMES
         (plus activity logits and unit directions when training_outputs)."""
+        return self.back(*self.front(spatial, semantic), training_outputs=training_outputs)
+
+    def front(self, spatial: torch.Tensor, semantic: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised features -> both branches' front frames (B, T', Ds), (B, T', Dm): the
+        per-frame part of the network, with a short reach in time (`front_context`)."""
         xs = (spatial - self.spatial_mean) / self.spatial_std
         xm = ((semantic - self.semantic_mean) / self.semantic_std).unsqueeze(1)
-        hs = self.spatial(xs)
-        hm = self.semantic(xm)
+        return self.spatial.front(xs), self.semantic.front(xm)
+
+    def back(self, hs: torch.Tensor, hm: torch.Tensor, training_outputs: bool = False):
+        """Front frames -> the outputs of `forward`: causal temporal blocks (each output frame
+        reads `history_frames` earlier front frames), then the per-frame heads."""
+        hs = self.spatial.run_temporal(hs)
+        hm = self.semantic.run_temporal(hm)
         b, t, _ = hs.shape
         hf = torch.cat([hs, hm], dim=-1)
         activity_logits = self.activity_head(hf)
@@ -116,6 +126,15 @@ class BinauralEncoder(nn.Module):
         """(left, right) input frames each output frame depends on, over both branches."""
         a, b = time_context(self.cfg.spatial), time_context(self.cfg.semantic)
         return max(a[0], b[0]), max(a[1], b[1])
+
+    def front_context(self) -> tuple[int, int]:
+        """(left, right) input frames the front frames read, over both branches."""
+        a, b = front_context(self.cfg.spatial), front_context(self.cfg.semantic)
+        return max(a[0], b[0]), max(a[1], b[1])
+
+    def history_frames(self) -> int:
+        """Earlier front frames one output frame reads, over both branches."""
+        return max(history_frames(self.cfg.spatial), history_frames(self.cfg.semantic))
 
     @property
     def time_pool(self) -> int:
