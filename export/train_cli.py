@@ -118,7 +118,8 @@ def cmd_export_encoder(args) -> int:
         print(f"{prec}: max |torch - onnxruntime| = {worst:.2e} over {rep['clips']} clip(s); decoded classes "
               f"agree on {rep['same_decoded_classes']}/{rep['clips']}; max direction difference "
               f"{rep['max_direction_diff_deg']:.3f} deg")
-    print(f"exported -> {args.out} ({', '.join(m['files'].values())}, {MANIFEST_NAME})")
+    stream = [f for d in m.get("streaming", {}).get("files", {}).values() for f in d.values()]
+    print(f"exported -> {args.out} ({', '.join([*m['files'].values(), *stream])}, {MANIFEST_NAME})")
     return 0
 
 
