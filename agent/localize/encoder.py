@@ -5,7 +5,9 @@ checks checksums and contract versions, and runs feature frames through it.
 `EncoderLocalizer` is the Localizer the benchmark and the demo use;
 `StreamingEncoder` feeds audio hop by hop and returns exactly the frames a
 whole-file pass would (the network's time reach is finite and recorded in the
-manifest, so overlapping windows reproduce the offline result).
+manifest): with the export's front/back pair it computes each front frame once
+and keeps the few the causal temporal blocks read; without it, overlapping
+windows reproduce the offline result.
 """
 
 from __future__ import annotations
@@ -97,9 +99,13 @@ class EncoderRuntime:
         if precision not in files:
             problems.append(f"no {precision} model; this export has {sorted(files)}")
         stream = m.get("streaming") or {}
+        # an export without a stateful pair (for this precision) streams by windows
         stream_files = stream.get("files", {}).get(precision, {})
-        if stream and set(stream_files) != {"front", "back"}:
-            stream_files = {}  # an export without a stateful pair for this precision streams by windows
+        if stream_files and set(stream_files) != {"front", "back"}:
+            problems.append(f"streaming files for {precision} must name front and back, got {sorted(stream_files)}")
+            stream_files = {}
+        if stream_files and not {"history_frames", "front_context_frames"} <= set(stream):
+            problems.append("streaming needs history_frames and front_context_frames")
         for rel in [*files.values(), *stream_files.values()]:
             f = root / rel
             if not f.exists():

@@ -110,6 +110,13 @@ def test_stateful_stream_pair_is_exported_checked_and_optional(exported, tmp_pat
     assert not rt_old.can_stream_state and not StreamingEncoder(rt_old).stateful
     with pytest.raises(BinauraError, match="front/back pair"):
         StreamingEncoder(rt_old, stateful=True)
+    odd = tmp_path / "odd"
+    shutil.copytree(d / "export", odd)
+    m = json.loads((odd / "encoder.json").read_text())
+    m["streaming"]["files"]["fp32"] = {"front": "encoder.front.onnx"}
+    (odd / "encoder.json").write_text(json.dumps(m))
+    with pytest.raises(BinauraError, match="must name front and back"):
+        EncoderRuntime(odd)
     bad = tmp_path / "bad"
     shutil.copytree(d / "export", bad)
     with open(bad / st["files"]["fp32"]["front"], "ab") as f:

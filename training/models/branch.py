@@ -1,8 +1,11 @@
 """One encoder branch: a CNN over (time, frequency), then causal dilated temporal convolutions.
 
 Every time operation has a finite, known reach (`time_context`), so a stream cut
-into overlapping windows gives the same frames as the whole file: that is how
-the exported encoder streams without carrying hidden state.
+into overlapping windows gives the same frames as the whole file. The branch is
+also two parts: a per-frame `front` (CNN, projection, frame-dense path) with a
+short reach (`front_context`), and causal temporal blocks that read
+`history_frames` earlier front frames: a stream can keep front frames instead of
+recomputing them (the exported front/back pair, agent/localize/encoder.py).
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def time_context(cfg: BranchConfig) -> tuple[int, int]:
 
 
 def front_context(cfg: BranchConfig) -> tuple[int, int]:
-    """(left, right) input frames that front frame j reads around [P*j, P*j + P - 1]: the
+    """(left, right): front frame j depends on input frames [P*j - left, P*j + right], the
     reach of the CNN alone, without the temporal blocks (as `time_context`)."""
     return time_context(dataclasses.replace(cfg, dilations=()))
 
