@@ -200,6 +200,9 @@ def export_encoder(checkpoint: str | os.PathLike, out: str | os.PathLike, fp16: 
         report["stream_fp32"] = stream_parity(EncoderRuntime(tmp, mirror_tta=mirror_tta), verify_audio[:2])
     if fp16:
         report["fp16"] = parity(model, EncoderRuntime(tmp, precision="fp16", mirror_tta=False), inputs)
+        if verify_audio:
+            report["stream_fp16"] = stream_parity(EncoderRuntime(tmp, precision="fp16", mirror_tta=mirror_tta),
+                                                  verify_audio[:2])
     manifest["parity"] = report
     write_json(tmp / MANIFEST, manifest)
     shutil.rmtree(out, ignore_errors=True)
