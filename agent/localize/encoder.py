@@ -299,6 +299,9 @@ class StreamingEncoder:
         if self.stateful:
             hs, hm = self.rt.run_front(self._spatial[:, a:b], self._semantic[a:b])
             new = (hs[:, k0:k1], hm[:, k0:k1])
+            if self._front is not None and self._front[0].shape[0] != hs.shape[0]:
+                raise BinauraError("the runtime's mirror_tta changed during a stateful stream; reset() the "
+                                   "stream after changing it")
             self._front = new if self._front is None else tuple(
                 np.concatenate([old, x], axis=1) for old, x in zip(self._front, new, strict=True))
             first = max(0, self.next_out - self.rt.history_frames)  # what the new frames' blocks read

@@ -111,6 +111,14 @@ def test_stateful_stream_pair_is_exported_checked_and_optional(exported, tmp_pat
     assert not rt_old.can_stream_state and not StreamingEncoder(rt_old).stateful
     with pytest.raises(BinauraError, match="front/back pair"):
         StreamingEncoder(rt_old, stateful=True)
+    enc = StreamingEncoder(rt, 1)  # the kept front frames hold the mirror setting's batch size
+    audio = _binaural(np.random.default_rng(2), seconds=3.0)
+    assert enc.push(audio[:, :48_000]) is not None
+    rt.mirror_tta = True
+    with pytest.raises(BinauraError, match="mirror_tta changed"):
+        enc.push(audio[:, 48_000:])
+    enc.reset()
+    assert enc.push(audio[:, :48_000]) is not None
     odd = tmp_path / "odd"
     shutil.copytree(d / "export", odd)
     m = json.loads((odd / "encoder.json").read_text())
