@@ -38,58 +38,53 @@ OPSET = 17
 FRONT_OUTPUTS = ("spatial_front", "semantic_front")
 
 
-def _export_onnx(model: BinauralEncoder, path: Path, n_frames: int = 100) -> None:
-    f = model.cfg.features
-    spatial = torch.randn(1, 6, n_frames, f.n_mels)
-    semantic = torch.randn(1, n_frames, f.n_mels)
+def _to_onnx(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
+             dynamic_axes: dict) -> None:
+    """torch.onnx.export with this project's settings (opset, TorchScript exporter, folding)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and folding notes
-        torch.onnx.export(
-            model, (spatial, semantic), str(path), input_names=["spatial", "semantic"], output_names=list(OUTPUTS),
-            dynamic_axes={"spatial": {0: "batch", 2: "frames"}, "semantic": {0: "batch", 1: "frames"},
-                          **{o: {0: "batch", 1: "out_frames"} for o in OUTPUTS}},
-            opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs,
+                          dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False, do_constant_folding=True)
 
 
-class _Front(torch.nn.Module):
-    def __init__(self, model: BinauralEncoder):
+def _example_features(model: BinauralEncoder, n_frames: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+    f = model.cfg.features
+    return torch.randn(1, 6, n_frames, f.n_mels), torch.randn(1, n_frames, f.n_mels)
+
+
+_FEATURE_AXES = {"spatial": {0: "batch", 2: "frames"}, "semantic": {0: "batch", 1: "frames"}}
+
+
+def _frame_axes(names) -> dict:
+    return {n: {0: "batch", 1: "out_frames"} for n in names}
+
+
+def _export_onnx(model: BinauralEncoder, path: Path) -> None:
+    _to_onnx(model, _example_features(model), path, ["spatial", "semantic"], list(OUTPUTS),
+             {**_FEATURE_AXES, **_frame_axes(OUTPUTS)})
+
+
+class _Part(torch.nn.Module):
+    """One method of the encoder (`front` or `back`) as a module to export."""
+
+    def __init__(self, model: BinauralEncoder, method: str):
         super().__init__()
-        self.model = model
+        self.model, self.method = model, method
 
-    def forward(self, spatial, semantic):
-        return self.model.front(spatial, semantic)
-
-
-class _Back(torch.nn.Module):
-    def __init__(self, model: BinauralEncoder):
-        super().__init__()
-        self.model = model
-
-    def forward(self, spatial_front, semantic_front):
-        return self.model.back(spatial_front, semantic_front)
+    def forward(self, a, b):
+        return getattr(self.model, self.method)(a, b)
 
 
-def _export_stream_pair(model: BinauralEncoder, front: Path, back: Path, n_frames: int = 100) -> None:
+def _export_stream_pair(model: BinauralEncoder, front: Path, back: Path) -> None:
     """The network cut after the per-frame front (CNN): front.onnx (features -> front frames)
     and back.onnx (front frames -> the five outputs), for the stateful stream."""
-    f = model.cfg.features
-    spatial = torch.randn(1, 6, n_frames, f.n_mels)
-    semantic = torch.randn(1, n_frames, f.n_mels)
+    spatial, semantic = _example_features(model)
     with torch.no_grad():
         hs, hm = model.front(spatial, semantic)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _Front(model).eval(), (spatial, semantic), str(front), input_names=["spatial", "semantic"],
-            output_names=list(FRONT_OUTPUTS),
-            dynamic_axes={"spatial": {0: "batch", 2: "frames"}, "semantic": {0: "batch", 1: "frames"},
-                          **{o: {0: "batch", 1: "out_frames"} for o in FRONT_OUTPUTS}},
-            opset_version=OPSET, dynamo=False, do_constant_folding=True)
-        torch.onnx.export(
-            _Back(model).eval(), (hs, hm), str(back), input_names=list(FRONT_OUTPUTS), output_names=list(OUTPUTS),
-            dynamic_axes={**{i: {0: "batch", 1: "out_frames"} for i in FRONT_OUTPUTS},
-                          **{o: {0: "batch", 1: "out_frames"} for o in OUTPUTS}},
-            opset_version=OPSET, dynamo=False, do_constant_folding=True)
+    _to_onnx(_Part(model, "front").eval(), (spatial, semantic), front, ["spatial", "semantic"],
+             list(FRONT_OUTPUTS), {**_FEATURE_AXES, **_frame_axes(FRONT_OUTPUTS)})
+    _to_onnx(_Part(model, "back").eval(), (hs, hm), back, list(FRONT_OUTPUTS), list(OUTPUTS),
+             {**_frame_axes(FRONT_OUTPUTS), **_frame_axes(OUTPUTS)})
 
 
 def stream_parity(runtime: EncoderRuntime, audio: list[tuple[np.ndarray, int]], hop_frames: int = 5) -> dict:
