@@ -285,7 +285,8 @@ def score_checkpoints(data_dir: str | os.PathLike, checkpoints: list[str], val_c
     minus it, read on the same resampled clips (`floor_score_diff_ci`, `floor_differences`),
     where both scored the same clips."""
     cfg = EncoderTrainConfig()
-    out, scenes_of, results_of = {}, {}, {}
+    out, scenes_of = {}, {}
+    first: list | None = None  # the first checkpoint's clip results: the paired differences' reference
     for path in checkpoints:
         model, _ = load_checkpoint(path)
         where = Path(cache_dir) if cache_dir else Path(data_dir) / f"features-{model.cfg.name}"
@@ -302,11 +303,11 @@ def score_checkpoints(data_dir: str | os.PathLike, checkpoints: list[str], val_c
         row = {"clips": len(idx), **validation_pass(model, cache, idx, scenes_of[data], cfg, results_out=results)}
         row["floor_score_ci"] = floor_score_interval(results)
         row["floor_intervals"] = floor_intervals(results)
-        first = results_of.get(str(checkpoints[0]))
-        if first is not None and [r.scene.id for r in first] == [r.scene.id for r in results]:
+        if first is None:
+            first = results
+        elif [r.scene.id for r in first] == [r.scene.id for r in results]:
             row["floor_score_diff_ci"] = floor_score_interval(first, minus=results)
             row["floor_differences"] = floor_intervals(first, minus=results)
-        results_of[str(path)] = results
         out[str(path)] = row
         if progress:
             fs = row["floor_score"]
