@@ -236,6 +236,15 @@ def _ratio_parts(clips: list[ClipResult], key: str) -> tuple[np.ndarray, np.ndar
     return (num_a, den_a) if len(clips) and den_a.sum() > 0 else None
 
 
+def _check_bootstrap(results: list[ClipResult], minus: list[ClipResult] | None, n_boot: int,
+                     level: float) -> None:
+    if n_boot < 1 or not 0.0 < level < 1.0:
+        raise ValueError(f"n_boot must be >= 1 and level in (0, 1), got {n_boot}, {level}")
+    if minus is not None and [r.scene.id for r in minus] != [r.scene.id for r in results]:
+        raise ValueError("minus must hold results for the same clips in the same order "
+                         f"({len(results)} clips against {len(minus)})")
+
+
 def floor_intervals(results: list[ClipResult], minus: list[ClipResult] | None = None,
                     n_boot: int = 2000, level: float = 0.95,
                     seed: int = 0) -> dict[str, list[float] | None]:
@@ -249,11 +258,7 @@ def floor_intervals(results: list[ClipResult], minus: list[ClipResult] | None = 
     minus: another model's results on the same clips, in the same order. The interval is then
     of the paired difference (this model's metric minus that one's), both read on the same
     resampled clips, which is much narrower than comparing two separate intervals."""
-    if n_boot < 1 or not 0.0 < level < 1.0:
-        raise ValueError(f"n_boot must be >= 1 and level in (0, 1), got {n_boot}, {level}")
-    if minus is not None and [r.scene.id for r in minus] != [r.scene.id for r in results]:
-        raise ValueError("minus must hold results for the same clips in the same order "
-                         f"({len(results)} clips against {len(minus)})")
+    _check_bootstrap(results, minus, n_boot, level)
     groups = _by_condition(results)
     other = _by_condition(minus) if minus is not None else None
     rng = np.random.default_rng(seed)
@@ -286,11 +291,7 @@ def floor_score_interval(results: list[ClipResult], minus: list[ClipResult] | No
     (a stratified bootstrap), once per condition and draw, so the terms that share the
     one-source clips move together as they do in the point score. None where the point score
     is None."""
-    if n_boot < 1 or not 0.0 < level < 1.0:
-        raise ValueError(f"n_boot must be >= 1 and level in (0, 1), got {n_boot}, {level}")
-    if minus is not None and [r.scene.id for r in minus] != [r.scene.id for r in results]:
-        raise ValueError("minus must hold results for the same clips in the same order "
-                         f"({len(results)} clips against {len(minus)})")
+    _check_bootstrap(results, minus, n_boot, level)
     runs = [_by_condition(results)] + ([_by_condition(minus)] if minus is not None else [])
     rng = np.random.default_rng(seed)
     draws: dict[str, np.ndarray] = {}
