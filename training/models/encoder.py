@@ -175,13 +175,13 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[BinauralEncoder, dict]:
     return model.eval(), ck
 
 
-def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) -> dict:
+def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) -> None:
     """Uniform weight average of encoder checkpoints fine-tuned from one start (a "model soup",
     Wortsman et al. 2022): every floating-point tensor, BatchNorm running statistics included,
     is the mean over the checkpoints; integer counters take the largest. The configs must be
     identical. The decoding settings come from the first checkpoint (re-tune them on
     validation clips if the members' differ); the lineage is the first checkpoint's plus one
-    entry naming the members. Written to a temp name, then renamed. Returns the saved dict."""
+    entry naming the members. Written to a temp name, then renamed."""
     if len(paths) < 2:
         raise BinauraError(f"averaging needs at least two checkpoints, got {len(paths)}")
     cks = []
@@ -212,4 +212,3 @@ def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) 
         if k in first:
             extra[k] = first[k]
     save_checkpoint(out, model, **extra)
-    return {"format": "binaura-encoder-v1", "config": first["config"], "model": model.state_dict(), **extra}
