@@ -19,6 +19,16 @@ from training.models.encoder import (
 from training.models.targets import output_frame_times_s, seld_targets
 
 
+def _frame_moves(fn, sp, se, k, j) -> bool:
+    """Whether output frame j of fn(spatial, semantic) -> (B, T', D) changes when input
+    frame k of both feature streams does."""
+    sp2, se2 = sp.clone(), se.clone()
+    sp2[..., k, :] += 3.0
+    se2[:, k] += 3.0
+    with torch.no_grad():
+        return not torch.allclose(fn(sp2, se2)[0, j], fn(sp, se)[0, j], atol=1e-6)
+
+
 @pytest.mark.parametrize("size", ["tiny", "small"])
 def test_time_context_is_exactly_the_receptive_field(size):
     torch.manual_seed(0)
@@ -29,14 +39,8 @@ def test_time_context_is_exactly_the_receptive_field(size):
     lo, hi = p * j - left, p * j + right
 
     def moves(k):
-        sp2, se2 = sp.clone(), se.clone()
-        sp2[..., k, :] += 3.0
-        se2[:, k] += 3.0
-        with torch.no_grad():
-            return not torch.allclose(model(sp2, se2)[3][0, j], base, atol=1e-6)
+        return _frame_moves(lambda a, b: model(a, b)[3], sp, se, k, j)
 
-    with torch.no_grad():
-        base = model(sp, se)[3][0, j]
     assert moves(lo) and moves(hi) and moves(p * j)
     assert not moves(lo - 1) and not moves(hi + 1)
 
@@ -57,11 +61,7 @@ def test_front_and_back_split_the_network_with_the_declared_reach(size):
     lo, hi = p * j - left, p * j + right
 
     def front_moves(k):
-        sp2, se2 = sp.clone(), se.clone()
-        sp2[..., k, :] += 3.0
-        se2[:, k] += 3.0
-        with torch.no_grad():
-            return not torch.allclose(model.front(sp2, se2)[0][0, j], hs[0, j], atol=1e-6)
+        return _frame_moves(lambda a, b: model.front(a, b)[0], sp, se, k, j)
 
     assert front_moves(lo) and front_moves(hi) and not front_moves(lo - 1) and not front_moves(hi + 1)
     h = model.history_frames()
@@ -84,7 +84,6 @@ def test_checkpoint_round_trip_keeps_config_and_outputs(tmp_path):
     with torch.no_grad():
         for a, b in zip(model(sp, se), loaded(sp, se), strict=True):
             assert torch.equal(a, b)
-
 
 
 def test_averaging_a_checkpoint_with_itself_changes_nothing_and_two_give_the_mean(tmp_path):
