@@ -237,8 +237,10 @@ def cmd_bench_validation(args) -> int:
     if not names:
         raise BinauraError("bench validation: name one or more training checkpoints with --model")
     for n in names:
-        if not Path(n).is_file():
-            raise BinauraError(f"bench validation: {n} is not a file (expected a training checkpoint, *.pt)")
+        for part in n.split("+"):  # a.pt+b.pt: the output ensemble of its members
+            if not Path(part).is_file():
+                raise BinauraError(f"bench validation: {part or n!r} is not a file (expected a training "
+                                   f"checkpoint, *.pt, or several joined by '+')")
     _refuse_repeats(names, names)
     rows = score_checkpoints(args.data, names, args.clips, cache_dir=args.cache, progress=not args.quiet,
                              all_clips=args.all)
@@ -347,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     bv.add_argument("--data", required=True, help="dataset folder (its feature cache: DATA/features-SIZE, built "
                                                   "there when missing)")
     bv.add_argument("--cache", help="feature cache folder (default: DATA/features-SIZE of each checkpoint)")
-    bv.add_argument("--model", action="append", help="training checkpoints (*.pt); repeat or comma-separate")
+    bv.add_argument("--model", action="append",
+                    help="training checkpoints (*.pt); repeat or comma-separate; a.pt+b.pt scores their output ensemble")
     bv.add_argument("--clips", type=int, default=400,
                     help="held-out clips: the cache's last ones, at most a fifth (as `train encoder --val-clips`)")
     bv.add_argument("--all", action="store_true",

@@ -134,6 +134,13 @@ def test_train_export_bench_an_encoder_end_to_end(tmp_path):
     if a["floor_score"] is not None:
         assert a["floor_score_ci"][0] <= a["floor_score"] <= a["floor_score_ci"][1]
         assert b["floor_score_diff_ci"] == pytest.approx([0.0, 0.0], abs=1e-6)
+    # an output ensemble of a checkpoint with itself (a.pt+a.pt) also scores the same
+    ens = f"{run / 'best.pt'}+{run / 'best.pt'}"
+    assert main(["bench", "validation", "--data", str(tmp_path / "train"), "--model", f"{run / 'best.pt'},{ens}",
+                 "--cache", str(tmp_path / "sel-cache"), "--all", "--out", str(val), "--quiet"]) == 0
+    rows = json.loads(val.read_text())["models"]
+    assert rows[ens]["floor_score"] == pytest.approx(rows[str(run / "best.pt")]["floor_score"], abs=1e-6)
+    assert rows[ens]["val_loss"] == pytest.approx(rows[str(run / "best.pt")]["val_loss"], abs=1e-4)
     assert main(["export", "encoder", "--checkpoint", str(run / "best.pt"), "--out", str(exp)]) == 0
     out = tmp_path / "loc.json"
     ds = str(tmp_path / "train")

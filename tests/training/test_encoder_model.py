@@ -11,9 +11,11 @@ from agent.core.seld import decode_clip
 from training.models.config import EncoderConfig, encoder_tiny_config
 from training.models.encoder import (
     BinauralEncoder,
+    OutputEnsemble,
     average_checkpoints,
     build_encoder,
     load_checkpoint,
+    load_scoring_model,
     save_checkpoint,
 )
 from training.models.targets import output_frame_times_s, seld_targets
@@ -116,6 +118,38 @@ def test_averaging_refuses_one_checkpoint_and_mixed_architectures(tmp_path):
     with pytest.raises(BinauraError, match="config differs"):
         average_checkpoints([tmp_path / "tiny.pt", tmp_path / "small.pt"], tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
+
+def test_an_output_ensemble_of_one_model_twice_is_that_model_and_of_two_reads_their_mean(tmp_path):
+    torch.manual_seed(1)
+    a, b = build_encoder("tiny").eval(), build_encoder("tiny").eval()
+    sp, se = torch.randn(2, 6, 60, 64), torch.randn(2, 60, 64)
+    with torch.no_grad():
+        ra, rb = a(sp, se, training_outputs=True), b(sp, se, training_outputs=True)
+        same = OutputEnsemble([a, a])(sp, se, training_outputs=True)
+        pair = OutputEnsemble([a, b])(sp, se, training_outputs=True)
+    for i in (0, 1, 2, 3, 4, 6):
+        assert torch.allclose(same[i], ra[i], atol=1e-6), i
+    assert torch.allclose(torch.sigmoid(same[5]), torch.sigmoid(ra[5]), atol=1e-5)
+    assert torch.allclose(torch.softmax(same[7], -1), torch.softmax(ra[7], -1), atol=1e-6)
+    # two members: ACCDOA vectors and distances averaged, polar bin probabilities averaged,
+    # embeddings the first member's
+    assert torch.allclose(pair[0], (ra[0] + rb[0]) / 2, atol=1e-6)
+    assert torch.allclose(pair[1], (ra[1] + rb[1]) / 2, atol=1e-6)
+    assert torch.equal(pair[3], ra[3]) and torch.equal(pair[4], ra[4])
+    mixed = (torch.softmax(ra[7], -1) + torch.softmax(rb[7], -1)) / 2
+    assert torch.allclose(torch.softmax(pair[7], -1), mixed, atol=1e-6)
+    assert len(pair) == 8 and len(OutputEnsemble([a, b])(sp, se)) == 5
+    save_checkpoint(tmp_path / "a.pt", a)
+    save_checkpoint(tmp_path / "small.pt", build_encoder("small"))
+    assert isinstance(load_scoring_model(f"{tmp_path / 'a.pt'}+{tmp_path / 'a.pt'}"), OutputEnsemble)
+    assert isinstance(load_scoring_model(tmp_path / "a.pt"), BinauralEncoder)
+    with pytest.raises(BinauraError, match="config differs"):
+        load_scoring_model(f"{tmp_path / 'a.pt'}+{tmp_path / 'small.pt'}")
+    with pytest.raises(BinauraError, match="joined by"):
+        load_scoring_model(f"{tmp_path / 'a.pt'}+")
+    with pytest.raises(BinauraError, match="at least two"):
+        OutputEnsemble([a])
+
 
 def test_bad_config_reports_every_problem():
     from agent.core.errors import ConfigError

@@ -212,3 +212,50 @@ def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) 
         if k in first:
             extra[k] = first[k]
     save_checkpoint(out, model, **extra)
+
+
+class OutputEnsemble(nn.Module):
+    """Encoders of one architecture run side by side with their predictions averaged: an
+    output ensemble, the variance-reducing counterpart of `average_checkpoints`, for judging
+    on validation clips whether members trained on different scenes err differently.
+
+    Each member's output is combined the way it is read: ACCDOA vectors, log-distances,
+    lateral sines and class logits by their mean; the activity by the mean of its
+    probabilities; the polar angle by the mean of its bin probabilities (returned as
+    log-probabilities, which softmax reads as they are). The embeddings are the first
+    member's, so their width stays the config's."""
+
+    def __init__(self, members: list[BinauralEncoder]):
+        super().__init__()
+        if len(members) < 2:
+            raise BinauraError(f"an ensemble needs at least two encoders, got {len(members)}")
+        first = members[0].cfg.to_dict()
+        for i, m in enumerate(members[1:], start=2):
+            if m.cfg.to_dict() != first:
+                raise BinauraError(f"ensemble member {i}: its encoder config differs from member 1's; "
+                                   f"only encoders of one architecture can be ensembled")
+        self.members = nn.ModuleList(members)
+        self.cfg = members[0].cfg
+
+    def forward(self, spatial: torch.Tensor, semantic: torch.Tensor, training_outputs: bool = False):
+        outs = [m(spatial, semantic, training_outputs=training_outputs) for m in self.members]
+
+        def mean(i):
+            return torch.stack([o[i] for o in outs]).mean(0)
+
+        merged = (mean(0), mean(1), mean(2), outs[0][3], outs[0][4])
+        if not training_outputs:
+            return merged
+        activity = torch.stack([torch.sigmoid(o[5]) for o in outs]).mean(0)
+        polar = torch.stack([torch.softmax(o[7], dim=-1) for o in outs]).mean(0)
+        return (*merged, torch.logit(activity, eps=1e-6), mean(6), torch.log(polar.clamp_min(1e-12)))
+
+
+def load_scoring_model(spec: str | os.PathLike) -> BinauralEncoder | OutputEnsemble:
+    """A checkpoint path, or several joined by "+" (a.pt+b.pt): their `OutputEnsemble`."""
+    parts = str(spec).split("+")
+    if len(parts) == 1:
+        return load_checkpoint(spec)[0]
+    if any(not p for p in parts):
+        raise BinauraError(f"{spec}: an ensemble is checkpoint paths joined by '+', e.g. a.pt+b.pt")
+    return OutputEnsemble([load_checkpoint(p)[0] for p in parts]).eval()

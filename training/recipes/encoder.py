@@ -45,6 +45,7 @@ from training.models.encoder import (
     BinauralEncoder,
     build_encoder,
     load_checkpoint,
+    load_scoring_model,
     n_parameters,
     save_checkpoint,
 )
@@ -283,12 +284,15 @@ def score_checkpoints(data_dir: str | os.PathLike, checkpoints: list[str], val_c
     Each row also holds 95% clip-bootstrap intervals: `floor_score_ci` and, per floor metric,
     `floor_intervals`; every checkpoint after the first gets the paired difference first
     minus it, read on the same resampled clips (`floor_score_diff_ci`, `floor_differences`),
-    where both scored the same clips."""
+    where both scored the same clips.
+
+    A checkpoint written as a.pt+b.pt is scored as the output ensemble of its members
+    (`OutputEnsemble`: their predictions averaged), on the first member's feature cache."""
     cfg = EncoderTrainConfig()
     out, scenes_of = {}, {}
     first: list | None = None  # the first checkpoint's clip results: the paired differences' reference
     for path in checkpoints:
-        model, _ = load_checkpoint(path)
+        model = load_scoring_model(path)
         where = Path(cache_dir) if cache_dir else Path(data_dir) / f"features-{model.cfg.name}"
         if not (where / "meta.json").exists():
             build_cache(data_dir, where, model.cfg, workers=workers, progress=progress)
