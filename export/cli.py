@@ -240,7 +240,7 @@ def cmd_bench_validation(args) -> int:
         for part in n.split("+"):  # a.pt+b.pt: the output ensemble of its members
             if not Path(part).is_file():
                 raise BinauraError(f"bench validation: {part or n!r} is not a file (expected a training "
-                                   f"checkpoint, *.pt, or several joined by '+')")
+                                   f"checkpoint, *.pt, or several joined by '+': a.pt+b.pt)")
     _refuse_repeats(names, names)
     rows = score_checkpoints(args.data, names, args.clips, cache_dir=args.cache, progress=not args.quiet,
                              all_clips=args.all)

@@ -119,6 +119,7 @@ def test_averaging_refuses_one_checkpoint_and_mixed_architectures(tmp_path):
         average_checkpoints([tmp_path / "tiny.pt", tmp_path / "small.pt"], tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
 
+
 def test_an_output_ensemble_of_one_model_twice_is_that_model_and_of_two_reads_their_mean(tmp_path):
     torch.manual_seed(1)
     a, b = build_encoder("tiny").eval(), build_encoder("tiny").eval()
