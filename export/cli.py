@@ -231,16 +231,17 @@ def cmd_bench_validation(args) -> int:
         floor_intervals_table,
         floor_score_table,
     )
+    from training.models.encoder import ensemble_members  # noqa: PLC0415
     from training.recipes.encoder import score_checkpoints  # noqa: PLC0415
 
     names = _models(args.model)
     if not names:
         raise BinauraError("bench validation: name one or more training checkpoints with --model")
     for n in names:
-        for part in n.split("+"):  # a.pt+b.pt: the output ensemble of its members
+        for part in ensemble_members(n):  # a.pt+b.pt: the output ensemble of its members
             if not Path(part).is_file():
-                raise BinauraError(f"bench validation: {part or n!r} is not a file (expected a training "
-                                   f"checkpoint, *.pt, or several joined by '+': a.pt+b.pt)")
+                raise BinauraError(f"bench validation: {part} is not a file (expected a training checkpoint, "
+                                   f"*.pt, or several joined by '+': a.pt+b.pt)")
     _refuse_repeats(names, names)
     rows = score_checkpoints(args.data, names, args.clips, cache_dir=args.cache, progress=not args.quiet,
                              all_clips=args.all)

@@ -251,11 +251,17 @@ class OutputEnsemble(nn.Module):
         return (*merged, torch.logit(activity, eps=1e-6), mean(6), torch.log(polar.clamp_min(1e-12)))
 
 
-def load_scoring_model(spec: str | os.PathLike) -> BinauralEncoder | OutputEnsemble:
-    """A checkpoint path, or several joined by "+" (a.pt+b.pt): their `OutputEnsemble`."""
+def ensemble_members(spec: str | os.PathLike) -> list[str]:
+    """The checkpoint paths of a scoring spec: one path, or several joined by "+" (a.pt+b.pt)."""
     parts = str(spec).split("+")
-    if len(parts) == 1:
-        return load_checkpoint(spec)[0]
     if any(not p for p in parts):
         raise BinauraError(f"{spec}: an ensemble is checkpoint paths joined by '+', e.g. a.pt+b.pt")
+    return parts
+
+
+def load_scoring_model(spec: str | os.PathLike) -> BinauralEncoder | OutputEnsemble:
+    """A checkpoint path, or several joined by "+" (a.pt+b.pt): their `OutputEnsemble`."""
+    parts = ensemble_members(spec)
+    if len(parts) == 1:
+        return load_checkpoint(parts[0])[0]
     return OutputEnsemble([load_checkpoint(p)[0] for p in parts]).eval()

@@ -43,6 +43,7 @@ from training.eval.metrics import (
 )
 from training.models.encoder import (
     BinauralEncoder,
+    OutputEnsemble,
     build_encoder,
     load_checkpoint,
     load_scoring_model,
@@ -263,7 +264,7 @@ def validation_indices(n_clips: int, val_clips: int) -> np.ndarray:
     return np.arange(n_clips - n_val, n_clips)
 
 
-def validation_pass(model: BinauralEncoder, cache: FeatureCache, indices: np.ndarray, scenes,
+def validation_pass(model: BinauralEncoder | OutputEnsemble, cache: FeatureCache, indices: np.ndarray, scenes,
                     cfg: EncoderTrainConfig, results_out: list | None = None) -> dict:
     """`evaluate` plus the pass's SELD score: the row a run's history and best.pt keep."""
     row = evaluate(model, cache, indices, scenes, cfg, results_out=results_out)
@@ -339,7 +340,7 @@ def _lr_at(step: int, cfg: EncoderTrainConfig) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: BinauralEncoder, cache: FeatureCache, indices: np.ndarray, scenes, cfg: EncoderTrainConfig,
+def evaluate(model: BinauralEncoder | OutputEnsemble, cache: FeatureCache, indices: np.ndarray, scenes, cfg: EncoderTrainConfig,
              batch: int = 32, results_out: list | None = None) -> dict:
     """Validation losses and decoded localization metrics on held-out training-split clips;
     results_out, when given, receives each clip's matched ClipResult (for intervals)."""
