@@ -20,7 +20,14 @@ import soundfile as sf
 
 from agent.core.audio import MIN_SAMPLE_RATE_HZ, N_CHANNELS
 from agent.core.errors import DatasetError
-from agent.core.scene import QAItem, Scene, qa_from_json, scene_from_json
+from agent.core.scene import (
+    AUDIO_PATH_FORM,
+    QAItem,
+    Scene,
+    audio_path_problem,
+    qa_from_json,
+    scene_from_json,
+)
 
 SCENES_FILE = "scenes.jsonl"
 QA_FILE = "qa.jsonl"
@@ -38,7 +45,8 @@ class Dataset:
         self.by_id = {s.id: s for s in self.scenes}
 
     def audio_path(self, scene: Scene) -> Path:
-        return self.root / scene.audio
+        """root / scene.audio, refused (DatasetError) unless it stays inside the dataset folder."""
+        return resolve_audio_path(self.root, scene.audio)
 
     def load_audio(self, scene: Scene) -> tuple[np.ndarray, int]:
         return read_wav(self.audio_path(scene), expect_rate_hz=scene.sample_rate_hz)
@@ -56,6 +64,26 @@ def _read_jsonl(path: Path) -> Iterable[tuple[int, object]]:
             yield i, json.loads(line)
         except json.JSONDecodeError as e:
             raise DatasetError(str(path), f"invalid JSON ({e.msg} at column {e.colno})", i) from e
+
+
+def resolve_audio_path(root: Path, audio: str, where: str | None = None) -> Path:
+    """root / audio after checking it is a relative path that, with every symlink resolved,
+    stays inside root; nothing is opened. Raises DatasetError naming the allowed form."""
+    root = Path(root)
+    path = root / audio if isinstance(audio, str) else root
+    prefix = f"{where}: " if where else ""
+    problem = audio_path_problem(audio)
+    if problem:
+        raise DatasetError(str(path), f"{prefix}{problem}")
+    try:
+        inside, target = root.resolve(), path.resolve()
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop before Python 3.13
+        raise DatasetError(str(path), f"{prefix}cannot resolve audio {audio!r} ({e}); "
+                                      f"it must be {AUDIO_PATH_FORM}") from e
+    if inside not in target.parents:
+        raise DatasetError(str(path), f"{prefix}audio {audio!r} resolves to {target}, outside the dataset "
+                                      f"folder {inside}; it must be {AUDIO_PATH_FORM}")
+    return path
 
 
 def read_dataset(root: str | os.PathLike, check_audio: bool = True) -> Dataset:
@@ -79,7 +107,8 @@ def read_dataset(root: str | os.PathLike, check_audio: bool = True) -> Dataset:
             raise DatasetError(str(spath), f"duplicate scene id {scene.id!r} (first on line {seen[scene.id]})", lineno)
         seen[scene.id] = lineno
         if check_audio:
-            check_wav_header(root / scene.audio, scene.sample_rate_hz, where=f"{spath}:{lineno}")
+            where = f"{spath}:{lineno}"
+            check_wav_header(resolve_audio_path(root, scene.audio, where), scene.sample_rate_hz, where=where)
         scenes.append(scene)
     if not scenes:
         raise DatasetError(str(spath), "holds no scenes")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -13,6 +14,44 @@ SCENE_KEYS = ("id", "audio", "sample_rate_hz", "duration_s", "sources", "room", 
 SOURCE_KEYS = ("label", "azimuth_deg", "elevation_deg", "distance_m", "onset_s", "offset_s")
 QA_KEYS = ("id", "scene_id", "level", "task", "question", "options", "answer")
 QA_LEVELS = ("L1", "L2", "L3")
+#: The option letters of a multiple-choice item, in option order (QA contract: 4 options,
+#: answer "A".."D"). The checker, the generator, the scorer and the baselines all use these.
+OPTION_LETTERS = "ABCD"
+MIN_OPTIONS = 2
+#: The form every scene's "audio" must take (dataset contract).
+AUDIO_PATH_FORM = "a relative path inside the dataset folder, e.g. audio/s000001.wav"
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def option_letter(index: int) -> str:
+    """The letter of option `index` (0 -> "A")."""
+    if not 0 <= index < len(OPTION_LETTERS):
+        raise ValueError(f"option index {index} is out of range; a question has at most "
+                         f"{len(OPTION_LETTERS)} options ({OPTION_LETTERS})")
+    return OPTION_LETTERS[int(index)]
+
+
+def option_index(letter: str) -> int:
+    """The index of an option letter ("A" -> 0). Only exactly one capital letter is one."""
+    if not isinstance(letter, str) or len(letter) != 1 or letter not in OPTION_LETTERS:
+        raise ValueError(f"not an option letter: {letter!r}; expected one of {list(OPTION_LETTERS)}")
+    return OPTION_LETTERS.index(letter)
+
+
+def audio_path_problem(audio: Any) -> str | None:
+    """Why `audio` is not a path inside the dataset folder, or None when its form is fine.
+
+    Only the form is checked here (no file system access): absolute, drive-letter and
+    backslash paths and any ".." component are refused. Symlinks that lead outside are
+    caught where the path is resolved (agent.core.dataset).
+    """
+    if not isinstance(audio, str) or not audio:
+        return f"'audio' must be {AUDIO_PATH_FORM}, got {audio!r}"
+    if audio.startswith("/") or _WINDOWS_DRIVE.match(audio) or "\\" in audio or "\0" in audio:
+        return f"'audio' must be {AUDIO_PATH_FORM}, got {audio!r}"
+    if ".." in audio.split("/"):
+        return f"'audio' must be {AUDIO_PATH_FORM} (no '..' component), got {audio!r}"
+    return None
 
 
 @dataclass
@@ -101,8 +140,9 @@ def scene_from_json(obj: Any) -> tuple[Scene | None, list[str]]:
         return None, [f"missing required key(s) {missing}; required: {list(SCENE_KEYS)}"]
     if not isinstance(obj["id"], str) or not obj["id"]:
         problems.append("'id' must be a non-empty string")
-    if not isinstance(obj["audio"], str) or not obj["audio"]:
-        problems.append("'audio' must be a relative path string")
+    audio_problem = audio_path_problem(obj["audio"])
+    if audio_problem:
+        problems.append(audio_problem)
     rate = obj["sample_rate_hz"]
     if not isinstance(rate, int) or isinstance(rate, bool) or rate < MIN_SAMPLE_RATE_HZ:
         problems.append(f"'sample_rate_hz' must be an integer >= {MIN_SAMPLE_RATE_HZ}, got {rate!r}")
@@ -179,11 +219,18 @@ def qa_from_json(obj: Any) -> tuple[QAItem | None, list[str]]:
         if not isinstance(obj[k], str) or not obj[k]:
             problems.append(f"'{k}' must be a non-empty string")
     opts = obj["options"]
+    n_max = len(OPTION_LETTERS)
     if opts is not None:
-        if not (isinstance(opts, list) and len(opts) >= 2 and all(isinstance(o, str) for o in opts)):
-            problems.append("'options' must be null or a list of at least 2 strings")
-        elif isinstance(obj["answer"], str) and obj["answer"] not in "ABCDEFGH"[: len(opts)]:
-            problems.append(f"'answer' must be an option letter A..{'ABCDEFGH'[len(opts) - 1]}")
+        if not (isinstance(opts, list) and MIN_OPTIONS <= len(opts) <= n_max
+                and all(isinstance(o, str) and o.strip() for o in opts)):
+            problems.append(f"'options' must be null or a list of {MIN_OPTIONS} to {n_max} "
+                            f"non-empty strings, got {opts!r}")
+        elif len(set(opts)) != len(opts):
+            problems.append(f"'options' must be distinct, got {opts!r}")
+        elif isinstance(obj["answer"], str) and obj["answer"] not in set(OPTION_LETTERS[: len(opts)]):
+            problems.append(f"'answer' must be exactly one option letter of "
+                            f"{list(OPTION_LETTERS[: len(opts)])} for {len(opts)} options, "
+                            f"got {obj['answer']!r}")
     if problems:
         return None, problems
     extra = {k: v for k, v in obj.items() if k not in QA_KEYS}

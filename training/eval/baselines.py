@@ -9,7 +9,7 @@ import numpy as np
 
 from agent.core.labels import LABELS, display
 from agent.core.predictor import Clip
-from agent.core.scene import QAItem, SourceEstimate
+from agent.core.scene import QAItem, SourceEstimate, option_letter
 from training.qa.score import parse_turn
 from training.qa.tasks import TASKS_BY_NAME, turn_text
 
@@ -56,7 +56,7 @@ class ChanceAnswerer:
     def answer(self, clip: Clip, item: QAItem) -> str:
         rng = _clip_rng(self.seed, clip, item.id)
         if item.options:
-            return "ABCD"[rng.integers(len(item.options))]
+            return option_letter(int(rng.integers(len(item.options))))
         kind = item.extra.get("answer_type")
         if kind == "deg":
             return f"{rng.uniform(-180, 180) if 'azimuth' in item.task else rng.uniform(0, 180):.0f} deg"
@@ -108,7 +108,7 @@ class TextOnlyAnswerer:
         counts = self.counts[1 - self.fold(item.scene_id)][item.task]
         if item.options:
             best = max(range(len(item.options)), key=lambda i: (counts.get(item.options[i], 0), -i))
-            return "ABCD"[best]
+            return option_letter(best)
         if not counts:
             return ""
         kind = item.extra.get("answer_type")

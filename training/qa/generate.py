@@ -6,10 +6,10 @@ import zlib
 
 import numpy as np
 
-from agent.core.scene import QAItem, Scene
+from agent.core.scene import OPTION_LETTERS, QAItem, Scene, option_letter
 from training.qa.tasks import TASKS, Task, phrase
 
-LETTERS = "ABCD"
+N_OPTIONS = len(OPTION_LETTERS)
 
 
 def make_question(task: Task, scene: Scene, rng: np.random.Generator, qid: str) -> QAItem | None:
@@ -22,13 +22,13 @@ def make_question(task: Task, scene: Scene, rng: np.random.Generator, qid: str) 
     if not task.multiple_choice:
         return QAItem(qid, scene.id, task.level, task.name, text, None, truth, extra)
     distractors = [d for d in task.distract(scene, params, truth, rng) if d != truth]
-    distractors = list(dict.fromkeys(distractors))[:3]
-    if len(distractors) < 3:
+    distractors = list(dict.fromkeys(distractors))[: N_OPTIONS - 1]
+    if len(distractors) < N_OPTIONS - 1:
         return None
     options = [truth] + distractors
-    order = rng.permutation(4)
+    order = rng.permutation(N_OPTIONS)
     options = [options[i] for i in order]
-    letter = LETTERS[options.index(truth)]
+    letter = option_letter(options.index(truth))
     extra["answer_text"] = truth
     return QAItem(qid, scene.id, task.level, task.name, text, options, letter, extra)
 
