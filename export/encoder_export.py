@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
-import shutil
 import warnings
 from pathlib import Path
 
@@ -20,8 +19,10 @@ import numpy as np
 import torch
 
 from agent.core.dataset import write_json
+from agent.core.errors import BinauraError
 from agent.core.features import compute_features
 from agent.core.geometry import great_circle_deg
+from agent.core.outdir import OutputKind, output_folder
 from agent.core.seld import DecodeConfig, decode_clip
 from agent.localize.encoder import (
     CONVENTION,
@@ -36,6 +37,52 @@ from training.models.encoder import BinauralEncoder, load_checkpoint
 
 OPSET = 17
 FRONT_OUTPUTS = ("spatial_front", "semantic_front")
+#: An export folder: its manifest and ONNX files (how one made before output markers is recognised).
+EXPORT_KIND = OutputKind("encoder-export", manifest=MANIFEST, names=("encoder*.onnx",))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportGates:
+    """What an export must meet before it replaces anything (checked on the verify clips).
+    fp32 and the stateful stream must reproduce torch / the whole-clip pass to rounding;
+    fp16 must decode the same classes and may move a direction by at most one polar bin
+    (its most probable bin can change on a near tie: 360 / polar_bins degrees)."""
+
+    fp32_max_abs_diff: float = 1e-4
+    fp32_max_direction_diff_deg: float = 0.5
+    stream_fp32_max_abs_diff: float = 1e-4
+    fp16_max_log_distance_diff: float = 0.05
+    fp16_max_direction_diff_deg: float | None = None  # None: one polar bin of the model
+
+    def failures(self, report: dict, polar_bins: int) -> list[str]:
+        """The gates `report` (export_encoder's parity report) misses, each named with its figure."""
+        out = []
+        fp32 = report["fp32"]
+        worst = max(fp32["max_abs_diff"], key=fp32["max_abs_diff"].get)
+        if fp32["max_abs_diff"][worst] > self.fp32_max_abs_diff:
+            out.append(f"fp32 ONNX differs from torch by {fp32['max_abs_diff'][worst]:.3g} on {worst} "
+                       f"(allowed {self.fp32_max_abs_diff:g})")
+        fp16_deg = self.fp16_max_direction_diff_deg or 360.0 / polar_bins
+        for prec, deg in (("fp32", self.fp32_max_direction_diff_deg), ("fp16", fp16_deg)):
+            r = report.get(prec)
+            if r is None:
+                continue
+            if r["same_decoded_classes"] != r["clips"]:
+                out.append(f"{prec} ONNX decodes other classes than torch on "
+                           f"{r['clips'] - r['same_decoded_classes']} of {r['clips']} clips")
+            if r["max_direction_diff_deg"] > deg:
+                out.append(f"{prec} ONNX moves a decoded direction by {r['max_direction_diff_deg']:.2f} deg "
+                           f"(allowed {deg:g})")
+        if "fp16" in report and report["fp16"]["max_abs_diff"]["log_distance"] > self.fp16_max_log_distance_diff:
+            out.append(f"fp16 ONNX differs from torch by {report['fp16']['max_abs_diff']['log_distance']:.3g} "
+                       f"in log-distance (allowed {self.fp16_max_log_distance_diff:g})")
+        st = report.get("stream_fp32")
+        if st is not None:
+            worst = max(st["max_abs_diff"], key=st["max_abs_diff"].get)
+            if st["max_abs_diff"][worst] > self.stream_fp32_max_abs_diff:
+                out.append(f"the stateful stream differs from the whole-clip pass by {st['max_abs_diff'][worst]:.3g} "
+                           f"on {worst} (allowed {self.stream_fp32_max_abs_diff:g})")
+        return out
 
 
 def _to_onnx(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
@@ -139,16 +186,30 @@ def parity(model: BinauralEncoder, runtime: EncoderRuntime, inputs: list[tuple[n
 
 
 def export_encoder(checkpoint: str | os.PathLike, out: str | os.PathLike, fp16: bool = True,
-                   verify_audio: list[tuple[np.ndarray, int]] | None = None, mirror_tta: bool = False) -> dict:
+                   verify_audio: list[tuple[np.ndarray, int]] | None = None, mirror_tta: bool = False,
+                   gates: ExportGates | None = None) -> dict:
     """Write OUT/encoder.onnx (+ encoder.fp16.onnx) and OUT/encoder.json; returns the manifest.
     mirror_tta: the manifest tells the runtime to average each window with its left-right
-    mirror by default (parity is checked on the single pass either way)."""
+    mirror by default (parity is checked on the single pass either way). The export is
+    built beside OUT and replaces it only when every gate holds (ExportGates; BinauraError
+    naming each miss otherwise), and only if OUT is empty or an earlier export."""
+    gates = gates or ExportGates()
     model, ck = load_checkpoint(checkpoint)
     model.eval()
-    out = Path(out)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    with output_folder(out, EXPORT_KIND) as tmp:
+        manifest = _write_export(model, ck, Path(checkpoint), tmp, fp16, verify_audio, mirror_tta)
+        manifest["gates"] = dataclasses.asdict(gates)
+        write_json(tmp / MANIFEST, manifest)
+        failed = gates.failures(manifest["parity"], model.cfg.polar_bins)
+        if failed:
+            raise BinauraError(f"{checkpoint}: the export fails its checks, so {out} was left as it was: "
+                               + "; ".join(failed))
+    return manifest
+
+
+def _write_export(model: BinauralEncoder, ck: dict, checkpoint: Path, tmp: Path, fp16: bool,
+                  verify_audio: list[tuple[np.ndarray, int]] | None, mirror_tta: bool) -> dict:
+    """The ONNX files and manifest in `tmp`, with the parity report measured on them."""
     files = {"fp32": "encoder.onnx"}
     _export_onnx(model, tmp / files["fp32"])
     stream_files = {"fp32": {"front": "encoder.front.onnx", "back": "encoder.back.onnx"}}
@@ -173,7 +234,7 @@ def export_encoder(checkpoint: str | os.PathLike, out: str | os.PathLike, fp16: 
                       "history_frames": model.history_frames(), "front_outputs": list(FRONT_OUTPUTS)},
         "features": cfg.features.to_dict(), "labels": list(cfg.labels), "time_pool": model.time_pool,
         "context_frames": [left, right], "output_rate_hz": cfg.output_rate_hz, "outputs": list(OUTPUTS),
-        "model_config": cfg.to_dict(), "opset": OPSET, "checkpoint_sha256": sha256_file(Path(checkpoint)),
+        "model_config": cfg.to_dict(), "opset": OPSET, "checkpoint_sha256": sha256_file(checkpoint),
         "checkpoint_step": ck.get("step"), "checkpoint_metrics": ck.get("metrics"),
         "decode": ck.get("decode") or dataclasses.asdict(DecodeConfig()),
         # the runtime's default: also run each window left-right mirrored and average it back
@@ -199,7 +260,4 @@ def export_encoder(checkpoint: str | os.PathLike, out: str | os.PathLike, fp16: 
             report["stream_fp16"] = stream_parity(EncoderRuntime(tmp, precision="fp16", mirror_tta=mirror_tta),
                                                   verify_audio[:2])
     manifest["parity"] = report
-    write_json(tmp / MANIFEST, manifest)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
     return manifest

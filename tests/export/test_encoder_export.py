@@ -69,6 +69,21 @@ def test_fp16_variant_exists_and_stays_close(exported):
     # the polar angle is read at its most probable bin: fp16 may pick a neighbouring bin on a near tie
     assert rep["same_decoded_classes"] == rep["clips"]
     assert manifest["opset"] >= 17
+    # accdoa (activity x direction) on a clip the export never saw: every activity (the vector's
+    # length) within 0.01 of torch's; the direction of active frames unmoved but for the rare
+    # near-tie where fp16 rounding picks another polar bin
+    model, _ = load_checkpoint(d / "tiny.pt")
+    sp, se = compute_features(_binaural(np.random.default_rng(11), seconds=4.0), 48_000)
+    ref = model.infer(sp, se)[0]
+    got = EncoderRuntime(d / "export", precision="fp16", mirror_tta=False).run(sp, se).accdoa
+    na, nb = np.linalg.norm(ref, axis=-1), np.linalg.norm(got, axis=-1)
+    assert np.abs(na - nb).max() < 1e-2
+    active = na > 0.1
+    assert active.mean() > 0.5
+    cos = (ref * got).sum(-1) / np.maximum(na * nb, 1e-9)
+    angle = np.degrees(np.arccos(np.clip(cos, -1, 1)))[active]
+    assert np.percentile(angle, 99) < 1.0
+    assert (angle > 360 / model.cfg.polar_bins).mean() < 0.01
 
 
 @pytest.mark.parametrize("stateful", [True, False])
@@ -258,14 +273,87 @@ def test_head_scale_lets_the_shipped_encoder_hear_a_larger_head():
     assert got.shape == whole.shape and np.abs(got - whole).max() < 1e-4
 
 
-def test_localizer_on_a_clip_at_another_rate_resamples(exported):
-    d, _ = exported
-    from agent.core.predictor import Clip
-
-    loc = EncoderLocalizer(d / "export")
-    audio = _binaural(np.random.default_rng(2), seconds=2.0)
+def test_localizer_on_a_clip_at_another_rate_resamples():
+    """A 44.1 kHz recording is heard as the same scene at 48 kHz: the shipped encoder names the
+    same sources in the same places (within 3 deg), near the truth. Fed to the features without
+    resampling, the interaural delays and pinna notches would sit 9% off."""
     from scipy.signal import resample_poly
 
-    a44 = resample_poly(audio, 147, 160, axis=-1).astype(np.float32)
-    for est in loc.localize(Clip("x", a44, 44_100)):
-        assert -180 < est.azimuth_deg <= 180 and -90 <= est.elevation_deg <= 90
+    from agent.core.geometry import great_circle_deg
+    from agent.core.predictor import Clip
+    from training.synth.config import SynthConfig
+    from training.synth.scenes import render_scene, sample_spec
+
+    cfg = SynthConfig(split="bench", heads=("kemar-mit",), min_sources=1, max_sources=1, p_reverberant=0.0,
+                      duration_s=2.0, event_duration_s=(2.0, 2.0), snr_db=(30.0, 30.0),
+                      classes=("speech", "clapping", "footsteps")).validate()
+    loc = EncoderLocalizer(mirror_tta=False)
+    errors = []
+    for i in range(3):
+        audio, scene = render_scene(sample_spec(cfg, 11, i), cfg)
+        at48 = loc.localize(Clip(scene.id, audio, 48_000))
+        at44 = loc.localize(Clip(scene.id, resample_poly(audio, 147, 160, axis=-1).astype(np.float32), 44_100))
+        assert [p.label for p in at44] == [p.label for p in at48] and at48
+        for a, b in zip(at44, at48, strict=True):
+            assert great_circle_deg(a.azimuth_deg, a.elevation_deg, b.azimuth_deg, b.elevation_deg) < 3.0
+        true = scene.sources[0]
+        errors.append(min(great_circle_deg(p.azimuth_deg, p.elevation_deg, true.azimuth_deg, true.elevation_deg)
+                          for p in at44))
+    assert np.mean(errors) < 30.0
+
+
+def test_export_refuses_a_folder_it_did_not_make(exported, tmp_path):
+    """Exporting into a project folder must not delete what is in it."""
+    d, _ = exported
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "README.md").write_text("mine")
+    with pytest.raises(BinauraError, match="README.md"):
+        export_encoder(d / "tiny.pt", proj, fp16=False)
+    assert [p.name for p in proj.iterdir()] == ["README.md"] and (proj / "README.md").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["proj"]  # no temp folder left
+
+
+def test_a_broken_export_fails_its_gates_and_replaces_nothing(exported, tmp_path, monkeypatch):
+    """An ONNX graph that no longer computes what torch does (here: a distance bias off by 0.01,
+    as a broken exporter might write) is refused before the swap; the earlier export stays."""
+    import copy
+
+    import export.encoder_export as ee
+    from agent.localize.encoder import sha256_file
+
+    d, _ = exported
+    out = tmp_path / "out"
+    good = ee.export_encoder(d / "tiny.pt", out, fp16=False)
+    assert good["gates"]["fp32_max_abs_diff"] == 1e-4
+    before = sha256_file(out / "encoder.onnx")
+    real = ee._export_onnx
+
+    def broken(model, path):
+        bad = copy.deepcopy(model)
+        with torch.no_grad():
+            bad.distance_head.bias += 0.01
+        real(bad, path)
+
+    monkeypatch.setattr(ee, "_export_onnx", broken)
+    with pytest.raises(BinauraError, match=r"fp32 ONNX differs from torch by 0\.01 on log_distance") as e:
+        ee.export_encoder(d / "tiny.pt", out, fp16=False)
+    assert "was left as it was" in str(e.value)
+    assert sha256_file(out / "encoder.onnx") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_export_gates_name_each_miss():
+    from export.encoder_export import ExportGates
+
+    ok = {"max_abs_diff": dict.fromkeys(("accdoa", "log_distance"), 1e-6), "clips": 4,
+          "same_decoded_classes": 4, "max_direction_diff_deg": 0.01}
+    assert ExportGates().failures({"fp32": ok, "fp16": ok, "stream_fp32": ok}, polar_bins=24) == []
+    classes = {**ok, "same_decoded_classes": 3}
+    turned = {**ok, "max_direction_diff_deg": 16.0}  # more than one 15-degree polar bin
+    stream = {**ok, "max_abs_diff": {"accdoa": 3e-4, "log_distance": 0.0}}
+    got = ExportGates().failures({"fp32": classes, "fp16": turned, "stream_fp32": stream}, polar_bins=24)
+    assert len(got) == 3
+    assert "fp32 ONNX decodes other classes than torch on 1 of 4 clips" in got[0]
+    assert "fp16 ONNX moves a decoded direction by 16.00 deg (allowed 15)" in got[1]
+    assert "stateful stream differs from the whole-clip pass by 0.0003 on accdoa" in got[2]

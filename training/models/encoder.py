@@ -22,6 +22,7 @@ Outputs per output frame (10 per second for the default):
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -151,25 +152,54 @@ def n_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _plain(value, where: str):
+    """`value` as what `torch.load(weights_only=True)` reads back: tensors, dicts, lists,
+    strings, numbers, None (numpy scalars and arrays become numbers and lists)."""
+    if isinstance(value, np.generic):  # before float: np.float64 is a float subclass
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: _plain(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise BinauraError(f"checkpoint entry {where} is a {type(value).__name__}; a checkpoint holds tensors and "
+                       f"plain data only")
+
+
 def save_checkpoint(path: str | os.PathLike, model: BinauralEncoder, **extra) -> None:
-    """Weights with the config that built them; written to a temp name, then renamed."""
+    """Weights with the config that built them, as tensors and plain data (what `load_checkpoint`
+    reads with weights_only); written to a temp name, then renamed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"format": "binaura-encoder-v1", "config": model.cfg.to_dict(),
-                "model": model.state_dict(), **extra}, tmp)
+    ck = {"format": "binaura-encoder-v1", "config": model.cfg.to_dict(), "model": model.state_dict(), **extra}
+    torch.save(_plain(ck, "checkpoint"), tmp)
     os.replace(tmp, path)
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[BinauralEncoder, dict]:
-    """A model ready for eval, and the checkpoint dict (history, step, ...)."""
+    """A model ready for eval, and the checkpoint dict (history, step, ...).
+
+    The file is read with `weights_only=True`: tensors and plain data only (dicts, lists,
+    strings, numbers). A checkpoint is untrusted input (a path on the command line), and a
+    full unpickle would run whatever code a crafted file names."""
     path = Path(path)
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as e:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise BinauraError(f"{path}: refusing to load: it holds Python objects other than tensors and plain "
+                           f"data, which a binaura checkpoint never does ({str(e).splitlines()[0]})") from e
+    except (OSError, RuntimeError, EOFError, ValueError) as e:
         raise BinauraError(f"{path}: not a readable torch checkpoint ({e})") from e
     if not isinstance(ck, dict) or ck.get("format") != "binaura-encoder-v1":
         raise BinauraError(f"{path}: expected a binaura encoder checkpoint (format binaura-encoder-v1)")
+    if not isinstance(ck.get("config"), dict) or not isinstance(ck.get("model"), dict) or not all(
+            isinstance(v, torch.Tensor) for v in ck["model"].values()):
+        raise BinauraError(f"{path}: a binaura encoder checkpoint needs 'config' (a dict) and 'model' "
+                           f"(a state dict of tensors)")
     model = BinauralEncoder(EncoderConfig.from_dict(ck["config"]))
     model.load_state_dict(ck["model"])
     return model.eval(), ck

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +18,20 @@ from tqdm import tqdm
 from agent.core.dataset import read_dataset, read_wav, write_json
 from agent.core.errors import BinauraError
 from agent.core.features import SPATIAL_CHANNELS, FeatureConfig, compute_features
+from agent.core.outdir import OutputKind, output_folder
 from training.models.config import EncoderConfig
 from training.models.targets import seld_targets
 
 CACHE_FORMAT = "binaura-feature-cache-v1"
+#: A cache folder (and how one made before output markers is recognised).
+CACHE_KIND = OutputKind("feature-cache", manifest="meta.json", names=("spatial.npy", "semantic.npy", "targets.npz"))
 _STATE: dict = {}
 
 
 def _features_one(i: int):
     ds, feat = _STATE["ds"], _STATE["feat"]
     scene = ds.scenes[i]
-    audio, rate = read_wav(ds.root / scene.audio)
+    audio, rate = read_wav(ds.audio_path(scene))
     if rate != feat.sample_rate_hz:
         raise BinauraError(f"{scene.audio}: {rate} Hz; the encoder's features need {feat.sample_rate_hz} Hz")
     spatial, semantic = compute_features(audio, rate, feat, where=scene.audio)
@@ -50,10 +52,14 @@ def build_cache(data: str | os.PathLike, out: str | os.PathLike, cfg: EncoderCon
     n_out = n_frames // pool
     if n_out < 1:
         raise BinauraError(f"{data}: clips shorter than one output frame")
-    out = Path(out)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    with output_folder(out, CACHE_KIND) as tmp:
+        _write_cache(ds, data, tmp, cfg, n_frames, n_out, workers, progress)
+    return Path(out)
+
+
+def _write_cache(ds, data, tmp: Path, cfg: EncoderConfig, n_frames: int, n_out: int, workers: int | None,
+                 progress: bool) -> None:
+    feat, pool = cfg.features, cfg.spatial.time_pool
     n, f = len(ds.scenes), feat.n_mels
     spatial = np.lib.format.open_memmap(tmp / "spatial.npy", "w+", np.float16, (n, len(SPATIAL_CHANNELS), n_frames, f))
     semantic = np.lib.format.open_memmap(tmp / "semantic.npy", "w+", np.float16, (n, n_frames, f))
@@ -89,9 +95,6 @@ def build_cache(data: str | os.PathLike, out: str | os.PathLike, cfg: EncoderCon
         "spatial_mean": sp.mean(axis=(0, 2)).tolist(), "spatial_std": sp.std(axis=(0, 2)).tolist(),
         "semantic_mean": se.mean(axis=(0, 1)).tolist(), "semantic_std": se.std(axis=(0, 1)).tolist()})
     del spatial, semantic
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
-    return out
 
 
 class FeatureCache:

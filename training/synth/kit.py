@@ -29,6 +29,7 @@ import numpy as np
 from agent.core.audio import resample_to
 from agent.core.dataset import write_json
 from agent.core.errors import BinauraError
+from agent.core.outdir import OutputKind, output_folder
 
 KIT_ENV = "BINAURA_SYNTH_KIT"
 KIT_FORMAT = "binaura-synth-kit-v1"
@@ -36,6 +37,8 @@ KIT_FILE = "kit.json"
 #: Pool audio rate: the TTS voices render at 16-22.05 kHz, so 24 kHz keeps all they carry.
 POOL_RATE_HZ = 24000
 THEME_FILES = ("alarm-clock-elapsed.oga", "phone-incoming-call.oga")
+#: A kit folder (and how one made before output markers is recognised).
+KIT_KIND = OutputKind("synth-kit", manifest=KIT_FILE, names=("kemar.npz", "themes", "speech"))
 
 
 def kit_dir() -> Path | None:
@@ -100,19 +103,21 @@ def pack_kit(out: str | os.PathLike, per_voice: int = 30, seed: int = 0) -> dict
     Needs what the synthesizer needs here (slab + PortAudio, the theme package,
     espeak-ng and flite); the utterances go through the speech cache.
     """
+    if per_voice < 1:
+        raise BinauraError(f"--per-voice must be >= 1, got {per_voice}")
+    if os.environ.get(KIT_ENV):
+        raise BinauraError(f"unset {KIT_ENV} to pack a kit: it is made from the system's own sources")
+    with output_folder(out, KIT_KIND) as tmp:
+        return _write_kit(tmp, per_voice, seed)
+
+
+def _write_kit(tmp: Path, per_voice: int, seed: int) -> dict:
     import soundfile as sf  # noqa: PLC0415
 
     from training.synth import sounds, speech  # noqa: PLC0415
     from training.synth.hrtf import slab_kemar_raw  # noqa: PLC0415
 
-    if per_voice < 1:
-        raise BinauraError(f"--per-voice must be >= 1, got {per_voice}")
-    if os.environ.get(KIT_ENV):
-        raise BinauraError(f"unset {KIT_ENV} to pack a kit: it is made from the system's own sources")
-    out = Path(out)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "themes").mkdir(parents=True)
+    (tmp / "themes").mkdir()
     (tmp / "speech").mkdir()
     hrir, rate, sources = slab_kemar_raw()
     np.savez_compressed(tmp / "kemar.npz", hrir=hrir.astype(np.float32), rate_hz=rate, sources=sources)
@@ -147,6 +152,4 @@ def pack_kit(out: str | os.PathLike, per_voice: int = 30, seed: int = 0) -> dict
                 "speech_rate_hz": POOL_RATE_HZ, "per_voice": per_voice, "seed": seed,
                 "sha256": digest.hexdigest()}
     write_json(tmp / KIT_FILE, manifest)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
     return manifest
