@@ -80,6 +80,25 @@ def test_seld_score_orders_validation_passes():
     assert seld_score({}) == 1.0  # nothing decoded: the worst score
 
 
+def test_seld_score_ranks_right_places_above_the_right_count_in_wrong_places():
+    """Three sources: one model finds all three, classes and distances right, each 30 deg off;
+    the other finds two of them in the right places and misses the third. The count-only F1
+    (1 against 0.8) made the first score better; the DCASE detection_f1 counts its three
+    detections as misses outside the 20 deg gate, and the second scores better."""
+    from agent.core.scene import Scene, SourceEstimate, SourceLabel
+    from training.eval.metrics import localization_metrics, match_clip
+
+    truth = [("dog", 0.0), ("siren", 90.0), ("alarm", -120.0)]
+    sc = Scene("s", "a.wav", 48000, 5.0, [SourceLabel(lab, az, 0.0, 2.0, 0.0, 1.0) for lab, az in truth],
+               None, "kemar-mit")
+    wrong_places = localization_metrics([match_clip(sc, [SourceEstimate(az + 30.0, 0.0, 2.0, lab)
+                                                         for lab, az in truth])])
+    right_places = localization_metrics([match_clip(sc, [SourceEstimate(az, 0.0, 2.0, lab)
+                                                         for lab, az in truth[:2]])])
+    assert seld_score(wrong_places) > seld_score(right_places)
+    assert wrong_places["detection_f1"] == 0.0 and right_places["detection_f1"] == pytest.approx(0.8)
+
+
 def test_fine_tuning_extends_the_lineage_and_resuming_keeps_it(cache, tmp_path):
     """A checkpoint lists every training stage behind its weights: a fine-tune appends its own
     entry to its init's, and a resumed run updates its entry instead of adding one."""

@@ -10,6 +10,11 @@ def scene(*sources, room=None, head="kemar-mit"):
                  room, head)
 
 
+def f1_keys(m):
+    """(detection_f1, detection_f1_20deg_any_class, detection_f1_unlocated)"""
+    return m["detection_f1"], m["detection_f1_20deg_any_class"], m["detection_f1_unlocated"]
+
+
 def test_hungarian_matching_pairs_nearest_sources():
     sc = scene(("dog", 30.0, 0.0, 2.0), ("siren", -90.0, 0.0, 3.0))
     preds = [SourceEstimate(-80.0, 0.0, 3.5, "siren"), SourceEstimate(40.0, 0.0, 1.0, "dog")]
@@ -36,11 +41,82 @@ def test_by_label_pairs_each_sound_with_its_own_class():
 
 def test_misses_and_false_alarms_enter_f1_only():
     sc = scene(("dog", 30.0, 0.0, 2.0), ("siren", -90.0, 0.0, 3.0))
-    m = localization_metrics([match_clip(sc, [SourceEstimate(30.0)])])
+    m = localization_metrics([match_clip(sc, [SourceEstimate(30.0, 0.0, None, "dog")])])
     assert m["detection_f1"] == pytest.approx(2 * 1 / (2 + 1))
     assert m["angular_error_mean_deg"] == 0.0
-    m = localization_metrics([match_clip(sc, [SourceEstimate(30.0), SourceEstimate(-90.0), SourceEstimate(170.0)])])
-    assert m["detection_f1"] == pytest.approx(4 / 5)
+    preds = [SourceEstimate(30.0, 0.0, None, "dog"), SourceEstimate(-90.0, 0.0, None, "siren"),
+             SourceEstimate(170.0, 0.0, None, "dog")]
+    m = localization_metrics([match_clip(sc, preds)])
+    assert f1_keys(m) == (pytest.approx(4 / 5),) * 3
+
+
+def test_a_detection_of_the_right_class_counts_only_within_20_deg():
+    """DCASE F_20deg: the right class 170 deg off is a miss and a false alarm (the count-only
+    form still calls it a hit); 15 deg off is a hit. The gate is on the great-circle angle:
+    35 deg of azimuth at 60 deg elevation is 17 deg on the sphere, 25 deg of elevation is 25."""
+    sc = scene(("dog", 30.0, 0.0, 2.0))
+    far = localization_metrics([match_clip(sc, [SourceEstimate(-160.0, 0.0, 2.0, "dog")])])
+    assert far["detection_f1"] == 0.0  # TP 0, FP 1, FN 1
+    assert f1_keys(far) == (0.0, 0.0, 1.0)
+    near = localization_metrics([match_clip(sc, [SourceEstimate(45.0, 0.0, 2.0, "dog")])])
+    assert f1_keys(near) == (1.0, 1.0, 1.0)
+    from training.eval.metrics import DETECTION_GATE_DEG
+
+    for off, f1 in ((DETECTION_GATE_DEG - 0.1, 1.0), (DETECTION_GATE_DEG + 0.1, 0.0)):
+        m = localization_metrics([match_clip(sc, [SourceEstimate(30.0 + off, 0.0, None, "dog")])])
+        assert m["detection_f1"] == f1
+    high = scene(("dog", 0.0, 60.0, 2.0))
+    assert localization_metrics([match_clip(high, [SourceEstimate(35.0, 60.0, None, "dog")])])["detection_f1"] == 1.0
+    assert localization_metrics([match_clip(high, [SourceEstimate(0.0, 35.0, None, "dog")])])["detection_f1"] == 0.0
+    # two sources, one detected in place and one 170 deg off: TP 1, FP 1, FN 1
+    two = scene(("dog", 30.0, 0.0, 2.0), ("siren", -90.0, 0.0, 3.0))
+    m = localization_metrics([match_clip(two, [SourceEstimate(30.0, 0.0, None, "dog"),
+                                              SourceEstimate(80.0, 0.0, None, "siren")])])
+    assert f1_keys(m) == (pytest.approx(0.5), pytest.approx(0.5), 1.0)
+
+
+def test_a_detection_of_the_wrong_class_is_a_miss_however_close():
+    """5 deg off with the wrong class: a miss and a false alarm for detection_f1, a hit for
+    the class-blind forms."""
+    m = localization_metrics([match_clip(scene(("dog", 30.0, 0.0, 2.0)), [SourceEstimate(35.0, 0.0, 2.0, "siren")])])
+    assert m["detection_f1"] == 0.0
+    assert f1_keys(m) == (0.0, 1.0, 1.0)
+    assert m["angular_error_mean_deg"] == pytest.approx(5.0) and m["class_accuracy"] == 0.0
+
+
+def test_classes_swapped_between_two_sources_are_misses():
+    """Each prediction sits on a source but names the other one's class: matched class by
+    class (DCASE), each is 120 deg from its own class's source, so TP 0, FP 2, FN 2."""
+    sc = scene(("dog", 30.0, 0.0, 2.0), ("siren", -90.0, 0.0, 3.0))
+    m = localization_metrics([match_clip(sc, [SourceEstimate(30.0, 0.0, 2.0, "siren"),
+                                              SourceEstimate(-90.0, 0.0, 3.0, "dog")])])
+    assert m["detection_f1"] == 0.0
+    assert f1_keys(m) == (0.0, 1.0, 1.0)
+    # two of one class: matched within the class by the Hungarian algorithm on the angle
+    dogs = scene(("dog", 0.0, 0.0, 2.0), ("dog", 90.0, 0.0, 2.0))
+    m = localization_metrics([match_clip(dogs, [SourceEstimate(85.0, 0.0, None, "dog"),
+                                               SourceEstimate(5.0, 0.0, None, "dog")])])
+    assert m["detection_f1"] == 1.0
+
+
+def test_a_model_without_classes_has_null_class_aware_f1_and_every_key():
+    """GCC-PHAT names no class: detection_f1 is null everywhere (it cannot score a class-aware
+    hit), the location-only gated F1 scores it, and every key is present in every condition.
+    A classifying model that predicted nothing in one condition scores 0 there, not null."""
+    one, two = scene(("dog", 30.0, 0.0, 2.0)), scene(("dog", 30.0, 0.0, 2.0), ("siren", -90.0, 0.0, 3.0))
+    m = localization_metrics([match_clip(one, [SourceEstimate(40.0)]),
+                              match_clip(two, [SourceEstimate(30.0), SourceEstimate(90.0)])])
+    assert m["detection_f1"] is None
+    from training.eval.metrics import EXTRA_KEYS, METRIC_KEYS
+
+    for mm in [m, *m["by_condition"].values()]:
+        assert set(METRIC_KEYS) | set(EXTRA_KEYS) <= set(mm)
+        assert mm["detection_f1"] is None
+    assert m["detection_f1_20deg_any_class"] == pytest.approx(2 * 2 / (3 + 3))
+    assert m["by_condition"]["n_sources=2"]["detection_f1_20deg_any_class"] == pytest.approx(0.5)
+    m = localization_metrics([match_clip(one, [SourceEstimate(30.0, 0.0, None, "dog")]), match_clip(two, [])])
+    assert m["by_condition"]["n_sources=2"]["detection_f1"] == 0.0
+    assert m["detection_f1"] == pytest.approx(2 / (3 + 1))
 
 
 def test_front_back_confusion_is_counted():
@@ -217,3 +293,39 @@ def test_floor_score_interval_holds_the_score_and_pairs_a_steady_gain():
     assert floor_score_interval([match_clip(scene(("dog", 0.0, 0.0, 2.0)), [SourceEstimate(10.0)])]) is None
     with pytest.raises(ValueError, match="same clips"):
         floor_score_interval(a, minus=b[:-1])
+
+
+def test_pooled_detection_f1_equals_the_f1_of_summed_clip_counts():
+    """detection_f1 pools TP, FP and FN over clips (never a mean of per-clip F1s); the per-clip
+    counts, and the per-clip parts a clip bootstrap resamples (`_ratio_parts`), give back
+    exactly the pooled value of each detection key in every condition."""
+    # by hand: clip 1 two hits (TP 2); clip 2 the wrong class (FP 1, FN 1); clip 3 nothing
+    # heard (FN 1): 2 * 2 / (2 * 2 + 1 + 2) = 4/7, where the mean of per-clip F1s is 1/3
+    a = scene(("dog", 30.0, 0.0, 2.0), ("siren", -90.0, 0.0, 3.0))
+    b = scene(("dog", 30.0, 0.0, 2.0))
+    hand = [match_clip(a, [SourceEstimate(35.0, 0.0, None, "dog"), SourceEstimate(-80.0, 0.0, None, "siren")]),
+            match_clip(b, [SourceEstimate(30.0, 0.0, None, "siren")]), match_clip(b, [])]
+    assert localization_metrics(hand)["detection_f1"] == pytest.approx(4 / 7)
+    assert [r.detection_counts("detection_f1") for r in hand] == [(2, 0, 0), (0, 1, 1), (0, 0, 1)]
+    from training.eval.metrics import DETECTION_KEYS, _by_condition, _ratio_parts
+
+    rng = np.random.default_rng(5)
+    labels = ("dog", "siren", "alarm")
+    res = []
+    for i in range(60):
+        n = int(rng.integers(1, 4))
+        truth = [(labels[k], float(rng.uniform(-180, 180)), float(rng.uniform(-40, 60)), 2.0)
+                 for k in rng.permutation(3)[:n]]
+        preds = [SourceEstimate(az + float(rng.normal(0, 25)), el, None, str(rng.choice(labels)))
+                 for _, az, el, _ in truth if rng.random() < 0.85]
+        preds += [SourceEstimate(float(rng.uniform(-180, 180)), 0.0, None, "dog")] * int(rng.random() < 0.2)
+        res.append(match_clip(scene(*truth, room={"rt60_s": 0.4} if i % 2 else None), preds))
+    m = localization_metrics(res)
+    groups = {"all": res, **_by_condition(res)}
+    for cond, clips in groups.items():
+        mm = m if cond == "all" else m["by_condition"][cond]
+        for key in DETECTION_KEYS:
+            tp, fp, fn = np.sum([r.detection_counts(key) for r in clips], axis=0)
+            num, den = _ratio_parts(clips, key)
+            assert mm[key] == pytest.approx(2 * tp / (2 * tp + fp + fn)) == pytest.approx(num.sum() / den.sum())
+    assert 0.0 < m["detection_f1"] < m["detection_f1_20deg_any_class"] < m["detection_f1_unlocated"] < 1.0

@@ -76,13 +76,16 @@ def _fmt(v, pct=False):
 
 
 def localize_table(all_metrics: dict[str, dict], conditions: bool = True) -> str:
-    """A table: one row per (model, condition)."""
+    """A table: one row per (model, condition). det_f1 is the DCASE F-score (class and
+    direction within 20 deg; `-` for a model without classes), det_f1_any20 the same gate
+    without the class check (training.eval.metrics)."""
     cols = [("n_sources", "n", False), ("angular_error_mean_deg", "ang_err", False),
             ("azimuth_mae_deg", "az_mae", False), ("elevation_mae_deg", "el_mae", False),
             ("front_back_confusion", "fb_conf", True), ("er20", "er20", True),
             ("distance_mae_m", "dist_mae", False), ("distance_er05", "der05", True),
-            ("class_accuracy", "cls_acc", True), ("detection_f1", "det_f1", True)]
-    assert {c for c, _, _ in cols} == set(METRIC_KEYS)
+            ("class_accuracy", "cls_acc", True), ("detection_f1", "det_f1", True),
+            ("detection_f1_20deg_any_class", "det_f1_any20", True)]
+    assert set(METRIC_KEYS) <= {c for c, _, _ in cols}
     rows = [["model", "condition"] + [h for _, h, _ in cols]]
     for model, m in all_metrics.items():
         items = [("all", m)] + (list(m["by_condition"].items()) if conditions else [])

@@ -1,20 +1,42 @@
 """Localization metrics with Hungarian matching (as the DCASE SELD metrics do).
 
 Per clip, predictions are matched to true sources by the Hungarian algorithm
-on great-circle distance. Matched pairs are true positives for detection_f1
-(unmatched true sources are misses, unmatched predictions false alarms) and
-feed every error metric. A matched source is a front/back confusion when
-mirroring the prediction across the ear axis more than halves its error.
-Keys follow ARCHITECTURE.md; a metric a model cannot produce is null. One
-extra key, lateral_error_mean_deg, is the error of the interaural-polar
-lateral angle: the part of the direction that ITD and ILD alone determine
-(free of front/back and elevation ambiguity on the cone of confusion).
+on great-circle distance; the matched pairs feed every error metric. A matched
+source is a front/back confusion when mirroring the prediction across the ear
+axis more than halves its error.
+
+Detection is scored three ways (every key always present, null where it does
+not apply); in each, a true positive (TP) uses up one prediction and one
+source, FP = predictions - TP and FN = sources - TP, and F1 = 2 TP / (2 TP +
+FP + FN), pooled over all sources and clips:
+- detection_f1: the DCASE SELD location-aware, class-dependent F-score within
+  20 deg (Mesaros et al., "Joint measurement of localization and detection of
+  sound events", WASPAA 2019; DCASE 2020-2024 Task 3, "F_20deg"). Within each
+  class, the clip's predictions of that class are matched to its sources of
+  that class by the Hungarian algorithm on the angle; a pair is a TP only if
+  its great-circle error is <= DETECTION_GATE_DEG. A pair outside the gate is
+  both an FP and an FN, a prediction of a class the clip does not hold (or of
+  no class) an FP. Departures from DCASE: sources are clip-level lists, not
+  1-s segments, and the F-score is pooled over classes (micro, DCASE 2020-2021)
+  rather than averaged per class (macro, 2022-2024). Null for a class-less
+  model (one that names no class in any prediction of the run, like GCC-PHAT):
+  it cannot score a TP, and 0 would read as a model that tried.
+- detection_f1_20deg_any_class: the same gate without the class check, on the
+  direction pairs above; every model has it (the class-less ones' detection).
+- detection_f1_unlocated: the count-only form, every direction pair a TP
+  however far off (what detection_f1 was before the DCASE form); it measures
+  whether the number of sources is right, not where they are.
+
+Keys follow ARCHITECTURE.md. Extra keys: the two detection forms above and
+lateral_error_mean_deg, the error of the interaural-polar lateral angle: the
+part of the direction that ITD and ILD alone determine (free of front/back and
+elevation ambiguity on the cone of confusion).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -29,9 +51,16 @@ from agent.core.scene import Scene, SourceEstimate
 
 ER20_DEG = 20.0
 DISTANCE_ER_M = 0.5
+#: the DCASE SELD gate: a detection is a true positive only within this great-circle angle of
+#: its source (the "20" in F_20deg; DCASE 2020-2024 Task 3)
+DETECTION_GATE_DEG = 20.0
 METRIC_KEYS = ("n_sources", "angular_error_mean_deg", "azimuth_mae_deg", "elevation_mae_deg",
                "front_back_confusion", "er20", "distance_mae_m", "distance_er05",
                "class_accuracy", "detection_f1")
+#: the detection F1 keys (see the module docstring), each with the true positives it counts
+DETECTION_KEYS = ("detection_f1", "detection_f1_20deg_any_class", "detection_f1_unlocated")
+#: keys every `aggregate` holds beside METRIC_KEYS
+EXTRA_KEYS = ("detection_f1_20deg_any_class", "detection_f1_unlocated", "lateral_error_mean_deg")
 
 
 @dataclass
@@ -52,21 +81,63 @@ class Pair:
 
 @dataclass
 class ClipResult:
+    """One clip's matching. pairs: the direction pairs (or class pairs with by_label);
+    class_pairs: (true index, prediction index, great-circle error in deg) of the DCASE
+    within-class matching, whatever by_label was; n_labelled: predictions that name a class."""
+
     scene: Scene
     pairs: list[Pair]
     n_true: int
     n_pred: int
+    class_pairs: list[tuple[int, int, float]] = field(default_factory=list)
+    n_labelled: int = 0
+
+    def true_positives(self, key: str) -> int:
+        """The clip's true positives under one of DETECTION_KEYS (module docstring): class and
+        direction within DETECTION_GATE_DEG, direction only within it, or any direction pair."""
+        if key == "detection_f1":
+            return sum(err <= DETECTION_GATE_DEG for _, _, err in self.class_pairs)
+        if key == "detection_f1_20deg_any_class":
+            return sum(p.angular_deg <= DETECTION_GATE_DEG for p in self.pairs)
+        if key == "detection_f1_unlocated":
+            return len(self.pairs)
+        raise KeyError(f"{key!r} is not one of {', '.join(DETECTION_KEYS)}")
+
+    def detection_counts(self, key: str) -> tuple[int, int, int]:
+        """(TP, FP, FN) under one of DETECTION_KEYS: each TP uses up one prediction and one
+        source, every other prediction is an FP and every other source an FN."""
+        tp = self.true_positives(key)
+        return tp, self.n_pred - tp, self.n_true - tp
+
+
+def _class_pairs(truth, preds, cost: np.ndarray) -> list[tuple[int, int, float]]:
+    """The DCASE SELD matching: within each class, the Hungarian assignment of that class's
+    predictions to that class's sources on the great-circle angle (cost: (sources, predictions)
+    deg). A prediction of no class, or of a class the clip does not hold, pairs with nothing."""
+    out = []
+    for label in sorted({t.label for t in truth}):
+        ti = [i for i, t in enumerate(truth) if t.label == label]
+        pi = [j for j, p in enumerate(preds) if p.label is not None and p.label == label]
+        if not pi:
+            continue
+        sub = cost[np.ix_(ti, pi)]
+        rows, cols = linear_sum_assignment(sub)
+        out += [(ti[r], pi[c], float(sub[r, c])) for r, c in zip(rows, cols)]
+    return sorted(out)
 
 
 def match_clip(scene: Scene, preds: list[SourceEstimate], by_label: bool = False) -> ClipResult:
     """Pair true and predicted sources by direction (Hungarian on the great-circle angle), as
-    the benchmark scores them. by_label: pair only sources of the same class (the same sound,
-    wherever it was heard), as the demo reports a classifying model."""
+    the benchmark scores them, and class by class for detection_f1 (`_class_pairs`). by_label:
+    make `pairs` the class pairs too (the same sound, wherever it was heard), as the demo
+    reports a classifying model; the benchmark never sets it."""
     truth = scene.sources
     pairs: list[Pair] = []
+    class_pairs: list[tuple[int, int, float]] = []
     if truth and preds:
         cost = np.array([[great_circle_deg(p.azimuth_deg, p.elevation_deg, t.azimuth_deg, t.elevation_deg)
                           for p in preds] for t in truth])
+        class_pairs = _class_pairs(truth, preds, cost)
         other_class = np.array([[p.label != t.label for p in preds] for t in truth]) if by_label else None
         rows, cols = linear_sum_assignment(cost if other_class is None else cost + 1e6 * other_class)
         for r, c in zip(rows, cols):
@@ -85,7 +156,8 @@ def match_clip(scene: Scene, preds: list[SourceEstimate], by_label: bool = False
                               abs(float(lateral_angle_deg(p.azimuth_deg, p.elevation_deg))
                                   - float(lateral_angle_deg(t.azimuth_deg, t.elevation_deg))),
                               int(r), int(c)))
-    return ClipResult(scene, pairs, len(truth), len(preds))
+    return ClipResult(scene, pairs, len(truth), len(preds), class_pairs,
+                      sum(p.label is not None for p in preds))
 
 
 def _mean(xs) -> float | None:
@@ -93,11 +165,31 @@ def _mean(xs) -> float | None:
     return float(np.mean(xs)) if len(xs) else None
 
 
-def aggregate(results: list[ClipResult]) -> dict:
+def is_classless(results: list[ClipResult]) -> bool:
+    """True for a model that names no class: it made predictions and none of them has a label
+    (GCC-PHAT). A run without any prediction is not class-less: it just detected nothing."""
+    return sum(r.n_pred for r in results) > 0 and not any(r.n_labelled for r in results)
+
+
+def detection_f1(results: list[ClipResult], key: str = "detection_f1",
+                 classless: bool | None = None) -> float | None:
+    """F1 = 2 TP / (2 TP + FP + FN) under one of DETECTION_KEYS, with TP, FP and FN summed over
+    all clips (pooled, never a mean of per-clip F1s). None when the clips hold no source and no
+    prediction, and for detection_f1 (class-aware) when the model is class-less (classless:
+    None reads it from these results; `localization_metrics` passes the whole run's, so that
+    every condition of one model reports alike)."""
+    if key == "detection_f1" and (is_classless(results) if classless is None else classless):
+        return None
+    tp, fp, fn = np.array([r.detection_counts(key) for r in results], int).reshape(-1, 3).sum(axis=0)
+    return float(2 * tp / (2 * tp + fp + fn)) if 2 * tp + fp + fn else None
+
+
+def aggregate(results: list[ClipResult], classless: bool | None = None) -> dict:
+    """METRIC_KEYS and EXTRA_KEYS over the clips; a metric nothing measured is None. classless:
+    as in `detection_f1`."""
     pairs = [p for r in results for p in r.pairs]
     tp = len(pairs)
     n_true = sum(r.n_true for r in results)
-    n_pred = sum(r.n_pred for r in results)
     dist = [p.distance_err_m for p in pairs if p.distance_err_m is not None]
     cls = [p.class_ok for p in pairs if p.class_ok is not None]
     return {
@@ -111,7 +203,7 @@ def aggregate(results: list[ClipResult]) -> dict:
         "distance_er05": _mean([d > DISTANCE_ER_M for d in dist]),
         # Unlabelled predictions count as misses once a model names any class at all.
         "class_accuracy": (sum(1 for p in pairs if p.class_ok) / tp) if cls and tp else None,
-        "detection_f1": (2 * tp / (n_true + n_pred)) if (n_true + n_pred) else None,
+        **{key: detection_f1(results, key, classless) for key in DETECTION_KEYS},
         "lateral_error_mean_deg": _mean([p.lateral_deg for p in pairs]),
     }
 
@@ -205,17 +297,29 @@ def _by_condition(results: list[ClipResult]) -> dict[str, list[ClipResult]]:
 
 
 def localization_metrics(results: list[ClipResult]) -> dict:
-    out = aggregate(results)
-    out["by_condition"] = {k: aggregate(v) for k, v in sorted(_by_condition(results).items())}
+    """`aggregate` over all clips, the same keys per condition (`by_condition`) and per true
+    class (`by_class`). Whether the model is class-less is read once from all clips, so a
+    condition where a classifying model predicted nothing scores detection_f1 0, not null."""
+    classless = is_classless(results)
+    out = aggregate(results, classless)
+    out["by_condition"] = {k: aggregate(v, classless) for k, v in sorted(_by_condition(results).items())}
     out["by_class"] = class_metrics(results)
     return out
 
 
-def _ratio_parts(clips: list[ClipResult], key: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per clip, the numerator and denominator of a floor metric as `aggregate` computes it
-    (the metric over clips = sum of numerators / sum of denominators); None where nothing was
-    measured (no clips, no matched pairs, or a model without that output)."""
-    if key == "angular_error_mean_deg":
+def _ratio_parts(clips: list[ClipResult], key: str,
+                 classless: bool | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per clip, the numerator and denominator of a floor metric or a detection F1 as
+    `aggregate` computes it (the metric over clips = sum of numerators / sum of denominators),
+    which is what a clip bootstrap resamples; None where nothing was measured (no clips, no
+    matched pairs, or a model without that output). For DETECTION_KEYS: 2 TP and
+    n_true + n_pred (= 2 TP + FP + FN), classless as in `detection_f1`."""
+    if key in DETECTION_KEYS:
+        if key == "detection_f1" and (is_classless(clips) if classless is None else classless):
+            return None
+        num = [2 * r.true_positives(key) for r in clips]
+        den = [r.n_true + r.n_pred for r in clips]
+    elif key == "angular_error_mean_deg":
         num = [sum(p.angular_deg for p in r.pairs) for r in clips]
         den = [len(r.pairs) for r in clips]
     elif key == "front_back_confusion":
@@ -230,7 +334,7 @@ def _ratio_parts(clips: list[ClipResult], key: str) -> tuple[np.ndarray, np.ndar
             return None
         num = [sum(not p.class_ok for p in r.pairs) for r in clips]
         den = [len(r.pairs) for r in clips]
-    else:  # pragma: no cover - FLOORS names only the keys above
+    else:  # pragma: no cover - FLOORS and DETECTION_KEYS name only the keys above
         raise KeyError(key)
     num_a, den_a = np.asarray(num, float), np.asarray(den, float)
     return (num_a, den_a) if len(clips) and den_a.sum() > 0 else None

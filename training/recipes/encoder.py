@@ -34,6 +34,7 @@ from agent.core.errors import BinauraError, ConfigError
 from agent.core.features import FeatureConfig, mel_band_centres_hz, mirror_spatial
 from agent.core.seld import DecodeConfig, decode_clip
 from training.eval.metrics import (
+    DETECTION_KEYS,
     floor_intervals,
     floor_score,
     floor_score_interval,
@@ -157,8 +158,11 @@ def seld_loss(model_out, accdoa_t, logd_t, active_t, cfg: EncoderTrainConfig,
 
 def seld_score(row: dict) -> float:
     """One number from a validation pass, lower is better (in the spirit of the DCASE SELD
-    score): the mean of angular error / 180 deg, 1 - detection F1, distance error rate
-    (> 0.5 m) and 1 - class accuracy; a missing metric counts as its worst value, 1."""
+    score): the mean of angular error / 180 deg, 1 - detection_f1, distance error rate
+    (> 0.5 m) and 1 - class accuracy; a missing metric counts as its worst value, 1.
+    detection_f1 is the DCASE location-aware, class-dependent F-score (a detection counts
+    only with the right class within 20 deg; training.eval.metrics), so the right number of
+    sources in the wrong places scores as misses and false alarms, not as detections."""
     def get(key, worst=1.0):
         v = row.get(key)
         return worst if v is None else float(v)
@@ -365,7 +369,8 @@ def evaluate(model: BinauralEncoder | OutputEnsemble, cache: FeatureCache, indic
     if results_out is not None:
         results_out.extend(results)
     m = localization_metrics(results)
-    keep = ("angular_error_mean_deg", "front_back_confusion", "distance_er05", "class_accuracy", "detection_f1")
+    keep = ("angular_error_mean_deg", "front_back_confusion", "distance_er05", "class_accuracy",
+            *DETECTION_KEYS)
     one = m["by_condition"].get("n_sources=1", {})
     return {**{f"val_{k}": v / max(1, len(indices)) for k, v in sums.items()},
             **{k: m[k] for k in keep}, "one_source_angular_error_deg": one.get("angular_error_mean_deg"),
@@ -376,7 +381,9 @@ def evaluate(model: BinauralEncoder | OutputEnsemble, cache: FeatureCache, indic
 def tune_decode(model: BinauralEncoder, cache: FeatureCache, indices: np.ndarray, scenes,
                 thresholds=(0.3, 0.4, 0.5, 0.6, 0.7), min_frames=(2, 3, 5, 8)) -> tuple[DecodeConfig, dict]:
     """Choose the decoding threshold and minimum duration on held-out training-split clips
-    (never the benchmark): maximise detection F1 x (1 - ER20)."""
+    (never the benchmark): maximise the count-only detection F1 (detection_f1_unlocated) x
+    (1 - ER20), the rule every shipped checkpoint's decoding was tuned by; ER20 is the term
+    that scores where the detections are. The grid also records the DCASE detection_f1."""
     model.eval()
     dev = next(model.parameters()).device
     outs = []
@@ -392,9 +399,11 @@ def tune_decode(model: BinauralEncoder, cache: FeatureCache, indices: np.ndarray
             res = [match_clip(scenes[ci], decode_clip(a, d, model.cfg.labels, model.cfg.output_rate_hz, dc))
                    for ci, a, d in outs]
             m = localization_metrics(res)
-            score = (m["detection_f1"] or 0.0) * (1.0 - (m["er20"] if m["er20"] is not None else 1.0))
+            er20 = m["er20"] if m["er20"] is not None else 1.0
+            score = (m["detection_f1_unlocated"] or 0.0) * (1.0 - er20)
             table.append({"activity_threshold": th, "min_frames": mf, "score": score,
-                          "detection_f1": m["detection_f1"], "er20": m["er20"],
+                          "detection_f1_unlocated": m["detection_f1_unlocated"], "er20": m["er20"],
+                          "detection_f1": m["detection_f1"],
                           "angular_error_mean_deg": m["angular_error_mean_deg"]})
             if score > best_score:
                 best, best_score = dc, score
