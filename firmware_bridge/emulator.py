@@ -145,7 +145,7 @@ class DeviceEmulator:
                 seq = (seq + 1) % (1 << 32)
             if dev_t >= next_hb:
                 next_hb += self.heartbeat_s
-                yield host, Frame(HEARTBEAT, 0, 0, 0, seq, ts_us, self.rate, int(dev_t * 1000).to_bytes(4, "little"))
+                yield host, Frame(HEARTBEAT, 0, 0, 0, seq, ts_us, self.rate, (int(dev_t * 1000) % (1 << 32)).to_bytes(4, "little"))
                 seq = (seq + 1) % (1 << 32)
 
     @property

@@ -19,6 +19,12 @@ Every message is one frame, little-endian:
 
 On a byte stream (USB CDC, UART) each frame is COBS-encoded and followed by
 0x00; over UDP one datagram carries one raw frame.
+
+A frame whose CRC holds is still checked field by field (`check_fields`): a
+CRC only proves the bytes arrived as sent, not that the sender followed the
+protocol. Every rejection is a FrameError whose `counter` names the decoder
+statistic it is counted under, so a bad frame is a counted fault, never a
+crash further down (a sample rate of 0 used to divide by zero in reassembly).
 """
 
 from __future__ import annotations
@@ -51,9 +57,36 @@ FORMAT_BY_NAME = {v[0]: k for k, v in FORMATS.items()}
 
 HELLO_STRUCT = struct.Struct("<BBBBIBBhHH16s16s")  # 48 bytes
 
+# What a valid frame may carry (docs/bridge-protocol.md, "Validation").
+KNOWN_FLAGS = DISCONTINUITY | CLIPPED | DEVICE_OVERRUN
+AUDIO_CHANNELS = 2  # binaural: L, R interleaved
+MIN_SAMPLE_RATE_HZ = 8_000
+MAX_SAMPLE_RATE_HZ = 192_000
+# Sample indices are computed through float64 (timestamp_us * rate / 1e6): exact below 2**53 us.
+MAX_TIMESTAMP_US = (1 << 53) - 1
+CONTROL_PAYLOAD_BYTES = {HELLO: HELLO_STRUCT.size, START: 0, STOP: 0, SET_GAIN: 2, HEARTBEAT: 4}
+
 
 class FrameError(ValueError):
-    """A frame that must not be used: bad magic, version, length or CRC."""
+    """A frame that must not be used. `counter` names the DecoderStats field that counts it."""
+
+    counter = "framing_errors"  # bad magic, version or length: the bytes are not a frame
+
+
+class CrcError(FrameError):
+    counter = "crc_errors"
+
+
+class InvalidFrameError(FrameError):
+    """The CRC holds but a field breaks the protocol (a firmware bug or a stray sender)."""
+
+    counter = "invalid_frames"
+
+
+class NonFiniteError(InvalidFrameError):
+    """A float32 audio payload holding NaN or Inf: the whole frame is dropped (it becomes a gap)."""
+
+    counter = "nonfinite_frames"
 
 
 def _crc32c_table() -> list[int]:
@@ -123,22 +156,78 @@ def decode_frame(raw: bytes, crc=crc32c) -> Frame:
     """Parse and verify one raw frame; raise FrameError naming what is wrong."""
     if len(raw) < HEADER_SIZE + CRC_SIZE:
         raise FrameError(f"frame of {len(raw)} bytes is shorter than header + CRC ({HEADER_SIZE + CRC_SIZE})")
-    magic, version, mtype, flags, channels, fmt, _res, seq, ts, rate, plen = HEADER.unpack_from(raw)
+    magic, version, mtype, flags, channels, fmt, reserved, seq, ts, rate, plen = HEADER.unpack_from(raw)
     if magic != MAGIC:
         raise FrameError(f"bad magic {magic!r}, expected {MAGIC!r}")
     if version != VERSION:
         raise FrameError(f"protocol version {version}, this host speaks {VERSION}")
+    if plen > MAX_PAYLOAD:
+        raise FrameError(f"payload length {plen} exceeds {MAX_PAYLOAD}")
     if len(raw) != HEADER_SIZE + plen + CRC_SIZE:
         raise FrameError(f"length {len(raw)} does not match payload length {plen}")
     (want,) = struct.unpack_from("<I", raw, HEADER_SIZE + plen)
     if crc(raw[: HEADER_SIZE + plen]) != want:
-        raise FrameError("CRC-32C mismatch")
-    if mtype not in TYPE_NAMES:
-        raise FrameError(f"unknown message type {mtype}")
-    if mtype == AUDIO:
-        if fmt not in FORMATS or channels == 0 or plen % (channels * FORMATS[fmt][1]):
-            raise FrameError(f"audio frame with format {fmt}, {channels} channels, {plen} payload bytes")
-    return Frame(mtype, flags, channels, fmt, seq, ts, rate, bytes(raw[HEADER_SIZE:HEADER_SIZE + plen]))
+        raise CrcError("CRC-32C mismatch")
+    frame = Frame(mtype, flags, channels, fmt, seq, ts, rate, bytes(raw[HEADER_SIZE:HEADER_SIZE + plen]))
+    check_fields(frame, reserved)
+    return frame
+
+
+def _rate_ok(rate_hz: int) -> bool:
+    return MIN_SAMPLE_RATE_HZ <= rate_hz <= MAX_SAMPLE_RATE_HZ
+
+
+def check_fields(frame: Frame, reserved: int = 0) -> None:
+    """Raise InvalidFrameError naming the first field of a CRC-valid frame that breaks the rules.
+
+    The sequence number is any u32 (it wraps); its continuity is the reassembler's business.
+    """
+    t = frame.type
+    if t not in TYPE_NAMES:
+        raise InvalidFrameError(f"unknown message type {t} (known: {sorted(TYPE_NAMES)})")
+    if reserved:
+        raise InvalidFrameError(f"reserved byte is {reserved}, must be 0")
+    if frame.flags & ~KNOWN_FLAGS:
+        raise InvalidFrameError(f"unknown flag bits 0x{frame.flags & ~KNOWN_FLAGS:02x} (known: 0x{KNOWN_FLAGS:02x})")
+    if frame.timestamp_us > MAX_TIMESTAMP_US:
+        raise InvalidFrameError(f"device timestamp {frame.timestamp_us} us exceeds {MAX_TIMESTAMP_US}")
+    n = len(frame.payload)
+    if t != AUDIO:
+        if frame.channels or frame.sample_format:
+            raise InvalidFrameError(f"{TYPE_NAMES[t]} frame with channels {frame.channels}, format "
+                                    f"{frame.sample_format}; control frames carry 0 for both")
+        if frame.sample_rate_hz and not _rate_ok(frame.sample_rate_hz):
+            raise InvalidFrameError(f"{TYPE_NAMES[t]} frame with sample rate {frame.sample_rate_hz} Hz; "
+                                    f"expected 0 or {MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz")
+        if n != CONTROL_PAYLOAD_BYTES[t]:
+            raise InvalidFrameError(f"{TYPE_NAMES[t]} payload of {n} bytes, expected {CONTROL_PAYLOAD_BYTES[t]}")
+        if t == HELLO:
+            check_hello(DeviceInfo.unpack(frame.payload))
+        return
+    if not _rate_ok(frame.sample_rate_hz):
+        raise InvalidFrameError(f"audio sample rate {frame.sample_rate_hz} Hz outside "
+                                f"{MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz")
+    if frame.channels != AUDIO_CHANNELS:
+        raise InvalidFrameError(f"audio frame with {frame.channels} channels, expected {AUDIO_CHANNELS} (L, R)")
+    if frame.sample_format not in FORMATS:
+        raise InvalidFrameError(f"unknown sample format {frame.sample_format} "
+                                f"(known: {', '.join(f'{k} {v[0]}' for k, v in FORMATS.items())})")
+    stride = frame.channels * FORMATS[frame.sample_format][1]
+    if n == 0 or n % stride:
+        raise InvalidFrameError(f"audio payload of {n} bytes is not a positive multiple of {stride} "
+                                f"({frame.channels} channels x {FORMATS[frame.sample_format][0]})")
+    if frame.sample_format == F32 and not np.isfinite(np.frombuffer(frame.payload, "<f4")).all():
+        raise NonFiniteError("float32 audio payload holds NaN or Inf")
+
+
+def check_hello(info: DeviceInfo) -> None:
+    """The HELLO describes the audio stream: the same rules as an audio header."""
+    if not _rate_ok(info.sample_rate_hz):
+        raise InvalidFrameError(f"hello announces sample rate {info.sample_rate_hz} Hz outside "
+                                f"{MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz")
+    if info.sample_format not in FORMATS or info.channels != AUDIO_CHANNELS:
+        raise InvalidFrameError(f"hello announces format {info.sample_format}, {info.channels} channels; "
+                                f"expected one of {sorted(FORMATS)} and {AUDIO_CHANNELS} channels")
 
 
 def pcm_to_float(payload: bytes, fmt: int, channels: int) -> np.ndarray:

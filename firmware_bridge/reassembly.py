@@ -6,8 +6,9 @@
   stretch (lost frames, a device stall) becomes flagged silence of exactly that
   length, so sample counts stay equal to device time. Late audio is never
   spliced back in (it would shift everything after it).
-- A DISCONTINUITY flag (device restart) or a sequence jump too large to be loss
-  starts a new segment.
+- A DISCONTINUITY flag (device restart), a sequence jump too large to be loss,
+  or a device timestamp that jumps forward past max_gap_s or backwards behind
+  audio already delivered starts a new segment.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class ReassemblyStats:
     gap_samples: int = 0
     lost_frames: int = 0
     segments: int = 0
+    timestamp_jumps: int = 0  # device time jumped past max_gap_s or backwards: a new segment
     delivered_samples: int = 0
 
 
@@ -155,17 +157,22 @@ class Reassembler:
         out = []
         start = self._sample_index(frame.timestamp_us)
         missing = start - self._next_sample
+        if missing > self.max_gap_s * self._rate or start + max(frame.n_samples, 1) <= self._next_sample:
+            # A jump forward longer than any loss we bridge, or back past all of this frame's
+            # samples: the device clock was reset (or one frame carried a wild timestamp).
+            # Re-anchor on this frame as a new segment; never discard audio because its
+            # timestamp lies behind a wild one (that would silence the rest of the stream).
+            self.stats.segments += 1
+            self.stats.timestamp_jumps += 1
+            self._next_sample = start
+            missing = 0
         if missing > 0:
-            if missing > self.max_gap_s * self._rate:
-                # Longer than any jitter or loss we bridge: a new segment (e.g. clock reset).
-                self.stats.segments += 1
-            else:
-                self.stats.gaps += 1
-                self.stats.gap_samples += missing
-                self.gap_log.append((self._next_sample / self._rate, missing))
-                out.append(AudioBlock(self._next_sample / self._rate, self._rate,
-                                      np.zeros((missing, self._channels), np.float32), gap=True))
-                self.stats.delivered_samples += missing
+            self.stats.gaps += 1
+            self.stats.gap_samples += missing
+            self.gap_log.append((self._next_sample / self._rate, missing))
+            out.append(AudioBlock(self._next_sample / self._rate, self._rate,
+                                  np.zeros((missing, self._channels), np.float32), gap=True))
+            self.stats.delivered_samples += missing
         pcm = frame.pcm()
         if missing < 0:  # overlaps what was delivered: keep only the new part
             pcm = pcm[-missing:]

@@ -5,15 +5,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from firmware_bridge import cobs
-from firmware_bridge.protocol import MAX_FRAME, Frame, FrameError, crc32c, decode_frame
+from firmware_bridge.protocol import (
+    MAX_FRAME,
+    Frame,
+    FrameError,
+    InvalidFrameError,
+    crc32c,
+    decode_frame,
+)
 
 
 @dataclass
 class DecoderStats:
+    """Counters of one decoder. Every frame that is not `frames_ok` is counted in exactly one other."""
+
     bytes_in: int = 0
     frames_ok: int = 0
     crc_errors: int = 0
     framing_errors: int = 0  # COBS violations, bad magic/version/length, oversize
+    invalid_frames: int = 0  # CRC holds, a field breaks the rules (rate, channels, format, length, ...)
+    nonfinite_frames: int = 0  # float32 audio with NaN or Inf: dropped whole, reassembly fills the gap
+    last_invalid: str = ""  # why the latest invalid or non-finite frame was refused (for bring-up)
+
+    def count(self, err: FrameError) -> None:
+        setattr(self, err.counter, getattr(self, err.counter) + 1)
+        if isinstance(err, InvalidFrameError):
+            self.last_invalid = str(err)
 
 
 class StreamDecoder:
@@ -62,10 +79,7 @@ class StreamDecoder:
             self.stats.framing_errors += 1
             return None
         except FrameError as e:
-            if "CRC" in str(e):
-                self.stats.crc_errors += 1
-            else:
-                self.stats.framing_errors += 1
+            self.stats.count(e)
             return None
         self.stats.frames_ok += 1
         return frame
@@ -77,10 +91,7 @@ def decode_datagram(data: bytes, stats: DecoderStats, crc=crc32c) -> Frame | Non
     try:
         frame = decode_frame(data, crc)
     except FrameError as e:
-        if "CRC" in str(e):
-            stats.crc_errors += 1
-        else:
-            stats.framing_errors += 1
+        stats.count(e)
         return None
     stats.frames_ok += 1
     return frame

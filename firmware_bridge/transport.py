@@ -1,66 +1,32 @@
-"""Transports: serial (USB CDC / UART via pyserial) and UDP, addressed by URI.
+"""Transports: serial (USB CDC / UART via pyserial) and UDP, addressed by URI (firmware_bridge.uri).
 
     bridge:serial:///dev/ttyACM0?baud=921600
-    bridge:udp://0.0.0.0:5005
+    bridge:udp://127.0.0.1:5005?device=127.0.0.1:6000
 
 A serial port that disappears (unplugged, board reset) is reopened every
 `reconnect_s` until it is back; the reassembler sees the device's
-DISCONTINUITY flag and starts a new segment.
+DISCONTINUITY flag and starts a new segment. A UDP source binds its port when
+it is created and takes datagrams from one device only (firmware_bridge.udp).
 """
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from urllib.parse import parse_qs, urlparse
 
 from firmware_bridge.link import BridgeLink, LinkConfig
 from firmware_bridge.reassembly import AudioBlock
+from firmware_bridge.udp import UdpPort
+from firmware_bridge.uri import BridgeUri, BridgeUriError, parse_uri
 
-
-class BridgeUriError(ValueError):
-    pass
-
-
-@dataclass
-class BridgeUri:
-    kind: str  # "serial" or "udp"
-    path: str = ""
-    baud: int = 921_600
-    host: str = "0.0.0.0"
-    port: int = 0
-    jitter_frames: int = 8
-
-
-def parse_uri(uri: str) -> BridgeUri:
-    expected = "expected bridge:serial:///dev/ttyACM0?baud=921600 or bridge:udp://0.0.0.0:5005"
-    if not uri.startswith("bridge:"):
-        raise BridgeUriError(f"{uri!r}: {expected}")
-    u = urlparse(uri[len("bridge:"):])
-    q = {k: v[-1] for k, v in parse_qs(u.query).items()}
-    try:
-        if u.scheme == "serial":
-            if not u.path:
-                raise BridgeUriError(f"{uri!r}: no device path; {expected}")
-            return BridgeUri("serial", path=u.path, baud=int(q.get("baud", 921_600)))
-        if u.scheme == "udp":
-            if u.port is None:
-                raise BridgeUriError(f"{uri!r}: no port; {expected}")
-            return BridgeUri("udp", host=u.hostname or "0.0.0.0", port=u.port,
-                             jitter_frames=int(q.get("jitter", 8)))
-    except ValueError as e:
-        if isinstance(e, BridgeUriError):
-            raise
-        raise BridgeUriError(f"{uri!r}: {e}; {expected}") from e
-    raise BridgeUriError(f"{uri!r}: unknown transport {u.scheme!r}; {expected}")
+__all__ = ["BridgeSource", "BridgeUri", "BridgeUriError", "parse_uri"]
 
 
 class BridgeSource:
     """Iterate audio blocks from a device; `health()` gives the counters."""
 
     def __init__(self, uri: str, correct_drift: bool = True, reconnect_s: float = 0.5, read_timeout_s: float = 0.05):
+        """Parse the URI (BridgeUriError if it is bad) and, for UDP, bind the port now."""
         self.uri = parse_uri(uri)
         jitter = 0 if self.uri.kind == "serial" else self.uri.jitter_frames
         self.link = BridgeLink(LinkConfig(jitter_frames=jitter, correct_drift=correct_drift),
@@ -69,15 +35,26 @@ class BridgeSource:
         self.read_timeout_s = read_timeout_s
         self.reconnects = 0
         self._serial = None
-        self._sock = None
-        self._peer = None
         self._host_seq = 0
         self._closed = False
+        self._udp = UdpPort(self.uri, read_timeout_s) if self.uri.kind == "udp" else None
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        """UDP: the (host, port) actually bound (port 0 in the URI picks a free one)."""
+        return None if self._udp is None else self._udp.local_address
+
+    @property
+    def device_address(self) -> tuple[str, int] | None:
+        """UDP: the one device address accepted, once known (from the URI or its first HELLO)."""
+        return None if self._udp is None else self._udp.device
 
     def health(self) -> dict:
         h = self.link.health().__dict__
         h["reconnects"] = self.reconnects
         h["uri"] = self.uri.__dict__
+        if self._udp is not None:
+            h["udp"] = self._udp.health()
         return h
 
     def blocks(self, until_s: float | None = None) -> Iterator[AudioBlock]:
@@ -88,17 +65,9 @@ class BridgeSource:
         yield from self.link.flush()
 
     def _read_once(self) -> list[AudioBlock]:
-        if self.uri.kind == "udp":
-            if self._sock is None:
-                self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                self._sock.bind((self.uri.host, self.uri.port))
-                self._sock.settimeout(self.read_timeout_s)
-            try:
-                data, self._peer = self._sock.recvfrom(65536)
-            except TimeoutError:
-                return []
-            return self.link.feed_datagram(data)
+        if self._udp is not None:
+            data = self._udp.receive()
+            return [] if data is None else self.link.feed_datagram(data)
         import serial  # noqa: PLC0415  (pyserial)
 
         if self._serial is None:
@@ -120,20 +89,17 @@ class BridgeSource:
     def send(self, msg_type: int, payload: bytes = b"") -> bool:
         """Send a control message (START, STOP, SET_GAIN) to the device.
 
-        Serial: on the open port. UDP: to the address the device streams from
-        (known once a datagram has arrived). Returns False when there is no
-        device to send to yet.
+        Serial: on the open port. UDP: to the locked device only (the URI's
+        `device=`, or the sender of the first valid HELLO). Returns False when
+        there is no device to send to yet.
         """
         from firmware_bridge import cobs  # noqa: PLC0415
         from firmware_bridge.protocol import Frame, encode_frame  # noqa: PLC0415
 
         raw = encode_frame(Frame(msg_type, 0, 0, 0, self._host_seq, int(time.monotonic() * 1e6), 0, payload))
         self._host_seq = (self._host_seq + 1) % (1 << 32)
-        if self.uri.kind == "udp":
-            if self._sock is None or self._peer is None:
-                return False
-            self._sock.sendto(raw, self._peer)
-            return True
+        if self._udp is not None:
+            return self._udp.send(raw)
         if self._serial is None:
             self._read_once()  # opens the port
         if self._serial is None:
@@ -146,5 +112,5 @@ class BridgeSource:
         self._closed = True
         if self._serial is not None:
             self._serial.close()
-        if self._sock is not None:
-            self._sock.close()
+        if self._udp is not None:
+            self._udp.close()

@@ -15,6 +15,13 @@
 #define BA_HEADER_SIZE 26
 #define BA_CRC_SIZE 4
 #define BA_MAX_PAYLOAD 16384
+/* The host refuses frames outside these rules (docs/bridge-protocol.md, "Validation"):
+ * audio sample rate in [BA_MIN_SAMPLE_RATE_HZ, BA_MAX_SAMPLE_RATE_HZ], 2 channels, a known
+ * format, payload a positive multiple of channels x bytes per sample, finite f32 samples;
+ * control frames carry channels 0, format 0, sample rate 0 (or in range), and their fixed
+ * payload length (HELLO 48, SET_GAIN 2, HEARTBEAT 4, START/STOP 0); timestamps < 2^53 us. */
+#define BA_MIN_SAMPLE_RATE_HZ 8000u
+#define BA_MAX_SAMPLE_RATE_HZ 192000u
 #define BA_MAX_FRAME (BA_HEADER_SIZE + BA_MAX_PAYLOAD + BA_CRC_SIZE)
 /* Worst-case COBS size of a frame plus the 0x00 delimiter. */
 #define BA_MAX_ENCODED (BA_MAX_FRAME + BA_MAX_FRAME / 254 + 2)

@@ -1,6 +1,5 @@
 """Reassembly, gap filling, duplicates, reordering, drift, and the real transports."""
 
-import socket
 import time
 
 import numpy as np
@@ -147,12 +146,8 @@ def test_emulated_serial_port_through_pyserial_with_reconnect():
 
 @pytest.mark.integration
 def test_emulated_udp_device_on_loopback():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    src = BridgeSource(f"bridge:udp://127.0.0.1:{port}", correct_drift=False)
-    src._read_once()  # bind before the device starts
+    src = BridgeSource("bridge:udp://127.0.0.1:0", correct_drift=False)  # bound here, on a free port
+    port = src.local_address[1]
     x = signal(0.8)
     link = UdpLink(DeviceEmulator(x, RATE, 480), "127.0.0.1", port, FaultConfig(duplicate_rate=0.05, seed=1),
                    speed=4.0).start()
