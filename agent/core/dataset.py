@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,6 +153,32 @@ def read_wav(path: str | os.PathLike, expect_rate_hz: int | None = None) -> tupl
     if data.shape[0] == 0:
         raise DatasetError(str(path), "holds no samples")
     return np.ascontiguousarray(data.T), int(rate)
+
+
+def wav_blocks(path: str | os.PathLike, block_s: float = 10.0,
+               expect_rate_hz: int | None = None) -> tuple[int, Iterator[np.ndarray]]:
+    """A binaural wav read block by block: its rate, and (2, n) float32 blocks of block_s
+    seconds (the last one shorter). The header is checked first; memory stays one block
+    however long the file."""
+    path = Path(path)
+    check_wav_header(path, expect_rate_hz)
+    rate = int(sf.info(str(path)).samplerate)
+    if block_s <= 0:
+        raise ValueError(f"block_s must be > 0, got {block_s}")
+
+    def blocks() -> Iterator[np.ndarray]:
+        n = 0
+        try:
+            with sf.SoundFile(str(path)) as f:
+                for block in f.blocks(blocksize=max(1, int(block_s * rate)), dtype="float32", always_2d=True):
+                    n += len(block)
+                    yield np.ascontiguousarray(block.T)
+        except (RuntimeError, sf.LibsndfileError) as e:
+            raise DatasetError(str(path), f"corrupt audio data ({e})") from e
+        if n == 0:
+            raise DatasetError(str(path), "holds no samples")
+
+    return rate, blocks()
 
 
 def _umask() -> int:

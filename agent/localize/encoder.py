@@ -30,7 +30,7 @@ from agent.core.features import (
     compute_features,
     mirror_spatial,
 )
-from agent.core.predictor import Clip
+from agent.core.predictor import LONG_CLIP_S, Clip
 from agent.core.scene import SourceEstimate
 from agent.core.seld import DecodeConfig, decode_clip
 
@@ -218,10 +218,25 @@ class EncoderLocalizer:
         self.decode = decode or self.runtime.decode
         self.name = name or ("encoder" if path is None else f"encoder:{Path(path).name}")
 
+    #: long clips may come as a path (`Clip.path`): they are read and heard block by block
+    reads_files = True
+
     def localize(self, clip: Clip) -> list[SourceEstimate]:
-        frames = self.runtime.run_audio(clip.audio, clip.sample_rate_hz, clip.scene_id)
-        return decode_clip(frames.accdoa, frames.log_distance, self.runtime.labels, self.runtime.output_rate_hz,
-                           self.decode)
+        """One pass over a short clip; a long one (over LONG_CLIP_S, or given by path) goes
+        through the exact streaming path in bounded memory (agent.localize.long_clip)."""
+        from agent.localize.long_clip import array_blocks, encode_blocks, encode_file  # noqa: PLC0415
+
+        if clip.audio is None:
+            if clip.path is None:
+                raise BinauraError(f"{clip.scene_id}: the clip has neither audio nor a path to read it from")
+            accdoa, log_distance = encode_file(self.runtime, clip.path)
+        elif clip.audio.shape[-1] > LONG_CLIP_S * clip.sample_rate_hz:
+            accdoa, log_distance = encode_blocks(self.runtime, array_blocks(clip.audio, clip.sample_rate_hz),
+                                                 clip.sample_rate_hz, clip.scene_id)
+        else:
+            frames = self.runtime.run_audio(clip.audio, clip.sample_rate_hz, clip.scene_id)
+            accdoa, log_distance = frames.accdoa, frames.log_distance
+        return decode_clip(accdoa, log_distance, self.runtime.labels, self.runtime.output_rate_hz, self.decode)
 
 
 class StreamingEncoder:

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from agent.core.dataset import Dataset, write_json
 from agent.core.errors import BinauraError
-from agent.core.predictor import Answerer, Clip, Localizer
+from agent.core.predictor import LONG_CLIP_S, Answerer, Clip, Localizer
 from training.eval.metrics import (
     FLOORS,
     METRIC_KEYS,
@@ -25,7 +25,11 @@ from training.eval.metrics import (
 from training.qa.score import is_correct
 
 
-def _clip(ds: Dataset, scene, needs_audio: bool) -> Clip:
+def _clip(ds: Dataset, scene, needs_audio: bool, reads_files: bool = False) -> Clip:
+    """The clip a model is given: its audio loaded, or for a long clip and a model that reads
+    files (`reads_files`), the wav's path, so an hour-long recording is never held at once."""
+    if needs_audio and reads_files and scene.duration_s > LONG_CLIP_S:
+        return Clip(scene.id, None, scene.sample_rate_hz, truth=scene, path=ds.audio_path(scene))
     audio, rate = ds.load_audio(scene) if needs_audio else (None, scene.sample_rate_hz)
     return Clip(scene.id, audio, rate, truth=scene)
 
@@ -34,7 +38,7 @@ def run_localize(ds: Dataset, model: Localizer, progress: bool = True) -> tuple[
     results = []
     t0 = time.perf_counter()
     for scene in tqdm(ds.scenes, desc=f"localize[{model.name}]", disable=not progress):
-        preds = model.localize(_clip(ds, scene, model.needs_audio))
+        preds = model.localize(_clip(ds, scene, model.needs_audio, getattr(model, "reads_files", False)))
         results.append(match_clip(scene, preds))
     metrics = localization_metrics(results)
     metrics["floor_score"], metrics["floor_terms"] = floor_score(metrics), floor_terms(metrics)
