@@ -32,11 +32,19 @@ def test_every_task_is_generated_and_the_oracle_scores_100(scenes):
     assert all(is_correct(q, oracle.answer(Clip(q.scene_id, None, 48000, by_id[q.scene_id]), q)) for q in qa)
 
 
-def test_multiple_choice_has_four_distinct_options(scenes):
+def test_multiple_choice_has_four_distinct_options_and_yes_no_has_two(scenes):
+    forms = Counter()
     for q in generate_qa(scenes, seed=1):
+        forms[q.extra["form"]] += 1
+        if q.extra["form"] == "yesno":
+            assert q.options == ["yes", "no"]
+        elif q.options is not None:
+            assert q.extra["form"] == "choice" and len(q.options) == 4 and len(set(q.options)) == 4
         if q.options is not None:
-            assert len(q.options) == 4 and len(set(q.options)) == 4
             assert q.options[option_index(q.answer)] == q.extra["answer_text"]
+        else:
+            assert q.extra["form"] == "open" and q.answer == q.extra["answer_text"]
+    assert min(forms.values()) > 100  # every form is common
 
 
 def test_generation_is_deterministic(scenes):
@@ -47,8 +55,11 @@ def test_generation_is_deterministic(scenes):
 
 def test_sector_distractors_include_the_front_back_mirror():
     scene = Scene("s", "a.wav", 48000, 5.0, [SourceLabel("dog", 30.0, 0.0, 2.0, 0.0, 1.0)], None, "kemar-mit")
-    q = [q for q in generate_qa([scene], seed=0) if q.task == "l1_sector"][0]
-    assert q.extra["answer_text"] == "front-left" and "back-left" in q.options
+    qs = [q for seed in range(40) for q in generate_qa([scene], seed=seed)
+          if q.task == "l1_sector" and q.extra["form"] == "choice" and not q.extra["asks_absent"]]
+    assert len(qs) >= 10
+    for q in qs:
+        assert q.extra["answer_text"] == "front-left" and "back-left" in q.options
 
 
 def test_rotation_answer_is_physical():
@@ -56,9 +67,12 @@ def test_rotation_answer_is_physical():
     scene = Scene("s", "a.wav", 48000, 5.0, [SourceLabel("dog", 0.0, 0.0, 2.0, 0.0, 1.0),
                                              SourceLabel("siren", 90.0, 0.0, 3.0, 0.5, 2.0)], None, "kemar-mit")
     qa = generate_qa([scene], seed=0)
-    rot = [q for q in qa if q.task == "l3_rotate_face" and q.extra["params"]["a"] == "siren"]
+    rot = [q for seed in range(30) for q in generate_qa([scene], seed=seed)
+           if q.task == "l3_rotate_face" and q.extra["params"]["a"] == "siren"]
+    assert rot
     for q in rot:
-        assert q.extra["answer_text"] == "right"
+        claim = q.extra["params"].get("claim")
+        assert q.extra["answer_text"] == ("right" if claim is None else "yes" if claim == "right" else "no")
     nav = [q for q in qa if q.task == "l3_navigate"][0]
     assert is_correct(nav, "turn left by 85 degrees") == (nav.extra["params"]["a"] == "siren")
 

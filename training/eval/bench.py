@@ -22,6 +22,7 @@ from training.eval.metrics import (
     localization_metrics,
     match_clip,
 )
+from training.qa.report import breakdown
 from training.qa.score import is_correct
 
 
@@ -56,6 +57,7 @@ def run_qa(ds: Dataset, model: Answerer, progress: bool = True) -> dict:
     by_level: dict[str, list[bool]] = defaultdict(list)
     by_task: dict[str, list[bool]] = defaultdict(list)
     clips: dict[str, Clip] = {}
+    oks = []
     for item in tqdm(ds.qa, desc=f"qa[{model.name}]", disable=not progress):
         scene = ds.by_id[item.scene_id]
         if scene.id not in clips:
@@ -63,6 +65,7 @@ def run_qa(ds: Dataset, model: Answerer, progress: bool = True) -> dict:
         ok = is_correct(item, model.answer(clips[scene.id], item))
         by_level[item.level].append(ok)
         by_task[item.task].append(ok)
+        oks.append(ok)
     allv = [v for vs in by_level.values() for v in vs]
 
     def acc(v):
@@ -70,7 +73,8 @@ def run_qa(ds: Dataset, model: Answerer, progress: bool = True) -> dict:
 
     return {"n": len(allv), "overall": acc(allv), "L1": acc(by_level["L1"]), "L2": acc(by_level["L2"]),
             "L3": acc(by_level["L3"]), "by_task": {k: acc(v) for k, v in sorted(by_task.items())},
-            "model": model.name}
+            # held-out vs seen wording, question form, absent-class questions (training.qa.report)
+            "breakdown": breakdown(ds.qa, oks), "model": model.name}
 
 
 def _fmt(v, pct=False):
@@ -193,6 +197,11 @@ def qa_table(all_metrics: dict[str, dict]) -> str:
     rows = [["", *models]]
     for key in ("overall", "L1", "L2", "L3"):
         rows.append([key] + [_fmt(all_metrics[m][key], True) for m in models])
+    for key, values in (("wording", ("seen", "heldout")), ("form", ("choice", "yesno", "open")),
+                        ("asks_absent", ("true",))):
+        for v in values:
+            rows.append([f"{key}={v}"] + [_fmt(all_metrics[m].get("breakdown", {}).get(key, {}).get(v), True)
+                                          for m in models])
     for t in tasks:
         rows.append([t] + [_fmt(all_metrics[m]["by_task"].get(t), True) for m in models])
     rows.append(["n"] + [str(all_metrics[m]["n"]) for m in models])

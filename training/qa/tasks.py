@@ -1,16 +1,24 @@
 """The QA tasks. Each task samples parameters from a scene, solves them from the
-metadata (the oracle calls the same `solve`), and phrases a question with
-physically plausible distractors (front/back mirrors, neighbouring sectors,
-other sources of the same scene).
+metadata (the oracle calls the same `solve`), and is asked with physically plausible
+distractors (front/back mirrors, neighbouring sectors, other sources of the same scene).
+How a question is worded lives in phrasing.py, the answer sentence in sentences.py.
 
-Answer types: choice (4 options, a letter), deg (degrees, +-DEG_TOLERANCE),
+Answer types: choice (2-4 options, a letter), deg (degrees, +-DEG_TOLERANCE),
 m (metres, +-M_TOLERANCE), turn ("left 60 deg"), label (a class name).
+
+Two extensions of a choice task (issue 20):
+- `claim`: the task also has yes/no forms. The claim is one of its options (the truth or a
+  distractor); `solve` answers "yes" when the claim is the truth. The kind says how the
+  claim is worded (a label claim is named through the params slot "c").
+- `target`: the question is about the class in params["a"], which may be a class the scene
+  does not hold; then the only right answer is `not_heard(a)` ("I don't hear a dog"), one of
+  the options. A direction is never the answer for a sound that is not there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -26,8 +34,9 @@ from agent.core.geometry import (
     sector_of,
     sph_to_cart,
 )
-from agent.core.labels import LABELS, URGENCY, display
+from agent.core.labels import LABELS, URGENCY, display, not_heard
 from agent.core.scene import Scene, SourceLabel
+from training.qa.phrasing import PHRASINGS
 
 DEG_TOLERANCE = 20.0
 M_TOLERANCE = 0.5
@@ -70,9 +79,24 @@ def _src(scene: Scene, label: str) -> SourceLabel:
     return next(s for s in scene.sources if s.label == label)
 
 
-def _absent(scene: Scene) -> list[str]:
+def absent_classes(scene: Scene) -> list[str]:
+    """The classes of the vocabulary that the scene does not hold, in LABELS order."""
     present = {s.label for s in scene.sources}
     return [c for c in LABELS if c not in present]
+
+
+#: Where a phantom source of an absent class is placed (the benchmark's source ranges), so
+#: the options of a question about it look like those of a question about a real source.
+PHANTOM_ELEVATION_DEG = (-40.0, 60.0)
+PHANTOM_DISTANCE_M = (0.5, 5.0)
+
+
+def with_phantom(scene: Scene, label: str, rng: np.random.Generator) -> Scene:
+    """The scene plus one source of `label` at a random place: only to draw distractors."""
+    lo, hi = np.sin(np.deg2rad(PHANTOM_ELEVATION_DEG))
+    phantom = SourceLabel(label, float(rng.uniform(-180.0, 180.0)), float(np.rad2deg(np.arcsin(rng.uniform(lo, hi)))),
+                          float(np.exp(rng.uniform(*np.log(PHANTOM_DISTANCE_M)))), 0.0, scene.duration_s)
+    return replace(scene, sources=[*scene.sources, phantom])
 
 
 def _sector_distractors(true_sector: str, az: float) -> list[str]:
@@ -91,9 +115,16 @@ def _fill_labels(scene: Scene, rng, exclude: list[str], k: int = 3) -> list[str]
     """Distractor class names: other sources of the scene first, then absent classes."""
     others = [s.label for s in scene.sources if s.label not in exclude]
     rng.shuffle(others)
-    absent = [c for c in _absent(scene) if c not in exclude]
+    absent = [c for c in absent_classes(scene) if c not in exclude]
     rng.shuffle(absent)
     return (others + absent)[:k]
+
+
+YES, NO = "yes", "no"
+YES_NO_OPTIONS = (YES, NO)
+#: Claim kinds of yes/no forms: how the claim is worded (phrasing.claim_words).
+CLAIM_KINDS = ("label", "sector", "elevation", "distance", "count", "relative")
+NOT_HEARD_TASK = "l1_not_heard"
 
 
 @dataclass
@@ -101,14 +132,28 @@ class Task:
     name: str
     level: str
     answer_type: str
-    phrasings: tuple[str, ...]
     sample: Callable[[Scene, np.random.Generator], dict | None]
-    solve: Callable[[Scene, dict], str]
+    rule: Callable[[Scene, dict], str]
     distract: Callable[[Scene, dict, str, np.random.Generator], list[str]] | None = None
+    claim: str | None = None  # kind of the yes/no claim; None: no yes/no form
+    target: bool = False  # asks about params["a"], which may be absent from the scene
 
     @property
     def multiple_choice(self) -> bool:
         return self.answer_type == "choice"
+
+    @property
+    def phrasings(self) -> tuple[str, ...]:
+        return PHRASINGS[self.name].all
+
+    def solve(self, scene: Scene, params: dict) -> str:
+        """The answer's content (an option text or a canonical open answer), from metadata."""
+        if self.target and params["a"] not in {s.label for s in scene.sources}:
+            return not_heard(params["a"])
+        truth = self.rule(scene, params)
+        if "claim" in params:
+            return YES if truth == params["claim"] else NO
+        return truth
 
 
 def _one(scene, rng):
@@ -190,12 +235,6 @@ def _sample_rotate_by(scene, rng):
     return p
 
 
-def _turn_phrase(yaw: float) -> str:
-    if yaw == 180:
-        return "turn around"
-    return f"turn {abs(yaw):.0f} degrees to your {'left' if yaw > 0 else 'right'}"
-
-
 def _sample_remove(scene, rng):
     if len(scene.sources) < 2 or any(s.distance_m is None for s in scene.sources):
         return None
@@ -231,7 +270,7 @@ def _sample_consistency(scene, rng):
             return None
         dist = dist + 2.0 if dist < 2.5 else dist / 3
     elif kind == CONSISTENCY_NAMES[3]:
-        label = _absent(scene)[rng.integers(len(_absent(scene)))]
+        label = absent_classes(scene)[rng.integers(len(absent_classes(scene)))]
     return {"kind": kind, "label": label, "sector": sector_of(az), "distance_m": round(dist, 1)}
 
 
@@ -277,96 +316,67 @@ def _d_count(scene, p, truth, rng):
     return [str(k) for k in (1, 2, 3, 4) if str(k) != truth]
 
 
+def _sector(scene, p):
+    return sector_of(_src(scene, p["a"]).azimuth_deg)
+
+
+def _azimuth(scene, p):
+    return f"{_src(scene, p['a']).azimuth_deg:.0f} deg"
+
+
+def _angle_between(scene, p):
+    a, b = _src(scene, p["a"]), _src(scene, p["b"])
+    return f"{great_circle_deg(a.azimuth_deg, a.elevation_deg, b.azimuth_deg, b.elevation_deg):.0f} deg"
+
+
+def _rotate_face(scene, p):
+    return sector_of(rotate_listener_deg(_src(scene, p["b"]).azimuth_deg, _src(scene, p["a"]).azimuth_deg))
+
+
+def _rotate_by(scene, p):
+    return sector_of(rotate_listener_deg(_src(scene, p["a"]).azimuth_deg, p["yaw_deg"]))
+
+
+def _sample_farthest(scene, rng):
+    return {} if len(scene.sources) >= 2 and all(s.distance_m for s in scene.sources) else None
+
+
 TASKS: tuple[Task, ...] = (
     # ---- L1: identification ----
-    Task("l1_class_present", "L1", "choice",
-         ("Which of these sounds can you hear?", "One of these sounds is in the scene. Which one?"),
-         _one, lambda sc, p: display(p["a"]),
-         lambda sc, p, t, rng: [display(c) for c in rng.permutation(_absent(sc))[:3]]),
-    Task("l1_sector", "L1", "choice",
-         ("From which direction does {a} come?", "Where is {a}?", "In which direction is {a}?"),
-         _one, lambda sc, p: sector_of(_src(sc, p["a"]).azimuth_deg), _d_sector),
-    Task("l1_azimuth_deg", "L1", "deg",
-         ("What is the azimuth of {a} in degrees (0 ahead, positive to the left)?",
-          "Give the direction of {a} as an azimuth in degrees, counter-clockwise from straight ahead."),
-         _one, lambda sc, p: f"{_src(sc, p['a']).azimuth_deg:.0f} deg"),
-    Task("l1_elevation", "L1", "choice",
-         ("Is {a} above, at, or below ear level?", "How high is {a} relative to your ears?"),
-         _one, lambda sc, p: elevation_name(_src(sc, p["a"]).elevation_deg), _d_fixed(ELEVATION_NAMES)),
-    Task("l1_distance_bin", "L1", "choice",
-         ("How far away is {a}?", "At what distance is {a}?"),
-         _with_distance, lambda sc, p: distance_bin(_src(sc, p["a"]).distance_m),
-         _d_fixed(DISTANCE_BIN_NAMES)),
-    Task("l1_distance_m", "L1", "m",
-         ("How many metres away is {a}?", "Estimate the distance to {a} in metres."),
-         _with_distance, lambda sc, p: f"{_src(sc, p['a']).distance_m:.1f} m"),
-    Task("l1_count", "L1", "choice",
-         ("How many distinct sound sources are there?", "How many sounds are in the scene?"),
-         lambda sc, rng: {}, lambda sc, p: str(len(sc.sources)), _d_count),
-    Task("l1_first_onset", "L1", "choice",
-         ("Which sound started first?", "Which of these sounds began earliest?"),
-         _sample_first, _first, _d_labels),
+    Task("l1_class_present", "L1", "choice", _one, lambda sc, p: display(p["a"]),
+         lambda sc, p, t, rng: [display(c) for c in rng.permutation(absent_classes(sc))[:3]], claim="label"),
+    Task("l1_sector", "L1", "choice", _one, _sector, _d_sector, claim="sector", target=True),
+    Task("l1_azimuth_deg", "L1", "deg", _one, _azimuth),
+    Task("l1_elevation", "L1", "choice", _one, lambda sc, p: elevation_name(_src(sc, p["a"]).elevation_deg),
+         _d_fixed(ELEVATION_NAMES), claim="elevation", target=True),
+    Task("l1_distance_bin", "L1", "choice", _with_distance, lambda sc, p: distance_bin(_src(sc, p["a"]).distance_m),
+         _d_fixed(DISTANCE_BIN_NAMES), claim="distance", target=True),
+    Task("l1_distance_m", "L1", "m", _with_distance, lambda sc, p: f"{_src(sc, p['a']).distance_m:.1f} m"),
+    Task("l1_count", "L1", "choice", lambda sc, rng: {}, lambda sc, p: str(len(sc.sources)), _d_count,
+         claim="count"),
+    Task("l1_first_onset", "L1", "choice", _sample_first, _first, _d_labels, claim="label"),
+    # A question about a class that may not be in the scene (L1: it needs only what is heard
+    # and where, no relation between sources). Half its items ask about an absent class.
+    Task(NOT_HEARD_TASK, "L1", "choice", _one, _sector, _d_sector, target=True),
     # ---- L2: relations and binding ----
-    Task("l2_relative", "L2", "choice",
-         ("Relative to {b}, where is {a}?", "Seen from above, where is {a} with respect to {b}?"),
-         _two, lambda sc, p: relative_name(_src(sc, p["a"]), _src(sc, p["b"])), _d_fixed(RELATIVE_NAMES)),
-    Task("l2_closer", "L2", "choice",
-         ("Which is closer, {a} or {b}?", "Which of {a} and {b} is nearer to you?"),
-         _two_distances, _closer, _d_closer),
-    Task("l2_farthest", "L2", "choice",
-         ("Which sound is farthest away?", "Which source is the most distant?"),
-         lambda sc, rng: {} if len(sc.sources) >= 2 and all(s.distance_m for s in sc.sources) else None,
-         _farthest, _d_labels),
-    Task("l2_bind_direction", "L2", "choice",
-         ("Which sound comes from the {sector}?", "What do you hear in the {sector} direction?"),
-         _sample_bind_dir, _solve_bind_dir, _d_labels),
-    Task("l2_bind_distance", "L2", "choice",
-         ("Which sound is about {distance_m} metres away?", "What is roughly {distance_m} m from you?"),
-         _sample_bind_dist, _solve_bind_dist, _d_labels),
-    Task("l2_angle_between", "L2", "deg",
-         ("What is the angle between {a} and {b}, in degrees?",
-          "How many degrees apart are {a} and {b} as seen from your head?"),
-         _two, lambda sc, p: f"{great_circle_deg(_src(sc, p['a']).azimuth_deg, _src(sc, p['a']).elevation_deg, _src(sc, p['b']).azimuth_deg, _src(sc, p['b']).elevation_deg):.0f} deg"),
+    Task("l2_relative", "L2", "choice", _two, lambda sc, p: relative_name(_src(sc, p["a"]), _src(sc, p["b"])),
+         _d_fixed(RELATIVE_NAMES), claim="relative"),
+    Task("l2_closer", "L2", "choice", _two_distances, _closer, _d_closer),
+    Task("l2_farthest", "L2", "choice", _sample_farthest, _farthest, _d_labels, claim="label"),
+    Task("l2_bind_direction", "L2", "choice", _sample_bind_dir, _solve_bind_dir, _d_labels, claim="label"),
+    Task("l2_bind_distance", "L2", "choice", _sample_bind_dist, _solve_bind_dist, _d_labels, claim="label"),
+    Task("l2_angle_between", "L2", "deg", _two, _angle_between),
     # ---- L3: reasoning ----
-    Task("l3_rotate_face", "L3", "choice",
-         ("If you turn to face {a}, where will {b} be?", "After turning towards {a}, in which direction is {b}?"),
-         _two, lambda sc, p: sector_of(rotate_listener_deg(_src(sc, p["b"]).azimuth_deg, _src(sc, p["a"]).azimuth_deg)),
-         _d_rotated),
-    Task("l3_rotate_by", "L3", "choice",
-         ("If you {turn}, where will {a} be?", "Suppose you {turn}. In which direction is {a} then?"),
-         _sample_rotate_by, lambda sc, p: sector_of(rotate_listener_deg(_src(sc, p["a"]).azimuth_deg, p["yaw_deg"])),
-         _d_rotated),
-    Task("l3_navigate", "L3", "turn",
-         ("Which way should you turn to face {a}, and by how many degrees?",
-          "How do you turn your head to look at {a}? Answer left or right and degrees."),
-         _one, lambda sc, p: turn_text(_src(sc, p["a"]).azimuth_deg)),
-    Task("l3_remove", "L3", "choice",
-         ("If {a} stopped, which sound would be the closest?", "Without {a}, which remaining sound is nearest?"),
-         _sample_remove, _solve_remove, _d_labels),
-    Task("l3_priority", "L3", "choice",
-         ("Which sound needs your attention first?", "Which sound should you react to first?"),
-         _sample_priority, _solve_priority, _d_labels),
-    Task("l3_consistency", "L3", "choice",
-         ("Someone says: '{label_d} is {sector_d}, about {distance_m} m away.' Does that match what you hear?",
-          "Is this description right: '{label_d}, {sector_d}, roughly {distance_m} metres away'?"),
-         _sample_consistency, _solve_consistency, _d_fixed(CONSISTENCY_NAMES)),
+    Task("l3_rotate_face", "L3", "choice", _two, _rotate_face, _d_rotated, claim="sector"),
+    Task("l3_rotate_by", "L3", "choice", _sample_rotate_by, _rotate_by, _d_rotated, claim="sector"),
+    Task("l3_navigate", "L3", "turn", _one, lambda sc, p: turn_text(_src(sc, p["a"]).azimuth_deg)),
+    Task("l3_remove", "L3", "choice", _sample_remove, _solve_remove, _d_labels, claim="label"),
+    Task("l3_priority", "L3", "choice", _sample_priority, _solve_priority, _d_labels, claim="label"),
+    Task("l3_consistency", "L3", "choice", _sample_consistency, _solve_consistency, _d_fixed(CONSISTENCY_NAMES)),
 )
 TASKS_BY_NAME = {t.name: t for t in TASKS}
-
-
-def phrase(task: Task, template: str, params: dict) -> str:
-    fmt = dict(params)
-    for k in ("a", "b"):
-        if k in fmt:
-            fmt[k] = display(fmt[k])
-    if "yaw_deg" in fmt:
-        fmt["turn"] = _turn_phrase(fmt["yaw_deg"])
-    if "label" in fmt:
-        fmt["label_d"] = display(fmt["label"]).capitalize()
-    if "sector" in fmt:
-        fmt["sector_d"] = {"front": "in front of you", "back": "behind you"}.get(
-            fmt["sector"], f"to your {fmt['sector']}") if "label" in fmt else fmt["sector"]
-    return template.format(**fmt)
+assert set(TASKS_BY_NAME) == set(PHRASINGS), "every task needs its phrasings (phrasing.py)"
+assert all(t.claim in (None,) + CLAIM_KINDS for t in TASKS)
 
 
 def azimuth_error(pred_deg: float, true_deg: float) -> float:
