@@ -60,3 +60,15 @@ def frame_sources(accdoa: np.ndarray, log_distance: np.ndarray, labels: tuple[st
                                       float(act[t, c])))
         out.append(row)
     return out
+
+
+#: Values per class in `seld_vector`: the ACCDOA vector (3), the log-distance, the class logit.
+SELD_PER_CLASS = 5
+
+
+def seld_vector(accdoa: np.ndarray, log_distance: np.ndarray, class_logits: np.ndarray) -> np.ndarray:
+    """The encoder's decoded outputs as one vector per frame, what the audio-language model's
+    projector reads beside the embeddings: (T, C, 3), (T, C), (T, C) -> (T, C * 5)."""
+    t, c = log_distance.shape
+    out = np.concatenate([accdoa, log_distance[..., None], class_logits[..., None]], axis=-1)
+    return out.reshape(t, c * SELD_PER_CLASS).astype(np.float32, copy=False)

@@ -56,13 +56,21 @@ def run_qa(ds: Dataset, model: Answerer, progress: bool = True) -> dict:
         raise BinauraError(f"{ds.root}: no qa.jsonl; build one with binaura synth (QA is generated with the scenes)")
     by_level: dict[str, list[bool]] = defaultdict(list)
     by_task: dict[str, list[bool]] = defaultdict(list)
-    clips: dict[str, Clip] = {}
     oks = []
-    for item in tqdm(ds.qa, desc=f"qa[{model.name}]", disable=not progress):
-        scene = ds.by_id[item.scene_id]
-        if scene.id not in clips:
-            clips = {scene.id: _clip(ds, scene, model.needs_audio)}  # qa.jsonl is grouped by scene
-        ok = is_correct(item, model.answer(clips[scene.id], item))
+    groups: dict[str, list] = defaultdict(list)  # a clip's questions together (a model may batch them)
+    for item in ds.qa:
+        groups[item.scene_id].append(item)
+    answers: dict[str, str] = {}
+    bar = tqdm(total=len(ds.qa), desc=f"qa[{model.name}]", disable=not progress)
+    for scene_id, items in groups.items():
+        clip = _clip(ds, ds.by_id[scene_id], model.needs_audio)
+        many = getattr(model, "answer_many", None)
+        got = many(clip, items) if many else [model.answer(clip, q) for q in items]
+        answers.update({q.id: a for q, a in zip(items, got, strict=True)})
+        bar.update(len(items))
+    bar.close()
+    for item in ds.qa:
+        ok = is_correct(item, answers[item.id])
         by_level[item.level].append(ok)
         by_task[item.task].append(ok)
         oks.append(ok)

@@ -1,0 +1,125 @@
+"""Examples for the audio-language model's curriculum, from a dataset and its encoder-output cache.
+
+- "align" (projector only): one example per clip, a description of the scene written from its
+  metadata ("I hear the dog to your back-right, about 2 metres away, and ...") asked for in a
+  few everyday ways.
+- "sft": every QA item, the target being its `answer_reply` (the option letter, then a sentence
+  a person wants to hear; training/qa/sentences.py); items from an older qa.jsonl without it
+  fall back to the canonical answer.
+With `cascade`, the prompt also carries the encoder's decoded sources as text (the cascade
+baseline: the same LLM reading a localizer's output instead of audio embeddings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from agent.core.dataset import Dataset
+from agent.core.errors import BinauraError
+from agent.core.geometry import sector_of
+from agent.core.labels import display
+from agent.core.scene import Scene, SourceEstimate
+from agent.core.seld import SELD_PER_CLASS, DecodeConfig, decode_clip
+from training.qa.phrasing import capitalise
+from training.qa.sentences import metres, where
+from training.recipes.lalm_cache import EncoderCache
+
+STAGES = ("align", "sft")
+DESCRIBE_QUESTIONS = ("Describe what you hear.", "What do you hear around me?",
+                      "Tell me which sounds there are and where they are.", "What is going on around me?")
+
+
+@dataclass(frozen=True)
+class Example:
+    row: int  # the clip's row in the encoder cache
+    question: str
+    options: list[str] | None
+    target: str
+    context: str | None = None  # the cascade baseline's text
+
+
+def describe(sources: list) -> str:
+    """Sources (true SourceLabels or an encoder's SourceEstimates) as one sentence, nearest first."""
+    if not sources:
+        return "I don't hear any distinct sound."
+    ordered = sorted(sources, key=lambda s: (s.distance_m is None, s.distance_m or 0.0))
+    parts = []
+    for s in ordered:
+        part = f"{display(s.label)} {where(sector_of(s.azimuth_deg))}"
+        if s.distance_m is not None:
+            part += f", about {metres(s.distance_m)} away"
+        parts.append(part)
+    listed = parts[0] if len(parts) == 1 else "; ".join(parts[:-1]) + "; and " + parts[-1]
+    return capitalise(f"I hear {listed}.")
+
+
+def heard_text(sources: list[SourceEstimate]) -> str:
+    """The cascade baseline's context: what the encoder decoded, in numbers."""
+    if not sources:
+        return "Localizer: no sources."
+    items = [f"{display(s.label) if s.label else 'a source'} at azimuth {s.azimuth_deg:+.0f} deg, elevation "
+             f"{s.elevation_deg:+.0f} deg" + ("" if s.distance_m is None else f", {s.distance_m:.1f} m")
+             for s in sources]
+    return "Localizer: " + "; ".join(items) + "."
+
+
+def decoded_sources_from(seld: np.ndarray, labels: tuple[str, ...], output_rate_hz: float,
+                         decode: DecodeConfig | None = None) -> list[SourceEstimate]:
+    """Clip-level sources decoded from a clip's SELD vectors (T, C * 5) (agent.core.seld)."""
+    seld = np.asarray(seld, np.float32)
+    per = seld.reshape(seld.shape[0], len(labels), SELD_PER_CLASS)
+    return decode_clip(per[..., :3], per[..., 3], labels, output_rate_hz, decode)
+
+
+def decoded_sources(cache: EncoderCache, row: int, decode: DecodeConfig | None = None) -> list[SourceEstimate]:
+    """The encoder's clip-level sources for a cache row."""
+    return decoded_sources_from(cache.seld[row], tuple(cache.meta["labels"]), cache.meta["output_rate_hz"], decode)
+
+
+def build_examples(ds: Dataset, cache: EncoderCache, stage: str, cascade: bool = False,
+                   seed: int = 0) -> list[Example]:
+    """Every example of `stage` whose clip is in the cache (a dataset and its cache must match)."""
+    if stage not in STAGES:
+        raise BinauraError(f"stage must be one of {STAGES}, got {stage!r}")
+    index = cache.index
+    missing = [s.id for s in ds.scenes if s.id not in index]
+    if missing:
+        raise BinauraError(f"{cache.path}: no encoder outputs for {len(missing)} clip(s) of {ds.root} "
+                           f"(e.g. {missing[0]}); rebuild the cache for this dataset")
+    contexts: dict[str, str | None] = {}
+
+    def context(scene: Scene) -> str | None:
+        if not cascade:
+            return None
+        if scene.id not in contexts:
+            contexts[scene.id] = heard_text(decoded_sources(cache, index[scene.id]))
+        return contexts[scene.id]
+
+    rng = np.random.default_rng(seed)
+    if stage == "align":
+        return [Example(index[s.id], DESCRIBE_QUESTIONS[int(rng.integers(len(DESCRIBE_QUESTIONS)))], None,
+                        describe(s.sources), context(s)) for s in ds.scenes]
+    if not ds.qa:
+        raise BinauraError(f"{ds.root}: no qa.jsonl; the sft stage trains on the QA items")
+    return [Example(index[q.scene_id], q.question, q.options, q.extra.get("answer_reply") or q.answer,
+                    context(ds.by_id[q.scene_id])) for q in ds.qa]
+
+
+class ExampleDataset(torch.utils.data.Dataset):
+    """Examples tokenized by the model (`SpatialLALM.encode`) with their clip's encoder outputs."""
+
+    def __init__(self, model, cache: EncoderCache, examples: list[Example], with_target: bool = True):
+        self.model, self.cache, self.examples, self.with_target = model, cache, examples, with_target
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict:
+        ex = self.examples[i]
+        item = self.model.encode(ex.question, ex.options, ex.target if self.with_target else None, ex.context)
+        if self.model.n_audio:
+            item["spatial"], item["semantic"], item["seld"] = self.cache.clip(ex.row)
+        return item
