@@ -92,7 +92,15 @@ def make_answerer(name: str, ds, seed: int = 0):
         return baselines.OracleAnswerer()
     if name == "text-only":
         return baselines.TextOnlyAnswerer().fit(ds.qa)
-    raise BinauraError(f"--model {name!r}: expected one of {', '.join(BASELINE_ANSWERERS)} or a model path")
+    from export.lalm_cli import model_folder  # noqa: PLC0415
+
+    folder = model_folder(name)
+    if folder is not None:
+        from training.eval.lalm_answerer import LalmAnswerer  # noqa: PLC0415
+
+        return LalmAnswerer(folder, name=f"lalm:{name}")
+    raise BinauraError(f"--model {name!r}: expected one of {', '.join(BASELINE_ANSWERERS)} or a language-model "
+                       f"folder (RUN/model from `binaura train sft`)")
 
 
 def cmd_synth(args) -> int:
@@ -182,9 +190,11 @@ def cmd_bench_qa(args) -> int:
     all_metrics = {}
     for n in names:
         m = make_answerer(n, ds, args.seed)
+        if m.name in all_metrics:
+            raise BinauraError(f"--model: two models both report as {m.name!r}; results are keyed by name")
         all_metrics[m.name] = run_qa(ds, m, progress=not args.quiet)
     print(qa_table(all_metrics))
-    out = dict(all_metrics[names[0]])
+    out = dict(next(iter(all_metrics.values())))
     out["models"] = all_metrics
     out["data"] = str(args.data)
     save_metrics(args.out, out)
@@ -361,12 +371,14 @@ def build_parser() -> argparse.ArgumentParser:
     bv.set_defaults(func=cmd_bench_validation)
 
     from export.bridge_cli import add_parsers  # noqa: PLC0415
+    from export.lalm_cli import add_ask_parser  # noqa: PLC0415
     from export.train_cli import add_export_parsers  # noqa: PLC0415
     from export.train_cli import add_parsers as add_train_parsers  # noqa: PLC0415
 
     add_parsers(sub, b)
     add_train_parsers(sub)
     add_export_parsers(sub)
+    add_ask_parser(sub)
 
     c = sub.add_parser("calibrate", help="calibrate to a listening head").add_subparsers(dest="calibrate",
                                                                                        required=True)

@@ -1,4 +1,4 @@
-"""`binaura train ...`: argument parsing for the training recipes (stage 1 for now)."""
+"""`binaura train ...`: argument parsing for the training recipes (the language model's stages: lalm_cli)."""
 
 from __future__ import annotations
 
@@ -92,6 +92,10 @@ def add_parsers(sub) -> None:
     e.add_argument("--resume", action="store_true", help="continue OUT/last.pt")
     e.add_argument("--quiet", action="store_true", help="no progress bars (log lines only)")
     e.set_defaults(func=cmd_train_encoder)
+
+    from export.lalm_cli import add_train_parsers  # noqa: PLC0415
+
+    add_train_parsers(t)
 
     a = t.add_parser("average", help="uniform weight average of encoder checkpoints fine-tuned from one start")
     a.add_argument("--checkpoints", required=True, help="comma-separated checkpoints of one architecture (>= 2)")

@@ -238,3 +238,33 @@ def test_encoder_model_options_are_parsed_and_checked():
         make_localizer("encoder:scale=9")
     with pytest.raises(BinauraError, match=":scale=S"):
         make_localizer("encoder:scale=1.1:scale=1.2")
+
+
+def test_train_sft_then_ask_and_bench_qa_with_the_model(tmp_path, capsys):
+    """`train align` -> `train sft --init` -> `bench qa --model RUN` and `ask --model RUN`, on a tiny
+    base LLM: every answer is scored, `ask --json` reports what the encoder heard."""
+    from training.models.llm import save_tiny_llm
+
+    base = save_tiny_llm(tmp_path / "tiny")
+    common = ["--data", str(tmp_path / "ds"), "--base", str(base), "--tokens", "4", "--batch-size", "2",
+              "--eval-every", "2", "--val-clips", "1", "--quiet"]
+    assert main(["train", "align", "--scenes", "3", "--out", str(tmp_path / "align"), "--steps", "2", *common]) == 0
+    assert main(["train", "sft", "--out", str(tmp_path / "sft"), "--steps", "2", "--lora-r", "2",
+                 "--init", str(tmp_path / "align" / "model"), *common]) == 0
+    out = tmp_path / "qa.json"
+    assert main(["bench", "qa", "--data", str(tmp_path / "ds"), "--model", f"{tmp_path / 'sft'},chance",
+                 "--out", str(out), "--quiet"]) == 0
+    m = json.loads(out.read_text())["models"]
+    n_questions = sum(1 for _ in open(tmp_path / "ds" / "qa.jsonl"))
+    row = m[f"lalm:{tmp_path / 'sft'}"]
+    assert row["n"] == n_questions and 0.0 <= row["overall"] <= 1.0
+    capsys.readouterr()
+    wav = next((tmp_path / "ds" / "audio").glob("*.wav"))
+    assert main(["ask", "--model", str(tmp_path / "sft"), "--audio", str(wav), "Where is the dog?", "--json"]) == 0
+    ans = json.loads(capsys.readouterr().out)
+    assert ans["question"] == "Where is the dog?" and isinstance(ans["answer"], str) and ans["seconds"] > 0
+    assert all(-180 < s["azimuth_deg"] <= 180 for s in ans["heard"])
+    assert main(["ask", "--model", str(tmp_path / "sft"), "--audio", str(wav), "  "]) == 2
+    assert "question is empty" in capsys.readouterr().err
+    assert main(["ask", "--model", str(tmp_path / "nope"), "--audio", str(wav), "Where?"]) == 2
+    assert "not a binaura language-model folder" in capsys.readouterr().err

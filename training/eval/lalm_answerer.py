@@ -28,7 +28,7 @@ class LalmAnswerer:
     needs_audio = True
 
     def __init__(self, path: str | os.PathLike, encoder_checkpoint: str | os.PathLike | None = None,
-                 max_new_tokens: int = MAX_NEW_TOKENS, batch_size: int = 16):
+                 max_new_tokens: int = MAX_NEW_TOKENS, batch_size: int = 16, name: str | None = None):
         self.model, self.meta = load_lalm(path)
         enc = Path(encoder_checkpoint or DEFAULT_ENCODER_CHECKPOINT)
         want = self.meta.get("encoder_checkpoint_sha256")
@@ -40,7 +40,7 @@ class LalmAnswerer:
         self.mirror_tta = bool(self.meta.get("encoder_mirror_tta", True))
         self.labels = tuple(self.meta.get("labels") or self.encoder.cfg.labels)
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
-        self.name = f"lalm:{Path(path).name}"
+        self.name = name or f"lalm:{path}"
         self._clip_id: str | None = None
         self._feats: dict | None = None
 

@@ -71,7 +71,7 @@ class EncoderTrainConfig:
     w_polar: float = 0.5
     polar_smoothing_bins: float = 1.0  # Gaussian soft targets over neighbouring polar bins
     #: heads whose polar angle carries no cue (a sphere is front/back symmetric) get no polar
-    #: loss when named here; empty for the shipped default (see BENCHMARKS.md)
+    #: loss when named here; empty for the shipped default (see docs/encoder-history.md)
     no_polar_heads: tuple[str, ...] = ()
     w_distance: float = 0.1
     w_semantic: float = 0.2
@@ -95,7 +95,7 @@ class EncoderTrainConfig:
     #: which validation pass makes best.pt: "seld" (decoded errors, see seld_score), "floors"
     #: (the issue's floors, see training.eval.metrics.floor_score) or "val_loss".
     #: The polar cross-entropy grows with over-confidence while decoded directions still improve,
-    #: so the loss picks early, less-trained weights (BENCHMARKS.md, issue 3).
+    #: so the loss picks early, less-trained weights (docs/encoder-history.md, issue 3).
     select_by: str = "seld"
     seed: int = 0
 

@@ -1,0 +1,152 @@
+"""`binaura train align|sft` and `binaura ask`: the audio-language model's command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from agent.core.errors import BinauraError
+
+FUSION_CHOICES = ("dense", "concat", "spatial", "semantic")
+
+
+def _cache_for(args) -> Path:
+    """The dataset's encoder-output cache, built there when missing."""
+    from training.recipes.lalm_cache import build_encoder_cache  # noqa: PLC0415
+
+    data = Path(args.data)
+    if not (data / "scenes.jsonl").exists():
+        if not args.scenes:
+            raise BinauraError(f"--data {data}: no scenes.jsonl; pass --scenes N to synthesize N training scenes "
+                               f"(with their questions) there first")
+        from training.synth.build import build_dataset  # noqa: PLC0415
+        from training.synth.config import preset  # noqa: PLC0415
+
+        build_dataset(data, preset("train"), args.scenes, args.synth_seed, with_qa=True, workers=args.workers,
+                      progress=not args.quiet)
+    cache = Path(args.cache) if args.cache else data / ("encoder-outputs-mono" if args.mono else "encoder-outputs")
+    if not (cache / "meta.json").exists():
+        build_encoder_cache(data, cache, args.encoder, mono=args.mono, progress=not args.quiet)
+    return cache
+
+
+def cmd_train_lalm(args) -> int:
+    from training.models.lalm import LalmConfig  # noqa: PLC0415
+    from training.models.projector import ProjectorConfig  # noqa: PLC0415
+    from training.recipes.lalm import LalmTrainConfig, train_lalm  # noqa: PLC0415
+
+    stage = args.train
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
+                                   ("grad_accum", args.grad_accum), ("eval_every", args.eval_every),
+                                   ("val_clips", args.val_clips), ("seed", args.seed), ("threads", args.threads),
+                                   ("device", args.device)) if v is not None}
+    if stage == "align" and args.lr is None:
+        overrides["lr"] = 1e-3  # a fresh projector alone takes a larger step
+    cfg = dataclasses.replace(LalmTrainConfig(stage=stage), **overrides).validate()
+    projector = ProjectorConfig(fusion=args.fusion, n_tokens=args.tokens)
+    model_cfg = LalmConfig(base=args.base, projector=projector, audio_tokens=not (args.no_audio or args.cascade),
+                           audio_input="mono" if args.mono else "binaural", cascade=args.cascade,
+                           lora_r=args.lora_r)
+    cache = _cache_for(args)
+    t0 = time.perf_counter()
+    model = train_lalm(args.data, cache, args.out, cfg, model_cfg, init=args.init, resume=args.resume,
+                       progress=not args.quiet)
+    print(f"{stage}: {time.perf_counter() - t0:.0f} s; model -> {model}; loss curves -> {Path(args.out) / 'loss.png'}")
+    return 0
+
+
+def add_train_parsers(t) -> None:
+    """`train align` and `train sft` under the `train` subcommand."""
+    for stage, text in (("align", "stage 2: the projector alone learns to describe scenes (metadata descriptions)"),
+                        ("sft", "stage 3: LoRA + projector on the hierarchical QA, answers in sentences")):
+        s = t.add_parser(stage, help=text)
+        s.add_argument("--data", required=True, help="training dataset with qa.jsonl (synthesized there with "
+                                                     "--scenes N when it has no scenes.jsonl)")
+        s.add_argument("--scenes", type=int, help="scenes to synthesize when --data is empty")
+        s.add_argument("--synth-seed", type=int, default=1)
+        s.add_argument("--workers", type=int, help="processes for synthesis")
+        s.add_argument("--cache", help="encoder-output cache (default: DATA/encoder-outputs[-mono])")
+        s.add_argument("--encoder", help="encoder checkpoint (default: the shipped training/assets/encoder_small.pt)")
+        s.add_argument("--out", required=True, help="run folder: model/, checkpoints/, history.json, loss.png")
+        s.add_argument("--base", help="base LLM: a Hugging Face causal LM folder or a name in the local HF cache "
+                                      "(default: the embedded SmolLM2-135M-Instruct)")
+        s.add_argument("--init", help="an earlier stage's model folder to start from (sft: the align run's model/)")
+        s.add_argument("--fusion", choices=FUSION_CHOICES, default="dense", help="how the projector joins the "
+                                                                                 "spatial and semantic streams")
+        s.add_argument("--tokens", type=int, default=10, help="audio embeddings per clip in the prompt")
+        s.add_argument("--lora-r", type=int, default=16, help="LoRA rank (align trains no LoRA)")
+        s.add_argument("--mono", action="store_true", help="the mono baseline: the encoder hears the L+R average")
+        s.add_argument("--cascade", action="store_true",
+                       help="the cascade baseline: the encoder's decoded sources as text in the prompt, no audio")
+        s.add_argument("--no-audio", action="store_true", help="the text-only baseline: the same LLM, no audio")
+        s.add_argument("--steps", type=int)
+        s.add_argument("--batch-size", type=int)
+        s.add_argument("--grad-accum", type=int)
+        s.add_argument("--lr", type=float)
+        s.add_argument("--eval-every", type=int)
+        s.add_argument("--val-clips", type=int)
+        s.add_argument("--seed", type=int)
+        s.add_argument("--threads", type=int)
+        s.add_argument("--device", choices=("auto", "cpu", "cuda"))
+        s.add_argument("--resume", action="store_true", help="continue OUT/checkpoints")
+        s.add_argument("--quiet", action="store_true")
+        s.set_defaults(func=cmd_train_lalm)
+
+
+def model_folder(path: str | Path) -> Path | None:
+    """A language-model checkpoint folder given as itself or as its run folder (RUN/model)."""
+    p = Path(path)
+    for cand in (p, p / "model"):
+        if (cand / "lalm.json").is_file():
+            return cand
+    return None
+
+
+def cmd_ask(args) -> int:
+    from agent.core.dataset import read_wav  # noqa: PLC0415
+    from agent.core.predictor import Clip  # noqa: PLC0415
+    from agent.core.scene import QAItem  # noqa: PLC0415
+    from training.eval.lalm_answerer import LalmAnswerer  # noqa: PLC0415
+
+    if not args.model:
+        raise BinauraError("no audio-language model is shipped yet (issue 20 is open): train one with "
+                           "`binaura train sft` and pass --model RUN/model")
+    folder = model_folder(args.model)
+    if folder is None:
+        raise BinauraError(f"--model {args.model}: not a binaura language-model folder (no lalm.json)")
+    options = [o.strip() for o in args.options.split("|")] if args.options else None
+    item = QAItem("ask", "ask", "L1", "ask", args.question, options, "A" if options else "?")
+    audio, rate = read_wav(args.audio)
+    answerer = LalmAnswerer(folder)
+    if rate != answerer.encoder.cfg.features.sample_rate_hz:
+        print(f"binaura: {args.audio} is {rate} Hz; resampled to {answerer.encoder.cfg.features.sample_rate_hz} Hz "
+              f"(below 32 kHz the pinna cues for front/back and elevation are gone)", file=sys.stderr)
+    t0 = time.perf_counter()
+    clip = Clip(Path(args.audio).stem, audio, rate)
+    text = answerer.answer(clip, item)
+    seconds = time.perf_counter() - t0
+    heard = answerer.heard_sources(clip)
+    if args.json:
+        print(json.dumps({"question": args.question, "options": options, "answer": text, "seconds": round(seconds, 3),
+                          "model": str(folder), "heard": [dataclasses.asdict(s) for s in heard]}))
+        return 0
+    print(text)
+    if args.verbose:
+        from training.recipes.lalm_data import heard_text  # noqa: PLC0415
+
+        print(f"({heard_text(heard)} Answered in {seconds:.2f} s.)")
+    return 0
+
+
+def add_ask_parser(sub) -> None:
+    a = sub.add_parser("ask", help="ask the audio-language model about a binaural recording")
+    a.add_argument("question")
+    a.add_argument("--audio", required=True, help="binaural wav (left, right), any rate >= 16 kHz")
+    a.add_argument("--model", help="language-model folder (RUN/model from `binaura train sft`)")
+    a.add_argument("--options", help="choices separated by |, e.g. 'left|right|behind'")
+    a.add_argument("--json", action="store_true", help="the structured answer as JSON")
+    a.add_argument("--verbose", action="store_true", help="also what the encoder heard")
+    a.set_defaults(func=cmd_ask)
