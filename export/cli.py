@@ -15,7 +15,7 @@ from agent.core.errors import BinauraError
 
 BASELINE_LOCALIZERS = ("gccphat", "chance", "oracle")
 #: `--model encoder` (or no --model): the encoder shipped in agent/assets, run by ONNX Runtime.
-BASELINE_ANSWERERS = ("chance", "text-only", "oracle")
+BASELINE_ANSWERERS = ("chance", "text-only", "oracle", "perception-bound")
 DEFAULT_LOCALIZER = "encoder"
 
 
@@ -92,6 +92,8 @@ def make_answerer(name: str, ds, seed: int = 0):
         return baselines.OracleAnswerer()
     if name == "text-only":
         return baselines.TextOnlyAnswerer().fit(ds.qa)
+    if name.split(":")[0] == "perception-bound":
+        return baselines.PerceptionBoundAnswerer(_encoder_hearing(name.partition(":")[2] or None), name)
     from export.lalm_cli import model_folder  # noqa: PLC0415
 
     folder = model_folder(name)
@@ -101,6 +103,25 @@ def make_answerer(name: str, ds, seed: int = 0):
         return LalmAnswerer(folder, name=f"lalm:{name}")
     raise BinauraError(f"--model {name!r}: expected one of {', '.join(BASELINE_ANSWERERS)} or a language-model "
                        f"folder (RUN/model from `binaura train sft`)")
+
+
+def _encoder_hearing(path: str | None):
+    """clip -> the sources the ONNX encoder hears in it, with their time spans (for the
+    perception bound: the oracle's program on the encoder's output)."""
+    from agent.core.scene import SourceLabel  # noqa: PLC0415
+    from agent.core.seld import active_spans, decode_clip  # noqa: PLC0415
+    from agent.localize.encoder import EncoderRuntime  # noqa: PLC0415
+
+    rt = EncoderRuntime(path)
+
+    def hear(clip):
+        f = rt.run_audio(clip.audio, clip.sample_rate_hz, clip.scene_id)
+        found = decode_clip(f.accdoa, f.log_distance, rt.labels, rt.output_rate_hz, rt.decode)
+        spans = active_spans(f.accdoa, rt.labels, rt.output_rate_hz, rt.decode)
+        return [SourceLabel(s.label, s.azimuth_deg, s.elevation_deg, s.distance_m, *spans[s.label])
+                for s in found if s.label in spans]
+
+    return hear
 
 
 def cmd_synth(args) -> int:

@@ -72,3 +72,16 @@ def seld_vector(accdoa: np.ndarray, log_distance: np.ndarray, class_logits: np.n
     t, c = log_distance.shape
     out = np.concatenate([accdoa, log_distance[..., None], class_logits[..., None]], axis=-1)
     return out.reshape(t, c * SELD_PER_CLASS).astype(np.float32, copy=False)
+
+
+def active_spans(accdoa: np.ndarray, labels: tuple[str, ...], frame_rate_hz: float,
+                 cfg: DecodeConfig | None = None) -> dict[str, tuple[float, float]]:
+    """Per class that decode_clip reports: (first, last + 1) active frame, in seconds. What a
+    perception-only reasoner knows of when each sound started and stopped."""
+    cfg = cfg or DecodeConfig()
+    on = np.linalg.norm(accdoa, axis=-1) >= cfg.activity_threshold  # (T, C)
+    spans = {}
+    for c in np.flatnonzero(on.sum(0) >= cfg.min_frames):
+        frames = np.flatnonzero(on[:, c])
+        spans[labels[c]] = (float(frames[0] / frame_rate_hz), float((frames[-1] + 1) / frame_rate_hz))
+    return spans

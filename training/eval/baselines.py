@@ -1,7 +1,8 @@
-"""Reference predictors: chance, text-only prior, oracle (proves the scorer)."""
+"""Reference predictors: chance, text-only prior, oracle (proves the scorer), perception bound."""
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections import Counter, defaultdict
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from agent.core.labels import LABELS, display
 from agent.core.predictor import Clip
-from agent.core.scene import QAItem, SourceEstimate, option_letter
+from agent.core.scene import QAItem, Scene, SourceEstimate, option_letter
 from training.qa.score import parse_turn
 from training.qa.tasks import TASKS_BY_NAME, turn_text
 
@@ -76,6 +77,33 @@ class OracleAnswerer:
 
     def answer(self, clip: Clip, item: QAItem) -> str:
         return TASKS_BY_NAME[item.task].solve(clip.truth, item.extra["params"])
+
+
+class PerceptionBoundAnswerer:
+    """The oracle's answer program applied to what a localizer heard instead of the truth: what
+    a perfect reasoner could score with that encoder (issue 20's perception bound). `hear`
+    maps a clip to the sources it heard (labels, directions, distances, time spans); a
+    question about a class it did not hear gets "I don't hear ..." where the task allows
+    that answer, and no answer where the task's program needs the class."""
+
+    needs_audio = True
+
+    def __init__(self, hear, name: str = "perception-bound"):
+        self.hear, self.name = hear, name
+        self._scene_id: str | None = None
+        self._heard: Scene | None = None
+
+    def answer(self, clip: Clip, item: QAItem) -> str | None:
+        if clip.scene_id != self._scene_id:
+            truth = clip.truth
+            sources = self.hear(clip)
+            self._heard = dataclasses.replace(truth, sources=sources) if truth is not None else Scene(
+                clip.scene_id, "", clip.sample_rate_hz, clip.audio.shape[-1] / clip.sample_rate_hz, sources, None, "")
+            self._scene_id = clip.scene_id
+        try:
+            return TASKS_BY_NAME[item.task].solve(self._heard, item.extra["params"])
+        except (StopIteration, KeyError, TypeError, ValueError):  # e.g. min() over no heard source
+            return None  # the program needs a source the encoder did not hear
 
 
 class TextOnlyAnswerer:
