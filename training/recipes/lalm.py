@@ -167,7 +167,7 @@ def train_lalm(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str |
     meta = {"stage": cfg.stage, "train_config": dataclasses.asdict(cfg), "data": str(Path(data).resolve()),
             "encoder_checkpoint_sha256": cache.meta["encoder_checkpoint_sha256"],
             "encoder_mirror_tta": cache.meta["mirror_tta"], "labels": cache.meta["labels"],
-            "train_examples": len(train), "val_examples": len(val),
+            "train_examples": len(train), "val_examples": len(val), "world_size": args.world_size,
             "lineage": ([json.loads((Path(init) / "lalm.json").read_text()).get("stage")] if init else [])}
     save_lalm(model, out / "model", **meta)
     return out / "model"
