@@ -93,9 +93,11 @@ def add_parsers(sub) -> None:
     e.add_argument("--quiet", action="store_true", help="no progress bars (log lines only)")
     e.set_defaults(func=cmd_train_encoder)
 
+    from export.grpo_cli import add_grpo_parser  # noqa: PLC0415
     from export.lalm_cli import add_train_parsers  # noqa: PLC0415
 
     add_train_parsers(t)
+    add_grpo_parser(t)
 
     a = t.add_parser("average", help="uniform weight average of encoder checkpoints fine-tuned from one start")
     a.add_argument("--checkpoints", required=True, help="comma-separated checkpoints of one architecture (>= 2)")
