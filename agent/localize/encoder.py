@@ -12,7 +12,6 @@ windows reproduce the offline result.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.core.audio import resample_to
+from agent.core.digest import sha256_file  # noqa: F401  (exported: export and tests import it from here)
 from agent.core.errors import BinauraError
 from agent.core.features import (
     SPATIAL_CHANNELS,
@@ -41,14 +41,6 @@ CONVENTION = "binaura-coords-1"
 #: The encoder shipped in this repository (produced by `binaura train encoder` + `binaura export encoder`).
 DEFAULT_ENCODER_DIR = Path(__file__).resolve().parent.parent / "assets" / "encoder"
 OUTPUTS = ("accdoa", "log_distance", "class_logits", "spatial_emb", "semantic_emb")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

