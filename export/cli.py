@@ -12,11 +12,13 @@ import sys
 from pathlib import Path
 
 from agent.core.errors import BinauraError
-
-BASELINE_LOCALIZERS = ("gccphat", "chance", "oracle")
-#: `--model encoder` (or no --model): the encoder shipped in agent/assets, run by ONNX Runtime.
-BASELINE_ANSWERERS = ("chance", "text-only", "oracle", "perception-bound")
-DEFAULT_LOCALIZER = "encoder"
+from export.registry import (  # noqa: F401  (the model registry; re-exported for scripts)
+    BASELINE_ANSWERERS,
+    BASELINE_LOCALIZERS,
+    DEFAULT_LOCALIZER,
+    make_answerer,
+    make_localizer,
+)
 
 
 def _models(values: list[str] | None, default: str | None = None) -> list[str]:
@@ -35,93 +37,6 @@ def _refuse_repeats(keys: list[str], specs: list[str]) -> None:
             raise BinauraError(f"--model: {seen[k]!r} and {spec!r} both report as {k!r}; name each model once "
                                f"(copy or rename an export folder to compare two with one name)")
         seen[k] = spec
-
-
-def make_localizer(name: str, seed: int = 0):
-    if name == "gccphat":
-        from agent.localize.gccphat import GccPhatLocalizer  # noqa: PLC0415
-
-        return GccPhatLocalizer()
-    if name in ("chance", "oracle"):
-        from training.eval import baselines  # noqa: PLC0415
-
-        return baselines.ChanceLocalizer(seed) if name == "chance" else baselines.OracleLocalizer()
-    base, _, tail = name.partition(":")
-    opts = set(tail.split(":")) if tail else set()
-    scales = {o for o in opts if o.startswith("scale=")}
-    if opts - scales - {"fp16", "mirror", "single"} or {"mirror", "single"} <= opts or len(scales) > 1:
-        base, opts, scales = name, set(), set()  # a path that itself holds a colon
-    precision = "fp16" if "fp16" in opts else "fp32"
-    # mirror averaging: forced on or off, else the export's own default (its manifest)
-    mirror = True if "mirror" in opts else (False if "single" in opts else None)
-    # the listening head's size over the encoder's (agent.core.features), e.g. encoder:scale=1.2
-    head_scale = 1.0
-    if scales:
-        from agent.core.features import check_head_scale  # noqa: PLC0415
-
-        head_scale = check_head_scale(scales.pop()[len("scale="):], f"--model {name!r}: scale")
-    tag = "".join(f":{o}" for o in sorted(opts))
-    mirror_tag = "".join(f":{o}" for o in sorted(opts - {"fp16"}))  # precision is named apart for paths
-    if base == "encoder":
-        from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
-
-        return EncoderLocalizer(precision=precision, mirror_tta=mirror, name=f"encoder{tag}", head_scale=head_scale)
-    path = Path(base)
-    if path.is_file() and path.suffix in (".pt", ".pth") and not opts:
-        from training.eval.torch_localizer import TorchEncoderLocalizer  # noqa: PLC0415
-
-        return TorchEncoderLocalizer(path)
-    if path.is_dir() or (path.is_file() and path.suffix == ".onnx"):
-        from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
-
-        return EncoderLocalizer(path, precision=precision, mirror_tta=mirror,
-                                name=f"onnx-{precision}{mirror_tag}:{path.name}", head_scale=head_scale)
-    raise BinauraError(f"--model {name!r}: expected encoder, one of {', '.join(BASELINE_LOCALIZERS)}, a training "
-                       f"checkpoint (.pt) or an exported encoder (folder or .onnx); an exported encoder takes "
-                       f":fp16 (its fp16 variant), :mirror or :single (left-right mirror averaging on or off; "
-                       f"default: as its manifest says) and :scale=S (the listening head's size over KEMAR's, "
-                       f"features warped to match), e.g. encoder:single, encoder:scale=1.2")
-
-
-def make_answerer(name: str, ds, seed: int = 0):
-    from training.eval import baselines  # noqa: PLC0415
-
-    if name == "chance":
-        return baselines.ChanceAnswerer(seed)
-    if name == "oracle":
-        return baselines.OracleAnswerer()
-    if name == "text-only":
-        return baselines.TextOnlyAnswerer().fit(ds.qa)
-    if name.split(":")[0] == "perception-bound":
-        return baselines.PerceptionBoundAnswerer(_encoder_hearing(name.partition(":")[2] or None), name)
-    from export.lalm_cli import model_folder  # noqa: PLC0415
-
-    folder = model_folder(name)
-    if folder is not None:
-        from training.eval.lalm_answerer import LalmAnswerer  # noqa: PLC0415
-
-        return LalmAnswerer(folder, name=f"lalm:{name}")
-    raise BinauraError(f"--model {name!r}: expected one of {', '.join(BASELINE_ANSWERERS)} or a language-model "
-                       f"folder (RUN/model from `binaura train sft`)")
-
-
-def _encoder_hearing(path: str | None):
-    """clip -> the sources the ONNX encoder hears in it, with their time spans (for the
-    perception bound: the oracle's program on the encoder's output)."""
-    from agent.core.scene import SourceLabel  # noqa: PLC0415
-    from agent.core.seld import active_spans, decode_clip  # noqa: PLC0415
-    from agent.localize.encoder import EncoderRuntime  # noqa: PLC0415
-
-    rt = EncoderRuntime(path)
-
-    def hear(clip):
-        f = rt.run_audio(clip.audio, clip.sample_rate_hz, clip.scene_id)
-        found = decode_clip(f.accdoa, f.log_distance, rt.labels, rt.output_rate_hz, rt.decode)
-        spans = active_spans(f.accdoa, rt.labels, rt.output_rate_hz, rt.decode)
-        return [SourceLabel(s.label, s.azimuth_deg, s.elevation_deg, s.distance_m, *spans[s.label])
-                for s in found if s.label in spans]
-
-    return hear
 
 
 def cmd_synth(args) -> int:

@@ -8,6 +8,7 @@ from agent.core.dataset import read_dataset
 from agent.core.geometry import distance_bin, sector_of
 from agent.core.labels import display
 from agent.core.predictor import Clip
+from export.registry import DEFAULT_LOCALIZER, make_localizer
 from training.eval.metrics import match_clip
 from training.synth.build import build_dataset
 from training.synth.config import preset
@@ -24,7 +25,6 @@ def describe(azimuth_deg: float, elevation_deg: float, distance_m: float | None)
 
 def run_demo(out: str | Path, seed: int = 7, index: int = 0, model_names: tuple[str, ...] | None = None) -> str:
     """Render one demo scene; say what each model hears where, beside the truth."""
-    from export.cli import DEFAULT_LOCALIZER, make_localizer  # noqa: PLC0415
 
     cfg = preset("demo")
     build_dataset(out, cfg, 1, seed, start=index, workers=1, progress=False)

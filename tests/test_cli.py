@@ -219,7 +219,7 @@ def test_demo_localizes_with_the_shipped_encoder_beside_the_baseline(tmp_path, c
 
 def test_encoder_model_options_are_parsed_and_checked():
     from agent.core.errors import BinauraError
-    from export.cli import make_localizer
+    from export.registry import make_localizer
 
     loc = make_localizer("encoder:mirror")
     assert loc.runtime.mirror_tta and loc.runtime.precision == "fp32" and loc.name == "encoder:mirror"

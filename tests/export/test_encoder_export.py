@@ -175,7 +175,7 @@ def test_mirror_averaging_makes_the_encoder_left_right_symmetric(exported):
 def test_an_export_can_make_mirror_averaging_the_runtime_default(exported, tmp_path):
     """`export encoder --mirror` writes the choice into the manifest; the runtime follows it
     unless told otherwise, and parity is still checked on the single pass torch runs."""
-    from export.cli import make_localizer
+    from export.registry import make_localizer
 
     d, _ = exported
     m = export_encoder(d / "tiny.pt", tmp_path / "m", fp16=False,
