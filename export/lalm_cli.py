@@ -29,7 +29,9 @@ def _cache_for(args) -> Path:
                       progress=not args.quiet)
     cache = Path(args.cache) if args.cache else data / ("encoder-outputs-mono" if args.mono else "encoder-outputs")
     if not (cache / "meta.json").exists():
-        build_encoder_cache(data, cache, args.encoder, mono=args.mono, progress=not args.quiet)
+        # the encoder runs where the language model will train (--device; auto: CUDA when present)
+        build_encoder_cache(data, cache, args.encoder, mono=args.mono, progress=not args.quiet,
+                            device=args.device or "auto")
     return cache
 
 
