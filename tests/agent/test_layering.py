@@ -12,7 +12,8 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 import agent.core.audio, agent.core.geometry, agent.core.labels, agent.core.scene
 import agent.core.dataset, agent.core.predictor, agent.localize.gccphat, firmware_bridge
-import agent.core.features, agent.core.seld, agent.localize.encoder
+import agent.core.features, agent.core.seld, agent.localize.encoder, agent.localize.long_clip
+import agent.core.prompt, agent.core.outdir, agent.core.digest, agent.track, agent.track.tracker, agent.track.events
 import numpy as np
 from agent.core.predictor import Clip
 from agent.localize.encoder import EncoderLocalizer
