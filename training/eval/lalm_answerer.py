@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.core.digest import sha256_file
 from agent.core.errors import BinauraError
 from agent.core.predictor import Clip
 from agent.core.scene import QAItem
 from training.models.encoder import load_checkpoint
 from training.models.lalm import load_lalm
-from training.recipes.lalm_cache import DEFAULT_ENCODER_CHECKPOINT, _sha256, encoder_outputs
+from training.recipes.lalm_cache import DEFAULT_ENCODER_CHECKPOINT, encoder_outputs
 from training.recipes.lalm_data import decoded_sources_from, heard_text
 
 #: Tokens an answer may take: a letter and a short sentence.
@@ -32,7 +33,7 @@ class LalmAnswerer:
         self.model, self.meta = load_lalm(path)
         enc = Path(encoder_checkpoint or DEFAULT_ENCODER_CHECKPOINT)
         want = self.meta.get("encoder_checkpoint_sha256")
-        if want and _sha256(enc) != want:
+        if want and sha256_file(enc) != want:
             raise BinauraError(f"{path} was trained on the outputs of another encoder (SHA-256 {want[:12]}...); "
                                f"{enc} is not it: pass that encoder's checkpoint, or retrain the language model "
                                f"on this encoder")

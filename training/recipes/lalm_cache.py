@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from agent.core.audio import resample_to
 from agent.core.dataset import read_dataset, read_wav, write_json
+from agent.core.digest import sha256_file
 from agent.core.errors import BinauraError
 from agent.core.features import compute_features, mirror_spatial
 from agent.core.outdir import OutputKind, output_folder
@@ -43,16 +44,6 @@ CACHE_FORMAT = "binaura-encoder-outputs-v1"
 CACHE_KIND = OutputKind("encoder-outputs", manifest="meta.json", names=("spatial.npy", "semantic.npy", "seld.npy"))
 #: The shipped encoder's checkpoint (its ONNX export is agent/assets/encoder).
 DEFAULT_ENCODER_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "encoder_small.pt"
-
-
-def _sha256(path: Path) -> str:
-    import hashlib  # noqa: PLC0415
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolve_device(device: str | torch.device | None = "cpu") -> torch.device:
@@ -187,7 +178,7 @@ def build_encoder_cache(data: str | os.PathLike, out: str | os.PathLike,
                 "n_frames": first[0][0], "spatial_dim": first[0][1], "semantic_dim": first[1][1],
                 "seld_dim": first[2][1], "labels": list(model.cfg.labels), "mirror_tta": mirror_tta,
                 "audio_input": "mono" if mono else "binaural",
-                "output_rate_hz": model.cfg.output_rate_hz, "encoder_checkpoint_sha256": _sha256(checkpoint),
+                "output_rate_hz": model.cfg.output_rate_hz, "encoder_checkpoint_sha256": sha256_file(checkpoint),
                 "torch_threads": threads, "device": dev.type, "batch_size": batch_size})
             del arrays
     finally:
