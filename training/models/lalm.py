@@ -210,22 +210,33 @@ def read_lalm_meta(path: str | os.PathLike) -> dict:
 def load_lalm(path: str | os.PathLike, base: str | None = None) -> tuple[SpatialLALM, dict]:
     """A checkpoint folder -> (model in eval mode, its lalm.json). base overrides the recorded
     base LLM's name or path (same weights elsewhere); the fingerprint must still match."""
-    from peft import set_peft_model_state_dict  # noqa: PLC0415
-    from safetensors.torch import load_file  # noqa: PLC0415
-
     path = Path(path)
     meta = read_lalm_meta(path)
     cfg = LalmConfig.from_dict(meta["config"])
     llm, tok = load_base_llm(base if base is not None else cfg.base)
     check_llm_fingerprint(meta["llm"], llm, tok, what=str(path))
     model = SpatialLALM(llm, tok, cfg)
+    load_trainable(model, path)
+    return model.eval(), meta
+
+
+def load_trainable(model: SpatialLALM, path: str | os.PathLike) -> None:
+    """A checkpoint folder's projector (and LoRA, where the model has LoRA and the checkpoint
+    holds it) into `model`: how a checkpoint loads, how a stage starts from the one before
+    it, and how a training run resumes."""
+    from peft import set_peft_model_state_dict  # noqa: PLC0415
+    from safetensors.torch import load_file  # noqa: PLC0415
+
+    path = Path(path)
+    read_lalm_meta(path)
     state = load_file(str(path / "weights.safetensors"))
     if model.projector is not None:
         proj = {k.removeprefix("projector."): v.float() for k, v in state.items() if k.startswith("projector.")}
+        if not proj:
+            raise BinauraError(f"{path}: holds no projector weights")
         model.projector.load_state_dict(proj)
-    if cfg.lora_r > 0:
-        lora = {k.removeprefix("lora."): v.float() for k, v in state.items() if k.startswith("lora.")}
+    lora = {k.removeprefix("lora."): v.float() for k, v in state.items() if k.startswith("lora.")}
+    if lora and model.cfg.lora_r > 0:
         res = set_peft_model_state_dict(model.llm, lora)
         if getattr(res, "unexpected_keys", None):
             raise BinauraError(f"{path}: LoRA weights that this base LLM has no place for: {res.unexpected_keys[:3]}")
-    return model.eval(), meta

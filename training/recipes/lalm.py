@@ -22,7 +22,14 @@ import torch
 
 from agent.core.dataset import read_dataset, write_json
 from agent.core.errors import BinauraError
-from training.models.lalm import LalmConfig, SpatialLALM, load_lalm, read_lalm_meta, save_lalm
+from training.models.lalm import (
+    LalmConfig,
+    SpatialLALM,
+    load_lalm,
+    load_trainable,
+    read_lalm_meta,
+    save_lalm,
+)
 from training.models.llm import load_base_llm
 from training.recipes.lalm_cache import EncoderCache
 from training.recipes.lalm_data import STAGES, ExampleDataset, build_examples
@@ -71,30 +78,13 @@ def _trainer_class():
             save_lalm(self.model, out / "lalm")
 
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-            restore_trainable(self.model, Path(resume_from_checkpoint) / "lalm")
+            load_trainable(self.model, Path(resume_from_checkpoint) / "lalm")
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             out = model(**inputs)
             return (out.loss, out) if return_outputs else out.loss
 
     return _LalmTrainer
-
-
-def restore_trainable(model: SpatialLALM, path: Path) -> None:
-    """Load a checkpoint's projector (and LoRA, when both have it) into `model`."""
-    from peft import set_peft_model_state_dict  # noqa: PLC0415
-    from safetensors.torch import load_file  # noqa: PLC0415
-
-    read_lalm_meta(path)
-    state = load_file(str(path / "weights.safetensors"))
-    if model.projector is not None:
-        proj = {k.removeprefix("projector."): v.float() for k, v in state.items() if k.startswith("projector.")}
-        if not proj:
-            raise BinauraError(f"{path}: holds no projector weights")
-        model.projector.load_state_dict(proj)
-    lora = {k.removeprefix("lora."): v.float() for k, v in state.items() if k.startswith("lora.")}
-    if lora and model.cfg.lora_r > 0:
-        set_peft_model_state_dict(model.llm, lora)
 
 
 def _split(ds, val_clips: int, seed: int) -> tuple[set[str], set[str]]:
@@ -131,7 +121,7 @@ def train_lalm(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str |
     llm, tok = load_base_llm(model_cfg.base)
     model = SpatialLALM(llm, tok, model_cfg)
     if init is not None:
-        restore_trainable(model, Path(init))
+        load_trainable(model, init)
     ds = read_dataset(data, check_audio=False)
     train_ids, val_ids = _split(ds, cfg.val_clips, cfg.seed)
     examples = build_examples(ds, cache, cfg.stage, cascade=model_cfg.cascade, seed=cfg.seed)
@@ -196,4 +186,4 @@ def plot_loss(history: list[dict], path: Path, title: str) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["LalmTrainConfig", "load_lalm", "plot_loss", "restore_trainable", "train_lalm"]
+__all__ = ["LalmTrainConfig", "load_lalm", "plot_loss", "train_lalm"]
