@@ -50,7 +50,8 @@ def cmd_train_lalm(args) -> int:
     cfg = dataclasses.replace(LalmTrainConfig(stage=stage), **overrides).validate()
     projector = ProjectorConfig(fusion=args.fusion, n_tokens=args.tokens)
     model_cfg = LalmConfig(base=args.base, projector=projector, audio_tokens=not (args.no_audio or args.cascade),
-                           audio_input="mono" if args.mono else "binaural", cascade=args.cascade,
+                           audio_input="mono" if args.mono else "binaural",
+                           heard_line=args.cascade or args.heard,
                            lora_r=args.lora_r)
     cache = _cache_for(args)
     t0 = time.perf_counter()
@@ -83,6 +84,9 @@ def add_train_parsers(t) -> None:
         s.add_argument("--mono", action="store_true", help="the mono baseline: the encoder hears the L+R average")
         s.add_argument("--cascade", action="store_true",
                        help="the cascade baseline: the encoder's decoded sources as text in the prompt, no audio")
+        s.add_argument("--heard", action="store_true",
+                       help="the prompt also carries the encoder's decoded sources as text, beside the audio "
+                            "embeddings (the heard line)")
         s.add_argument("--no-audio", action="store_true", help="the text-only baseline: the same LLM, no audio")
         s.add_argument("--steps", type=int)
         s.add_argument("--batch-size", type=int)
@@ -137,9 +141,9 @@ def cmd_ask(args) -> int:
         return 0
     print(text)
     if args.verbose:
-        from training.recipes.lalm_data import heard_text  # noqa: PLC0415
+        from agent.core.prompt import heard_line  # noqa: PLC0415
 
-        print(f"({heard_text(heard)} Answered in {seconds:.2f} s.)")
+        print(f"({heard_line(heard)} Answered in {seconds:.2f} s.)")
     return 0
 
 

@@ -88,17 +88,13 @@ def make_answerer(name: str, ds, seed: int = 0):
 def _encoder_hearing(path: str | None):
     """clip -> the sources the ONNX encoder hears in it, with their time spans (for the
     perception bound: the oracle's program on the encoder's output)."""
-    from agent.core.scene import SourceLabel  # noqa: PLC0415
-    from agent.core.seld import active_spans, decode_clip  # noqa: PLC0415
+    from agent.core.seld import heard_sources  # noqa: PLC0415
     from agent.localize.encoder import EncoderRuntime  # noqa: PLC0415
 
     rt = EncoderRuntime(path)
 
     def hear(clip):
         f = rt.run_audio(clip.audio, clip.sample_rate_hz, clip.scene_id)
-        found = decode_clip(f.accdoa, f.log_distance, rt.labels, rt.output_rate_hz, rt.decode)
-        spans = active_spans(f.accdoa, rt.labels, rt.output_rate_hz, rt.decode)
-        return [SourceLabel(s.label, s.azimuth_deg, s.elevation_deg, s.distance_m, *spans[s.label])
-                for s in found if s.label in spans]
+        return heard_sources(f.accdoa, f.log_distance, rt.labels, rt.output_rate_hz, rt.decode)
 
     return hear

@@ -116,6 +116,17 @@ def elevation_class(el: float) -> str:
     return "level"
 
 
+def elevation_name(el: float) -> str:
+    """The benchmark's elevation words: far above (> 35 deg), above, at ear level, below."""
+    if el > 35:
+        return "far above"
+    if el > ELEVATION_LEVEL_DEG:
+        return "above"
+    if el >= -ELEVATION_LEVEL_DEG:
+        return "at ear level"
+    return "below"
+
+
 def distance_bin(d: float) -> str:
     for edge, name in zip(DISTANCE_BIN_EDGES_M, DISTANCE_BIN_NAMES):
         if d < edge:

@@ -14,11 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.core.errors import BinauraError
+from agent.core.geometry import elevation_name, sector_of
+from agent.core.labels import display
 from agent.core.scene import OPTION_LETTERS, option_letter
 
 #: Bumped whenever anything below changes what the model sees; checkpoints and bundles record
 #: it and a mismatch is refused.
-TEMPLATE_VERSION = "binaura-prompt-v1"
+TEMPLATE_VERSION = "binaura-prompt-v2"  # v2: the heard line (heard_line)
 #: Kept short: every prompt token costs prefill time on the device.
 SYSTEM = "You are binaura. You hear the listener's surroundings through two ear microphones."
 AUDIO_OPEN, AUDIO_CLOSE = "<audio>", "</audio>"
@@ -66,3 +68,21 @@ def render(question: str, options: list[str] | None = None, system: str = SYSTEM
 def answer_text(answer: str) -> str:
     """What the model is trained to write after the prompt: the answer, then the end of turn."""
     return f"{answer.strip()}{IM_END}"
+
+
+def heard_line(sources: list) -> str:
+    """What the encoder decoded, as one line in the words the answers use: per source (in onset
+    order) its name, sector, azimuth, elevation word, distance and onset, then "Nothing
+    else." so that a sound missing from the line is a sound not heard. `sources` are
+    SourceLabels (agent.core.seld.heard_sources). The cascade baseline's whole view of the
+    audio, and the full model's second view beside its audio embeddings."""
+    if not sources:
+        return "Heard: no distinct sound."
+    parts = []
+    for s in sorted(sources, key=lambda s: (s.onset_s, s.label)):
+        part = (f"{display(s.label)}: {sector_of(s.azimuth_deg)}, {s.azimuth_deg:+.0f} deg, "
+                f"{elevation_name(s.elevation_deg)}")
+        if s.distance_m is not None:
+            part += f", {s.distance_m:.1f} m"
+        parts.append(part + f", from {s.onset_s:.1f} s")
+    return "Heard: " + "; ".join(parts) + ". Nothing else."

@@ -85,3 +85,15 @@ def active_spans(accdoa: np.ndarray, labels: tuple[str, ...], frame_rate_hz: flo
         frames = np.flatnonzero(on[:, c])
         spans[labels[c]] = (float(frames[0] / frame_rate_hz), float((frames[-1] + 1) / frame_rate_hz))
     return spans
+
+
+def heard_sources(accdoa: np.ndarray, log_distance: np.ndarray, labels: tuple[str, ...], frame_rate_hz: float,
+                  cfg: DecodeConfig | None = None) -> list:
+    """What a perception-only listener knows of a clip: each decoded source as a SourceLabel
+    (label, direction, distance) with the time span its class was active, in decode order."""
+    from agent.core.scene import SourceLabel  # noqa: PLC0415
+
+    found = decode_clip(accdoa, log_distance, labels, frame_rate_hz, cfg)
+    spans = active_spans(accdoa, labels, frame_rate_hz, cfg)
+    return [SourceLabel(s.label, s.azimuth_deg, s.elevation_deg, s.distance_m, *spans[s.label])
+            for s in found if s.label in spans]

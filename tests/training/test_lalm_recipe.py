@@ -48,8 +48,8 @@ def test_examples_of_each_stage(data):
     align = build_examples(ds, cache, "align")
     assert len(align) == 6 and align[0].target == describe(ds.scenes[0].sources)
     assert align[0].target.startswith("I hear ")
-    sft = build_examples(ds, cache, "sft", cascade=True)
-    assert len(sft) == len(ds.qa) and all(e.context.startswith("Localizer: ") for e in sft)
+    sft = build_examples(ds, cache, "sft", heard=True)
+    assert len(sft) == len(ds.qa) and all(e.context.startswith("Heard: ") for e in sft)
     letters = [e for e in sft if e.options]
     assert letters and all(e.target[:3] in ("A. ", "B. ", "C. ", "D. ") for e in letters)
 

@@ -15,11 +15,12 @@ import numpy as np
 from agent.core.digest import sha256_file
 from agent.core.errors import BinauraError
 from agent.core.predictor import Clip
+from agent.core.prompt import heard_line
 from agent.core.scene import QAItem
 from training.models.encoder import load_checkpoint
 from training.models.lalm import load_lalm
 from training.recipes.lalm_cache import DEFAULT_ENCODER_CHECKPOINT, encoder_outputs
-from training.recipes.lalm_data import decoded_sources_from, heard_text
+from training.recipes.lalm_data import heard_from
 
 #: Tokens an answer may take: a letter and a short sentence.
 MAX_NEW_TOKENS = 40
@@ -58,13 +59,13 @@ class LalmAnswerer:
         return self._feats
 
     def heard_sources(self, clip: Clip) -> list:
-        """What the encoder decoded in the clip (for --verbose and the cascade prompt)."""
+        """What the encoder decoded in the clip, with time spans (for --verbose and the heard line)."""
         f = self.hear(clip)
-        return decoded_sources_from(f["seld"], self.labels, self.encoder.cfg.output_rate_hz)
+        return heard_from(f["seld"], self.labels, self.encoder.cfg.output_rate_hz)
 
     def answer_many(self, clip: Clip, items: list[QAItem]) -> list[str]:
         feats = self.hear(clip)
-        context = heard_text(self.heard_sources(clip)) if self.model.cfg.cascade else None
+        context = heard_line(self.heard_sources(clip)) if self.model.cfg.heard_line else None
         out = []
         for i in range(0, len(items), self.batch_size):
             batch = [{**self.model.encode(q.question, q.options, None, context), **feats}

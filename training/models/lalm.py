@@ -39,6 +39,8 @@ IGNORE = -100  # label of positions the loss skips
 class LalmConfig:
     """base: the base LLM (None: the embedded SmolLM2 default; else a name or path).
     audio_tokens: False gives the same LLM without audio (the text-only and cascade baselines).
+    heard_line: the prompt also carries what the encoder decoded, as text (agent.core.prompt.
+    heard_line): with audio_tokens, the full model's second view; without, the cascade baseline.
     audio_input: what the cached encoder outputs were computed from ("binaural", or "mono":
     the L+R average, the paper's mono baseline); recorded so a cache of the other kind is refused.
     lora_r: 0 trains the projector only (the alignment stage)."""
@@ -47,7 +49,7 @@ class LalmConfig:
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     audio_tokens: bool = True
     audio_input: str = "binaural"
-    cascade: bool = False
+    heard_line: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -62,6 +64,8 @@ class LalmConfig:
     @classmethod
     def from_dict(cls, d: dict) -> LalmConfig:
         d = dict(d)
+        if "cascade" in d:  # its name before the heard line joined the full model
+            d["heard_line"] = bool(d.pop("cascade")) or bool(d.get("heard_line"))
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise BinauraError(f"language-model config: unknown key(s) {sorted(unknown)}")
@@ -110,7 +114,7 @@ class SpatialLALM(nn.Module):
     def encode(self, question: str, options: list[str] | None, answer: str | None = None,
                context: str | None = None) -> dict:
         """One example's token ids, audio mask and labels (loss on the answer and its end-of-turn).
-        context: text the cascade baseline puts before the question (the encoder's sources)."""
+        context: text put before the question (the heard line, `cfg.heard_line`)."""
         p = render(question if context is None else f"{context}\n{question}", options)
         tok = self.tokenizer
         before = tok(p.before, add_special_tokens=False)["input_ids"]

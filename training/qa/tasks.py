@@ -27,6 +27,7 @@ from agent.core.geometry import (
     SECTOR_NAMES,
     azimuth_diff_deg,
     distance_bin,
+    elevation_name,
     great_circle_deg,
     mirror_front_back_deg,
     rotate_listener_deg,
@@ -46,16 +47,6 @@ CONSISTENCY_NAMES = ("yes, it matches", "no, the direction is wrong", "no, the d
                      "no, that sound is not present")
 SAME_DISTANCE = "about equally far"
 SAME_DISTANCE_M = 0.25
-
-
-def elevation_name(el: float) -> str:
-    if el > 35:
-        return "far above"
-    if el > 15:
-        return "above"
-    if el >= -15:
-        return "at ear level"
-    return "below"
 
 
 def relative_name(a: SourceLabel, b: SourceLabel) -> str:

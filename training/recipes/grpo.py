@@ -420,7 +420,7 @@ def train_grpo(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str |
     opt = torch.optim.AdamW([p for _, p in params], lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     ds = read_dataset(data, check_audio=False)
-    examples: list[Example] = build_examples(ds, cache, "sft", cascade=model.cfg.cascade, seed=cfg.seed)
+    examples: list[Example] = build_examples(ds, cache, "sft", heard=model.cfg.heard_line, seed=cfg.seed)
     qa = list(ds.qa)
     val = _val_clip_ids([s.id for s in ds.scenes], cfg.val_clips, cfg.seed)
     train_idx = [i for i, q in enumerate(qa) if q.scene_id not in val]

@@ -124,7 +124,7 @@ def train_lalm(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str |
         load_trainable(model, init)
     ds = read_dataset(data, check_audio=False)
     train_ids, val_ids = _split(ds, cfg.val_clips, cfg.seed)
-    examples = build_examples(ds, cache, cfg.stage, cascade=model_cfg.cascade, seed=cfg.seed)
+    examples = build_examples(ds, cache, cfg.stage, heard=model_cfg.heard_line, seed=cfg.seed)
     row_id = cache.meta["ids"]
     train = [e for e in examples if row_id[e.row] in train_ids]
     val = [e for e in examples if row_id[e.row] in val_ids][:400]

@@ -6,8 +6,8 @@
 - "sft": every QA item, the target being its `answer_reply` (the option letter, then a sentence
   a person wants to hear; training/qa/sentences.py); items from an older qa.jsonl without it
   fall back to the canonical answer.
-With `cascade`, the prompt also carries the encoder's decoded sources as text (the cascade
-baseline: the same LLM reading a localizer's output instead of audio embeddings).
+With `heard`, the prompt also carries the encoder's decoded sources as text (agent.core.prompt.
+heard_line): the cascade baseline's only view of the audio, the full model's second one.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from agent.core.dataset import Dataset
 from agent.core.errors import BinauraError
 from agent.core.geometry import sector_of
 from agent.core.labels import display
-from agent.core.scene import Scene, SourceEstimate
-from agent.core.seld import SELD_PER_CLASS, DecodeConfig, decode_clip
+from agent.core.prompt import heard_line
+from agent.core.scene import Scene, SourceLabel
+from agent.core.seld import SELD_PER_CLASS, DecodeConfig, heard_sources
 from training.qa.phrasing import capitalise
 from training.qa.sentences import metres, where
 from training.recipes.lalm_cache import EncoderCache
@@ -38,7 +39,7 @@ class Example:
     question: str
     options: list[str] | None
     target: str
-    context: str | None = None  # the cascade baseline's text
+    context: str | None = None  # the heard line
 
 
 def describe(sources: list) -> str:
@@ -56,30 +57,20 @@ def describe(sources: list) -> str:
     return capitalise(f"I hear {listed}.")
 
 
-def heard_text(sources: list[SourceEstimate]) -> str:
-    """The cascade baseline's context: what the encoder decoded, in numbers."""
-    if not sources:
-        return "Localizer: no sources."
-    items = [f"{display(s.label) if s.label else 'a source'} at azimuth {s.azimuth_deg:+.0f} deg, elevation "
-             f"{s.elevation_deg:+.0f} deg" + ("" if s.distance_m is None else f", {s.distance_m:.1f} m")
-             for s in sources]
-    return "Localizer: " + "; ".join(items) + "."
-
-
-def decoded_sources_from(seld: np.ndarray, labels: tuple[str, ...], output_rate_hz: float,
-                         decode: DecodeConfig | None = None) -> list[SourceEstimate]:
-    """Clip-level sources decoded from a clip's SELD vectors (T, C * 5) (agent.core.seld)."""
+def heard_from(seld: np.ndarray, labels: tuple[str, ...], output_rate_hz: float,
+               decode: DecodeConfig | None = None) -> list[SourceLabel]:
+    """The sources a clip's SELD vectors (T, C * 5) decode to, with their time spans."""
     seld = np.asarray(seld, np.float32)
     per = seld.reshape(seld.shape[0], len(labels), SELD_PER_CLASS)
-    return decode_clip(per[..., :3], per[..., 3], labels, output_rate_hz, decode)
+    return heard_sources(per[..., :3], per[..., 3], labels, output_rate_hz, decode)
 
 
-def decoded_sources(cache: EncoderCache, row: int, decode: DecodeConfig | None = None) -> list[SourceEstimate]:
-    """The encoder's clip-level sources for a cache row."""
-    return decoded_sources_from(cache.seld[row], tuple(cache.meta["labels"]), cache.meta["output_rate_hz"], decode)
+def heard_in(cache: EncoderCache, row: int, decode: DecodeConfig | None = None) -> list[SourceLabel]:
+    """The encoder's clip-level sources (with time spans) for a cache row."""
+    return heard_from(cache.seld[row], tuple(cache.meta["labels"]), cache.meta["output_rate_hz"], decode)
 
 
-def build_examples(ds: Dataset, cache: EncoderCache, stage: str, cascade: bool = False,
+def build_examples(ds: Dataset, cache: EncoderCache, stage: str, heard: bool = False,
                    seed: int = 0) -> list[Example]:
     """Every example of `stage` whose clip is in the cache (a dataset and its cache must match)."""
     if stage not in STAGES:
@@ -92,10 +83,10 @@ def build_examples(ds: Dataset, cache: EncoderCache, stage: str, cascade: bool =
     contexts: dict[str, str | None] = {}
 
     def context(scene: Scene) -> str | None:
-        if not cascade:
+        if not heard:
             return None
         if scene.id not in contexts:
-            contexts[scene.id] = heard_text(decoded_sources(cache, index[scene.id]))
+            contexts[scene.id] = heard_line(heard_in(cache, index[scene.id]))
         return contexts[scene.id]
 
     rng = np.random.default_rng(seed)
