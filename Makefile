@@ -53,6 +53,7 @@ bench: setup
 	$(BIN)/binaura bench qa --data data/bench --model perception-bound,oracle,text-only,chance --out out/bench_qa.json
 	$(BIN)/binaura bench synth --scenes 40 --out out/bench_synth.json
 	$(BIN)/binaura bench bridge --seconds 60 --soak-seconds 600 --out out/bench_bridge.json
+	$(BIN)/binaura bench agent --data data/bench --scenes 100 --model tracks --realtime-s 600 --soak-s 1800 --out out/bench_agent.json
 
 # Stage 1 on this CPU: synthesize 14,000 training scenes, cache features, train (docs/encoder.md).
 train-encoder: setup

@@ -26,6 +26,9 @@ from agent.localize.encoder import EncoderFrames, EncoderRuntime, StreamingEncod
 from agent.track.events import Event, HealthEvent, OffsetEvent
 from agent.track.tracker import Tracker, TrackerConfig, detections_from_frames
 
+#: The live agent's tracker settings over TrackerConfig's defaults, chosen on the selection set
+#: by the rule in docs/listen.md (a source confirmed on 2 detections, a track held 2 s unheard).
+LIVE_TRACKER = {"confirm_hits": 2, "hold_s": 2.0}
 #: A block may start this much after the previous one ended before it counts as lost audio.
 _CLOCK_SLACK_S = 1e-3
 
@@ -33,14 +36,14 @@ _CLOCK_SLACK_S = 1e-3
 @dataclass
 class PipelineConfig:
     """hop_frames: encoder output frames per hop (0.1 s each for the shipped encoder): a
-    shorter hop reports sooner and costs more. keep_s: the recent audio and encoder frames
+    shorter hop reports sooner and costs more (1, chosen with LIVE_TRACKER in docs/listen.md). keep_s: the recent audio and encoder frames
     kept for questions and transcription."""
 
-    hop_frames: int = 2
+    hop_frames: int = 1
     detect_threshold: float = 0.5
     health_every_s: float = 5.0
     keep_s: float = 30.0
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(**LIVE_TRACKER))
 
     def validate(self) -> PipelineConfig:
         p = []

@@ -29,7 +29,7 @@ from agent.core.geometry import great_circle_deg
 from agent.localize.encoder import EncoderRuntime
 from agent.pipeline import Pipeline, PipelineConfig
 from agent.track.events import OnsetEvent
-from agent.track.tracker import detections_from_frames
+from agent.track.tracker import TrackerConfig, detections_from_frames  # noqa: F401
 
 GATE_DEG = 20.0
 BLOCK_S = 0.1
@@ -96,10 +96,10 @@ def score_scene(rt: EncoderRuntime, scene, audio: np.ndarray, rate: int, cfg: Pi
             "compute_s": pipe.counters["compute_s"], "audio_s": pipe.counters["audio_s"]}
 
 
-def bench_agent(ds: Dataset, scenes: int = 100, encoder: str | None = None, hop_frames: int = 2,
-                answerer=None, progress: bool = True) -> dict:
+def bench_agent(ds: Dataset, scenes: int = 100, encoder: str | None = None, hop_frames: int = 1,
+                answerer=None, progress: bool = True, tracker: TrackerConfig | None = None) -> dict:
     rt = EncoderRuntime(encoder, threads=1)
-    cfg = PipelineConfig(hop_frames=hop_frames)
+    cfg = PipelineConfig(hop_frames=hop_frames, **({"tracker": tracker} if tracker is not None else {}))
     chosen = [s for s in ds.scenes if 1 <= len(s.sources) <= 3][:scenes]
     results = []
     for i, scene in enumerate(chosen):
@@ -112,7 +112,7 @@ def bench_agent(ds: Dataset, scenes: int = 100, encoder: str | None = None, hop_
     minutes = sum(s["active_s"] for s in src) / 60.0
     ft = np.array([r["first_token_s"] for r in results if r["first_token_s"] is not None])
     out = {
-        "scenes": len(results), "sources": len(src), "hop_frames": hop_frames,
+        "scenes": len(results), "sources": len(src), "hop_frames": hop_frames, "tracker": cfg.tracker.to_dict(),
         "coverage_20deg": sum(s["covered"] for s in src) / max(1, sum(s["snapshots"] for s in src)),
         "raw_coverage_20deg": sum(s["raw_covered"] for s in src) / max(1, sum(s["raw_frames"] for s in src)),
         "id_switches_per_source_minute": sum(s["switches"] for s in src) / max(minutes, 1e-9),
@@ -126,7 +126,7 @@ def bench_agent(ds: Dataset, scenes: int = 100, encoder: str | None = None, hop_
     return out
 
 
-def realtime_run(audio: np.ndarray, rate: int, encoder: str | None = None, hop_frames: int = 2) -> dict:
+def realtime_run(audio: np.ndarray, rate: int, encoder: str | None = None, hop_frames: int = 1) -> dict:
     """Audio paced at real time through the threaded runner, as a live capture runs: the
     overflows of every queue, and the CPU used as a share of one core."""
     from agent.run import Outputs, Runner  # noqa: PLC0415
@@ -156,7 +156,7 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def soak_run(audio: np.ndarray, rate: int, seconds: float, encoder: str | None = None, hop_frames: int = 2,
+def soak_run(audio: np.ndarray, rate: int, seconds: float, encoder: str | None = None, hop_frames: int = 1,
              sample_every_s: float = 60.0) -> dict:
     """`seconds` of stream (the audio looped) replayed fast: resident memory every
     `sample_every_s` of stream, and its trend (MB per hour of stream, least squares after

@@ -42,6 +42,26 @@ def scene_source(spec: str, fast: bool, out: Path | None = None):
     return src, scene
 
 
+def tracker_config(spec: str | None):
+    """--tracker KEY=VALUE,...: TrackerConfig fields (agent/track/tracker.py) over the live
+    agent's settings (agent.pipeline.LIVE_TRACKER), e.g. hold_s=1,confirm_hits=3."""
+    from agent.pipeline import LIVE_TRACKER  # noqa: PLC0415
+    from agent.track.tracker import TrackerConfig  # noqa: PLC0415
+
+    d = dict(LIVE_TRACKER)
+    if not spec:
+        return TrackerConfig.from_dict(d)
+    for part in spec.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise BinauraError(f"--tracker {spec!r}: expected KEY=VALUE[,KEY=VALUE...], e.g. hold_s=2")
+        try:
+            d[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError as e:
+            raise BinauraError(f"--tracker {spec!r}: {key} needs a number, got {value!r}") from e
+    return TrackerConfig.from_dict(d)
+
+
 def make_answerer(model: str | None):
     """--model: tracks (no language model), or a language-model folder (torch, for now)."""
     from agent.answer.tracks import TrackAnswerer  # noqa: PLC0415
@@ -100,7 +120,8 @@ def cmd_listen(args) -> int:
         server = serve(hub, host=host, port=port_n, token=args.token)
         sinks.append(hub)
     outputs = Outputs(sinks)
-    pipeline = Pipeline(runtime, PipelineConfig(hop_frames=args.hop_frames), narrator=narrator)
+    pipeline = Pipeline(runtime, PipelineConfig(hop_frames=args.hop_frames, tracker=tracker_config(args.tracker)),
+                        narrator=narrator)
     runner = Runner(source, pipeline, outputs, answerer=answerer, duration_s=args.duration)
     if hub is not None:
         hub.set_asker(lambda q: runner.ask_stream(q, exclude=hub))  # the hub publishes its own answers
@@ -168,8 +189,9 @@ def add_listen_parser(sub) -> None:
     s.add_argument("--model", help="the answerer: tracks (default; no language model) or a language-model "
                                    "folder")
     s.add_argument("--encoder", help="exported encoder folder (default: the shipped one)")
-    s.add_argument("--hop-frames", type=int, default=2, help="encoder frames per hop (0.1 s each)")
+    s.add_argument("--hop-frames", type=int, default=1, help="encoder frames per hop (0.1 s each)")
     s.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for the encoder")
+    s.add_argument("--tracker", help="tracker settings KEY=VALUE,... (agent/track/tracker.py TrackerConfig)")
     s.add_argument("--verbose", action="store_true", help="also updates and health on the console")
     s.add_argument("--quiet", action="store_true", help="no console lines (events and summary only)")
     s.set_defaults(func=cmd_listen)
@@ -181,7 +203,8 @@ def cmd_bench_agent(args) -> int:
 
     ds = read_dataset(args.data)
     answerer = make_answerer(args.model)[0] if args.model else None
-    result = bench_agent(ds, args.scenes, args.encoder, args.hop_frames, answerer, progress=not args.quiet)
+    result = bench_agent(ds, args.scenes, args.encoder, args.hop_frames, answerer, progress=not args.quiet,
+                         tracker=tracker_config(args.tracker))
     if args.realtime_s or args.soak_s:
         import numpy as np  # noqa: PLC0415
 
@@ -233,7 +256,8 @@ def add_bench_agent_parser(b) -> None:
     a.add_argument("--data", required=True, help="benchmark dataset (scenes with 1-3 sources are used)")
     a.add_argument("--scenes", type=int, default=100)
     a.add_argument("--encoder", help="exported encoder folder (default: the shipped one)")
-    a.add_argument("--hop-frames", type=int, default=2)
+    a.add_argument("--hop-frames", type=int, default=1)
+    a.add_argument("--tracker", help="tracker settings KEY=VALUE,... (TrackerConfig), e.g. hold_s=2")
     a.add_argument("--model", help="also time questions: tracks or a language-model folder")
     a.add_argument("--realtime-s", type=float, default=0.0, help="also run this many seconds paced at real time")
     a.add_argument("--soak-s", type=float, default=0.0, help="also replay this many seconds fast for memory")

@@ -105,3 +105,33 @@ def test_a_spoken_question_is_heard_and_answered_from_the_tracks(left_dog_wav, t
     assert "dog" in answers[0]["question"].lower() and "to your left" in answers[0]["text"]
     health = [e for e in events if e["type"] == "health"][-1]["counters"]
     assert health["voice_asr_runs"] >= 1 and health["voice_dropped_blocks"] == 0
+
+
+def test_ctrl_c_ends_every_track_and_flushes_the_events(left_dog_wav, tmp_path):
+    """A paced run interrupted mid-sound: exit 0, the dog's onset has its offset, a last health event."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    events_path = tmp_path / "ev.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "export.cli", "listen", "--source", f"wav:{left_dog_wav}",
+                             "--events", str(events_path), "--narration", "off"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait for the dog's onset, then interrupt
+            if events_path.exists() and '"onset"' in events_path.read_text():
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    events = [json.loads(line) for line in events_path.read_text().splitlines()]
+    kinds = [e["type"] for e in events]
+    assert kinds.count("onset") == 1 and kinds.count("offset") == 1 and kinds[-1] == "health"
+    off = next(e for e in events if e["type"] == "offset")
+    assert off["t_s"] < 3.5  # interrupted before the file's end (4 s): the offset came from the shutdown
