@@ -65,8 +65,11 @@ def score_scene(rt: EncoderRuntime, scene, audio: np.ndarray, rate: int, cfg: Pi
             snapshots.append((pipe.tracker.t_s, pipe.tracks))
         if answerer is not None and first_token_s is None and block.t_end_s >= ask_at_s:
             t0 = time.perf_counter()
-            next(iter(answerer("Where is each sound?", pipe)), None)
+            chunks = iter(answerer("Where is each sound?", pipe))
+            next(chunks, None)
             first_token_s = time.perf_counter() - t0
+            for _ in chunks:  # the whole answer, as the agent reads it (the stream waits meanwhile)
+                pass
     pipe.finish()
     per_source = []
     for s in scene.sources:

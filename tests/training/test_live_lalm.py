@@ -48,3 +48,11 @@ def test_the_inputs_are_the_pipelines_recent_frames_and_its_heard_line(setup):
     assert item["spatial"].shape == (frames.n, 256) and np.array_equal(item["spatial"], frames.spatial_emb)
     text = ans.model.tokenizer.decode(item["input_ids"])
     assert "Heard: " in text and "What do you hear?" in text
+
+
+def test_a_caller_that_stops_early_leaves_nothing_running(setup):
+    ans, pipe = setup
+    chunks = ans("Where is the dog?", pipe)
+    next(chunks)
+    chunks.close()  # the model finishes, its thread ends, the lock is free for the next question
+    assert "".join(ans("Where is the dog?", pipe))

@@ -65,8 +65,17 @@ class LiveLalmAnswerer:
                           pad_token_id=m.tokenizer.pad_token_id, streamer=streamer)
             worker = threading.Thread(target=self._generate, args=(kwargs,), daemon=True)
             worker.start()
-            yield from (chunk for chunk in streamer if chunk)
-            worker.join()
+            done = False
+            try:
+                for chunk in streamer:
+                    if chunk:
+                        yield chunk
+                done = True
+            finally:  # a caller that stops reading early still waits for the model to finish
+                if not done:  # (an exhausted streamer must not be read again: it would block)
+                    for _ in streamer:
+                        pass
+                worker.join()
 
     def _generate(self, kwargs) -> None:
         import torch  # noqa: PLC0415
