@@ -64,6 +64,29 @@ def run_demo(out: str | Path, seed: int = 7, index: int = 0, model_names: tuple[
                      "tell front from back, names no classes and gives no distance. The trained encoder names each "
                      "sound and says how far it is; its front/back and elevation are still weak "
                      "(BENCHMARKS.md).")
+    lines += ["", "The live agent on the same audio (`binaura listen --source scene:demo`), streamed in 0.1 s blocks:"]
+    lines += live_agent_lines(audio, rate, [s.label for s in scene.sources])
     text = "\n".join(lines)
     print(text)
     return text
+
+
+def live_agent_lines(audio, rate: int, labels: list[str]) -> list[str]:
+    """Narration as the scene unfolds, then questions answered from the tracks."""
+    from agent.answer.tracks import TrackAnswerer  # noqa: PLC0415
+    from agent.capture import ArraySource  # noqa: PLC0415
+    from agent.localize.encoder import EncoderRuntime  # noqa: PLC0415
+    from agent.narrate import NarrationConfig, Narrator  # noqa: PLC0415
+    from agent.pipeline import Pipeline  # noqa: PLC0415
+
+    pipe = Pipeline(EncoderRuntime(), narrator=Narrator(NarrationConfig()))
+    events = []
+    for block in ArraySource(audio, rate, name="demo", paced=False).blocks():
+        events += pipe.process(block)
+    out = [f"  {e.t_s:4.1f} s  {e.text}" for e in events if e.type == "narration"]
+    answerer = TrackAnswerer()
+    for q in ["What do you hear?", f"Where is {display(labels[0])}?",
+              *([f"Which is closer, {display(labels[0])} or {display(labels[1])}?"] if len(labels) > 1 else [])]:
+        out.append(f"  Q: {q}\n  A: {''.join(answerer(q, pipe))}")
+    pipe.finish()
+    return out

@@ -215,6 +215,11 @@ def test_demo_localizes_with_the_shipped_encoder_beside_the_baseline(tmp_path, c
         assert abs(great_circle_deg(paz, pel, az, el) - off) <= 2.0  # printed directions are rounded
     assert all(what == "a source" for what, *_ in heard["gccphat"])  # the baseline names no class
     assert sum(h[3] for h in heard["encoder"]) < sum(h[3] for h in heard["gccphat"])
+    # the live agent on the same audio narrates each start and answers from its tracks
+    live = text.split("The live agent on the same audio")[1]
+    assert live.count(" started ") >= 2 and "Q: Where is " in live
+    where_a = live.split("Q: Where is ")[1].splitlines()[1]
+    assert "A: The " in where_a and "degrees" in where_a
 
 
 def test_encoder_model_options_are_parsed_and_checked():
