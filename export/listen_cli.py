@@ -133,7 +133,7 @@ def cmd_listen(args) -> int:
 
         voice = VoiceWorker(on_question=runner.ask)
         runner.taps.append(voice)
-    if args.interactive:
+    if args.interactive or (source.live and sys.stdin.isatty()):  # a person at a terminal may type questions
         start_repl(runner, sys.stdin, lambda s: (console_out.write(s), console_out.flush()))
     try:
         runner.run()
@@ -180,7 +180,8 @@ def add_listen_parser(sub) -> None:
                                    "(127.0.0.1 unless HOST is given; another address needs --token)")
     s.add_argument("--token", help="the API token (required when --serve binds beyond 127.0.0.1)")
     s.add_argument("--ask", action="append", help="a question answered when the stream ends (repeatable)")
-    s.add_argument("--interactive", action="store_true", help="typed questions from stdin while listening")
+    s.add_argument("--interactive", action="store_true", help="typed questions from stdin while listening "
+                                                              "(on by itself for a live source at a terminal)")
     s.add_argument("--voice", action="store_true", help="spoken questions (VAD + offline speech recognition)")
     s.add_argument("--speak", action="store_true", help="speak narration and answers (espeak-ng)")
     s.add_argument("--summary", action="store_true", help="print what was heard where and when at the end")
