@@ -63,15 +63,19 @@ class PipelineConfig:
 
 class Pipeline:
     """One stream's state: call `process` with its blocks in order, then `finish`.
-    `narrator`: anything with update(t_s, events, tracks) -> list[Event] (agent.narrate)."""
+    `narrator`: anything with update(t_s, events, tracks) -> list[Event] (agent.narrate).
+    `on_detections`: called with each hop's frame detections (DetectionFrames), before the
+    tracker sees them (a benchmark scores them as the no-tracker baseline)."""
 
-    def __init__(self, runtime: EncoderRuntime, config: PipelineConfig | None = None, narrator=None):
+    def __init__(self, runtime: EncoderRuntime, config: PipelineConfig | None = None, narrator=None,
+                 on_detections=None):
         self.cfg = (config or PipelineConfig()).validate()
         self.rt = runtime
         self.rate_hz = runtime.features.sample_rate_hz
         self.encoder = StreamingEncoder(runtime, hop_frames=self.cfg.hop_frames)
         self.tracker = Tracker(self.cfg.tracker)
         self.narrator = narrator
+        self.on_detections = on_detections
         self._lock = threading.Lock()  # tracks, audio and frames are read by question threads
         self._resampler: StreamResampler | None = None
         self._source_rate: int | None = None
@@ -122,9 +126,9 @@ class Pipeline:
             events += self._frames_to_events(self.encoder.flush())
         with self._lock:
             ended = self.tracker.finish()
-            self._remember(ended, self._stream_t())
-        events += ended + self._narrate(self._stream_t(), ended)
-        events.append(self.health(self._stream_t()))
+            self._remember(ended, self.stream_t, [])
+        events += ended + self._narrate(self.stream_t, ended, [])
+        events.append(self.health(self.stream_t))
         self._finished = True
         return events
 
@@ -146,36 +150,36 @@ class Pipeline:
         self.counters["frames"] += frames.n
         dets = detections_from_frames(frames, self.rt.labels, self.rt.output_rate_hz,
                                       threshold=self.cfg.detect_threshold)
+        if self.on_detections is not None:
+            self.on_detections(dets)
         with self._lock:
             self._frames.append(frames)
             while self._frames and (frames.start + frames.n - self._frames[0].start) > \
                     self.cfg.keep_s * self.rt.output_rate_hz + self._frames[0].n:
                 self._frames.popleft()
             events = self.tracker.update_frames(dets)
-            self._remember(events, dets[-1].t_s)
+            tracks = self.tracker.tracks  # one snapshot per hop, for memory and narration
+            self._remember(events, dets[-1].t_s, tracks)
         t = dets[-1].t_s
-        events += self._narrate(t, events)
+        events += self._narrate(t, events, tracks)
         if t >= self._next_health:
             events.append(self.health(t))
             self._next_health = (t // self.cfg.health_every_s + 1) * self.cfg.health_every_s
         return events
 
-    def _narrate(self, t_s: float, events: list[Event]) -> list[Event]:
+    def _narrate(self, t_s: float, events: list[Event], tracks: list) -> list[Event]:
         if self.narrator is None:
             return []
-        return list(self.narrator.update(t_s, events, self.tracks))
+        return list(self.narrator.update(t_s, events, tracks))
 
     def _narrator_counters(self) -> dict:
         counters = getattr(self.narrator, "counters", None)
         return dict(counters()) if counters is not None else {}
 
-    def _stream_t(self) -> float:
-        return float(self._t_next or 0.0)
-
     @property
     def stream_t(self) -> float:
         """The stream clock at the end of the audio processed so far (s)."""
-        return self._stream_t()
+        return float(self._t_next or 0.0)
 
     # -- what questions and health read ----------------------------------------------------
     @property
@@ -183,13 +187,13 @@ class Pipeline:
         with self._lock:
             return self.tracker.tracks
 
-    def _remember(self, events: list[Event], t_s: float) -> None:
+    def _remember(self, events: list[Event], t_s: float, tracks: list) -> None:
         """Keep each track's latest snapshot, and those of tracks that ended within keep_s
         (a question about the last seconds may name a sound that just stopped)."""
         for e in events:
             if isinstance(e, OffsetEvent) and e.track_id in self._last_seen:
                 self._ended.append((e.t_end if e.t_end is not None else t_s, self._last_seen.pop(e.track_id)))
-        for tr in self.tracker.tracks:  # an ended track is remembered at its most confident, not
+        for tr in tracks:  # an ended track is remembered at its most confident, not
             best = self._last_seen.get(tr.track_id)  # its fading tail (where directions wander)
             if best is None or tr.confidence >= best.confidence:
                 self._last_seen[tr.track_id] = tr

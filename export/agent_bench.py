@@ -24,12 +24,13 @@ import time
 import numpy as np
 
 from agent.capture import ArraySource
+from agent.capture.block import PcmBlock
 from agent.core.dataset import Dataset
 from agent.core.geometry import great_circle_deg
 from agent.localize.encoder import EncoderRuntime
 from agent.pipeline import Pipeline, PipelineConfig
 from agent.track.events import OnsetEvent
-from agent.track.tracker import TrackerConfig, detections_from_frames  # noqa: F401
+from agent.track.tracker import TrackerConfig
 
 GATE_DEG = 20.0
 BLOCK_S = 0.1
@@ -42,20 +43,12 @@ def _near(a_az, a_el, b_az, b_el) -> float:
 def score_scene(rt: EncoderRuntime, scene, audio: np.ndarray, rate: int, cfg: PipelineConfig,
                 answerer=None, ask_at_s: float = 3.0) -> dict:
     """One scene through the pipeline: per-source coverage, switches, onset latency."""
-    pipe = Pipeline(rt, cfg)
+    raw_hits = []  # the hops' frame detections, before the tracker (the baseline)
+    pipe = Pipeline(rt, cfg, on_detections=raw_hits.extend)
     src = ArraySource(audio, rate, name=scene.id, paced=False, block_s=BLOCK_S)
     snapshots = []  # (frame time, tracks)
     onsets = []  # (event, emit time)
-    raw_hits = []  # (frame time, detections)
     first_token_s = None
-    orig = pipe._frames_to_events
-
-    def spy(frames):
-        if frames is not None and frames.n:
-            raw_hits.extend(detections_from_frames(frames, rt.labels, rt.output_rate_hz, threshold=cfg.detect_threshold))
-        return orig(frames)
-
-    pipe._frames_to_events = spy
     for block in src.blocks():
         t0 = time.perf_counter()
         events = pipe.process(block)
@@ -168,8 +161,6 @@ def soak_run(audio: np.ndarray, rate: int, seconds: float, encoder: str | None =
     pipe = Pipeline(rt, PipelineConfig(hop_frames=hop_frames))
     block = int(BLOCK_S * rate)
     t, k, samples, next_sample = 0.0, 0, [], 0.0
-    from agent.capture.block import PcmBlock  # noqa: PLC0415
-
     n = audio.shape[-1]
     while t < seconds:
         i = (k * block) % max(1, n - block)

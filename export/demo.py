@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agent.answer.tracks import TrackAnswerer, where_words
 from agent.core.dataset import read_dataset
-from agent.core.geometry import distance_bin, sector_of
+from agent.core.geometry import distance_bin
 from agent.core.labels import display
 from agent.core.predictor import Clip
 from export.registry import DEFAULT_LOCALIZER, make_localizer
@@ -15,9 +16,7 @@ from training.synth.config import preset
 
 
 def describe(azimuth_deg: float, elevation_deg: float, distance_m: float | None) -> str:
-    sector = sector_of(azimuth_deg)
-    where = {"front": "in front of you", "back": "behind you"}.get(sector, f"to your {sector}")
-    s = f"{where} ({azimuth_deg:+.0f} deg"
+    s = f"{where_words(azimuth_deg)} ({azimuth_deg:+.0f} deg"
     s += f", elevation {elevation_deg:+.0f} deg" if abs(elevation_deg) >= 1 else ""
     s += ")" if distance_m is None else f", {distance_m:.1f} m, {distance_bin(distance_m)})"
     return s
@@ -73,7 +72,6 @@ def run_demo(out: str | Path, seed: int = 7, index: int = 0, model_names: tuple[
 
 def live_agent_lines(audio, rate: int, labels: list[str]) -> list[str]:
     """Narration as the scene unfolds, then questions answered from the tracks."""
-    from agent.answer.tracks import TrackAnswerer  # noqa: PLC0415
     from agent.capture import ArraySource  # noqa: PLC0415
     from agent.localize.encoder import EncoderRuntime  # noqa: PLC0415
     from agent.narrate import NarrationConfig, Narrator  # noqa: PLC0415

@@ -31,6 +31,15 @@ class AudioFormatError(BinauraError):
     """Audio that does not meet the audio contract (channels, rate, format)."""
 
 
+def check_numbers(obj, names, ok, rule: str, problems: list[str]) -> None:
+    """Append to `problems` a line for each field of `obj` in `names` that is not a number
+    (bools are not) satisfying `ok`; `rule` says what was expected ("> 0", "in (0, 1]")."""
+    for name in names:
+        v = getattr(obj, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v):
+            problems.append(f"{name} must be {rule}, got {v!r}")
+
+
 def check_known_keys(cls, d: dict, what: str) -> None:
     """Raise ConfigError when d has keys that are not fields of the dataclass cls."""
     import dataclasses  # noqa: PLC0415

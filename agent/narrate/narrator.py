@@ -23,7 +23,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from agent.core.errors import BinauraError, ConfigError, check_known_keys
+from agent.core.errors import BinauraError, ConfigError, check_known_keys, check_numbers
 from agent.core.geometry import great_circle_deg
 from agent.core.labels import URGENCY
 from agent.narrate.phrases import STYLES, Wording, distance_phrase, join_and, phrases_of, sentence
@@ -62,10 +62,7 @@ class NarrationConfig:
         p: list[str] = []
 
         def check(names, ok, rule):
-            for name in names:
-                v = getattr(self, name)
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v):
-                    p.append(f"{name} must be {rule}, got {v!r}")
+            check_numbers(self, names, ok, rule, p)
 
         if self.style not in STYLES:
             p.append(f"style must be one of {list(STYLES)}, got {self.style!r}")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.core.errors import BinauraError, ConfigError, check_known_keys
+from agent.core.errors import BinauraError, ConfigError, check_known_keys, check_numbers
 from agent.core.geometry import cart_to_sph, sph_to_cart
 from agent.track.events import Event, OffsetEvent, OnsetEvent, UpdateEvent
 
@@ -106,10 +106,7 @@ class TrackerConfig:
         p: list[str] = []
 
         def check(names, ok, rule):
-            for name in names:
-                v = getattr(self, name)
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v):
-                    p.append(f"{name} must be {rule}, got {v!r}")
+            check_numbers(self, names, ok, rule, p)
 
         check(("gate_deg",), lambda v: 0 < v <= 180, "in (0, 180]")
         check(("hold_s", "observation_noise_deg", "model_switch_s", "update_max_interval_s"),

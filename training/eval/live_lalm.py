@@ -57,12 +57,7 @@ class LiveLalmAnswerer:
             item = self.inputs(question, pipeline)
             m = self.model
             streamer = TextIteratorStreamer(m.tokenizer, skip_prompt=False, skip_special_tokens=True)
-            batch = m.collate([item], left_pad=True)
-            emb = m.embed(batch["input_ids"], batch["audio_mask"], batch.get("spatial"), batch.get("semantic"),
-                          batch.get("seld"))
-            kwargs = dict(inputs_embeds=emb, attention_mask=batch["attention_mask"], do_sample=False,
-                          max_new_tokens=self.max_new_tokens, eos_token_id=m.stop_id,
-                          pad_token_id=m.tokenizer.pad_token_id, streamer=streamer)
+            kwargs = dict(m.greedy_kwargs([item], self.max_new_tokens), streamer=streamer)
             worker = threading.Thread(target=self._generate, args=(kwargs,), daemon=True)
             worker.start()
             done = False

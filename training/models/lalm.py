@@ -162,14 +162,19 @@ class SpatialLALM(nn.Module):
         return self.llm(inputs_embeds=emb, attention_mask=attention_mask, labels=labels)
 
     @torch.no_grad()
-    def generate(self, examples: list[dict], max_new_tokens: int = 32) -> list[str]:
-        """Greedy answers to prompts from `encode` (no answer given), batched, left-padded."""
+    def greedy_kwargs(self, examples: list[dict], max_new_tokens: int = 32) -> dict:
+        """The base LLM's `generate` arguments for greedy answers to prompts from `encode` (no
+        answer given), batched, left-padded (what `generate` and a streaming caller share)."""
         batch = self.collate(examples, left_pad=True)
         emb = self.embed(batch["input_ids"], batch["audio_mask"], batch.get("spatial"), batch.get("semantic"),
                          batch.get("seld"))
-        out = self.llm.generate(inputs_embeds=emb, attention_mask=batch["attention_mask"], do_sample=False,
-                                max_new_tokens=max_new_tokens, eos_token_id=self.stop_id,
-                                pad_token_id=self.tokenizer.pad_token_id)
+        return dict(inputs_embeds=emb, attention_mask=batch["attention_mask"], do_sample=False,
+                    max_new_tokens=max_new_tokens, eos_token_id=self.stop_id, pad_token_id=self.tokenizer.pad_token_id)
+
+    @torch.no_grad()
+    def generate(self, examples: list[dict], max_new_tokens: int = 32) -> list[str]:
+        """Greedy answers to prompts from `encode` (no answer given), batched, left-padded."""
+        out = self.llm.generate(**self.greedy_kwargs(examples, max_new_tokens))
         return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in out]
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
