@@ -1,4 +1,4 @@
-"""`binaura train align|sft` and `binaura ask`: the audio-language model's command line."""
+"""`binaura train align|sft|parse` and `binaura ask`: the audio-language model's command line."""
 
 from __future__ import annotations
 
@@ -13,10 +13,8 @@ from agent.core.errors import BinauraError
 FUSION_CHOICES = ("dense", "concat", "spatial", "semantic")
 
 
-def _cache_for(args) -> Path:
-    """The dataset's encoder-output cache, built there when missing."""
-    from training.recipes.lalm_cache import build_encoder_cache  # noqa: PLC0415
-
+def _ensure_data(args) -> Path:
+    """The training dataset, synthesized there (with its questions) when it is empty."""
     data = Path(args.data)
     if not (data / "scenes.jsonl").exists():
         if not args.scenes:
@@ -27,6 +25,14 @@ def _cache_for(args) -> Path:
 
         build_dataset(data, preset("train"), args.scenes, args.synth_seed, with_qa=True, workers=args.workers,
                       progress=not args.quiet)
+    return data
+
+
+def _cache_for(args) -> Path:
+    """The dataset's encoder-output cache, built there when missing."""
+    from training.recipes.lalm_cache import build_encoder_cache  # noqa: PLC0415
+
+    data = _ensure_data(args)
     cache = Path(args.cache) if args.cache else data / ("encoder-outputs-mono" if args.mono else "encoder-outputs")
     if not (cache / "meta.json").exists():
         # the encoder runs where the language model will train (--device; auto: CUDA when present)
@@ -53,7 +59,10 @@ def cmd_train_lalm(args) -> int:
                            audio_input="mono" if args.mono else "binaural",
                            heard_line=args.cascade or args.heard,
                            lora_r=args.lora_r)
-    cache = _cache_for(args)
+    # the parse stage (program-aided model) reads the questions alone: no encoder outputs
+    cache = None if stage == "parse" else _cache_for(args)
+    if cache is None:
+        _ensure_data(args)
     t0 = time.perf_counter()
     model = train_lalm(args.data, cache, args.out, cfg, model_cfg, init=args.init, resume=args.resume,
                        progress=not args.quiet)
@@ -64,7 +73,9 @@ def cmd_train_lalm(args) -> int:
 def add_train_parsers(t) -> None:
     """`train align` and `train sft` under the `train` subcommand."""
     for stage, text in (("align", "stage 2: the projector alone learns to describe scenes (metadata descriptions)"),
-                        ("sft", "stage 3: LoRA + projector on the hierarchical QA, answers in sentences")):
+                        ("sft", "stage 3: LoRA + projector on the hierarchical QA, answers in sentences"),
+                        ("parse", "the program-aided model: LoRA on the QA's questions, each written as a program "
+                                  "that the answer programs run on what the encoder heard (docs/lalm.md)")):
         s = t.add_parser(stage, help=text)
         s.add_argument("--data", required=True, help="training dataset with qa.jsonl (synthesized there with "
                                                      "--scenes N when it has no scenes.jsonl)")
@@ -102,13 +113,27 @@ def add_train_parsers(t) -> None:
         s.set_defaults(func=cmd_train_lalm)
 
 
+#: The shipped language model (docs/lalm.md): `--model default`, and `ask` without --model.
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "training" / "assets" / "lalm"
+
+
 def model_folder(path: str | Path) -> Path | None:
-    """A language-model checkpoint folder given as itself or as its run folder (RUN/model)."""
-    p = Path(path)
+    """A language-model checkpoint folder given as itself, as its run folder (RUN/model), or as
+    `default` (the shipped one)."""
+    p = DEFAULT_MODEL if str(path) == "default" else Path(path)
     for cand in (p, p / "model"):
         if (cand / "lalm.json").is_file():
             return cand
     return None
+
+
+def is_program_model(folder: Path) -> bool:
+    """Whether a language-model folder holds a program-aided model (it writes programs that the
+    answer programs run on what the encoder heard), not one that answers in sentences."""
+    try:
+        return json.loads((Path(folder) / "lalm.json").read_text()).get("config", {}).get("output") == "program"
+    except (OSError, ValueError) as e:
+        raise BinauraError(f"{folder}: lalm.json unreadable ({e})") from e
 
 
 def cmd_ask(args) -> int:
@@ -117,18 +142,25 @@ def cmd_ask(args) -> int:
     from agent.core.scene import QAItem  # noqa: PLC0415
     from training.eval.lalm_answerer import LalmAnswerer  # noqa: PLC0415
 
-    if not args.model:
-        raise BinauraError("no audio-language model is shipped yet (issue 20 is open): train one with "
-                           "`binaura train sft` and pass --model RUN/model")
-    folder = model_folder(args.model)
+    folder = model_folder(args.model or "default")
+    if folder is None and not args.model:
+        raise BinauraError(f"no language model at {DEFAULT_MODEL} (the shipped default is missing from this "
+                           f"checkout): train one with `binaura train parse` and pass --model RUN/model")
     if folder is None:
         raise BinauraError(f"--model {args.model}: not a binaura language-model folder (no lalm.json)")
     options = [o.strip() for o in args.options.split("|")] if args.options else None
     item = QAItem("ask", "ask", "L1", "ask", args.question, options, "A" if options else "?")
     audio, rate = read_wav(args.audio)
-    answerer = LalmAnswerer(folder)
-    if rate != answerer.encoder.cfg.features.sample_rate_hz:
-        print(f"binaura: {args.audio} is {rate} Hz; resampled to {answerer.encoder.cfg.features.sample_rate_hz} Hz "
+    if is_program_model(folder):
+        from training.eval.program_answerer import ProgramAnswerer  # noqa: PLC0415
+
+        answerer = ProgramAnswerer(folder)
+        model_rate = answerer.rt.features.sample_rate_hz
+    else:
+        answerer = LalmAnswerer(folder)
+        model_rate = answerer.encoder.cfg.features.sample_rate_hz
+    if rate != model_rate:
+        print(f"binaura: {args.audio} is {rate} Hz; resampled to {model_rate} Hz "
               f"(below 32 kHz the pinna cues for front/back and elevation are gone)", file=sys.stderr)
     t0 = time.perf_counter()
     clip = Clip(Path(args.audio).stem, audio, rate)
@@ -136,14 +168,17 @@ def cmd_ask(args) -> int:
     seconds = time.perf_counter() - t0
     heard = answerer.heard_sources(clip)
     if args.json:
+        program = getattr(answerer, "programs", {}).get(item.id)  # a program-aided model's program
         print(json.dumps({"question": args.question, "options": options, "answer": text, "seconds": round(seconds, 3),
-                          "model": str(folder), "heard": [dataclasses.asdict(s) for s in heard]}))
+                          "model": str(folder), **({"program": program} if program is not None else {}),
+                          "heard": [dataclasses.asdict(s) for s in heard]}))
         return 0
     print(text)
     if args.verbose:
         from agent.core.prompt import heard_line  # noqa: PLC0415
 
-        print(f"({heard_line(heard)} Answered in {seconds:.2f} s.)")
+        program = getattr(answerer, "programs", {}).get(item.id)
+        print(f"({heard_line(heard)}{f' Program: {program}.' if program else ''} Answered in {seconds:.2f} s.)")
     return 0
 
 
@@ -151,7 +186,8 @@ def add_ask_parser(sub) -> None:
     a = sub.add_parser("ask", help="ask the audio-language model about a binaural recording")
     a.add_argument("question")
     a.add_argument("--audio", required=True, help="binaural wav (left, right), any rate >= 16 kHz")
-    a.add_argument("--model", help="language-model folder (RUN/model from `binaura train sft`)")
+    a.add_argument("--model", help="language-model folder (RUN/model from `binaura train parse|sft`); default: "
+                                    "the shipped one")
     a.add_argument("--options", help="choices separated by |, e.g. 'left|right|behind'")
     a.add_argument("--json", action="store_true", help="the structured answer as JSON")
     a.add_argument("--verbose", action="store_true", help="also what the encoder heard")

@@ -73,6 +73,12 @@ def make_answerer(model: str | None):
     folder = model_folder(model)
     if folder is None:
         raise BinauraError(f"--model {model!r}: expected 'tracks' or a language-model folder (RUN/model)")
+    from export.lalm_cli import is_program_model  # noqa: PLC0415
+
+    if is_program_model(folder):
+        from training.eval.program_answerer import LiveProgramAnswerer  # noqa: PLC0415
+
+        return LiveProgramAnswerer(folder), f"program-aided language model {folder} (torch), on the tracks"
     from training.eval.live_lalm import LiveLalmAnswerer  # noqa: PLC0415
 
     return LiveLalmAnswerer(folder), f"language model {folder} (torch)"
@@ -120,7 +126,13 @@ def cmd_listen(args) -> int:
         server = serve(hub, host=host, port=port_n, token=args.token)
         sinks.append(hub)
     outputs = Outputs(sinks)
+    orientation = None
+    if args.orientation == "stdin":  # JSON lines {"t_s": .., "yaw_deg": ..} or {"t_s": .., "quaternion": [w, x, y, z]}
+        from agent.track.orientation import OrientationInput  # noqa: PLC0415
+
+        orientation = OrientationInput()
     pipeline = Pipeline(runtime, PipelineConfig(hop_frames=args.hop_frames, tracker=tracker_config(args.tracker)),
+                        orientation=orientation,
                         narrator=narrator)
     runner = Runner(source, pipeline, outputs, answerer=answerer, duration_s=args.duration)
     if hub is not None:
@@ -133,7 +145,9 @@ def cmd_listen(args) -> int:
 
         voice = VoiceWorker(on_question=runner.ask)
         runner.taps.append(voice)
-    if args.interactive or (source.live and sys.stdin.isatty()):  # a person at a terminal may type questions
+    if orientation is not None:
+        orientation.follow(sys.stdin, lambda: pipeline.stream_t)
+    elif args.interactive or (source.live and sys.stdin.isatty()):  # a person at a terminal may type questions
         start_repl(runner, sys.stdin, lambda s: (console_out.write(s), console_out.flush()))
     try:
         runner.run()
@@ -193,6 +207,10 @@ def add_listen_parser(sub) -> None:
     s.add_argument("--hop-frames", type=int, default=1, help="encoder frames per hop (0.1 s each)")
     s.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for the encoder")
     s.add_argument("--tracker", help="tracker settings KEY=VALUE,... (agent/track/tracker.py TrackerConfig)")
+    s.add_argument("--orientation", choices=("none", "stdin"), default="none",
+                   help="head orientation for world-frame tracks that resolve front from back (docs/turning.md): "
+                        'stdin reads JSON lines {"t_s": 1.5, "yaw_deg": 40} or {"t_s": .., "quaternion": [w, x, y, z]} '
+                        "(then no typed questions)")
     s.add_argument("--verbose", action="store_true", help="also updates and health on the console")
     s.add_argument("--quiet", action="store_true", help="no console lines (events and summary only)")
     s.set_defaults(func=cmd_listen)

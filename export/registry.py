@@ -74,15 +74,25 @@ def make_answerer(name: str, ds, seed: int = 0):
         return baselines.TextOnlyAnswerer().fit(ds.qa)
     if name.split(":")[0] == "perception-bound":
         return baselines.PerceptionBoundAnswerer(_encoder_hearing(name.partition(":")[2] or None), name)
-    from export.lalm_cli import model_folder  # noqa: PLC0415
+    from export.lalm_cli import is_program_model, model_folder  # noqa: PLC0415
 
-    folder = model_folder(name)
+    path, mono = (name[:-len(":mono")], True) if name.endswith(":mono") else (name, False)
+    folder = model_folder(path)
+    if folder is not None and is_program_model(folder):
+        from training.eval.program_answerer import ProgramAnswerer  # noqa: PLC0415
+
+        # PATH:mono: the same model over an encoder that hears the L+R average (the mono baseline)
+        return ProgramAnswerer(folder, name=f"program:{name}", mono=mono)
+    if mono:
+        raise BinauraError(f"--model {name!r}: ':mono' applies to a program-aided model; a model that answers in "
+                           f"sentences is trained for mono with `binaura train sft --mono`")
     if folder is not None:
         from training.eval.lalm_answerer import LalmAnswerer  # noqa: PLC0415
 
         return LalmAnswerer(folder, name=f"lalm:{name}")
-    raise BinauraError(f"--model {name!r}: expected one of {', '.join(BASELINE_ANSWERERS)} or a language-model "
-                       f"folder (RUN/model from `binaura train sft`)")
+    raise BinauraError(f"--model {name!r}: expected one of {', '.join(BASELINE_ANSWERERS)}, default (the shipped "
+                       f"language model) or a language-model folder (RUN/model from `binaura train parse|sft`; "
+                       f"a program-aided one also as PATH:mono)")
 
 
 def _encoder_hearing(path: str | None):

@@ -273,3 +273,36 @@ def test_train_sft_then_ask_and_bench_qa_with_the_model(tmp_path, capsys):
     assert "question is empty" in capsys.readouterr().err
     assert main(["ask", "--model", str(tmp_path / "nope"), "--audio", str(wav), "Where?"]) == 2
     assert "not a binaura language-model folder" in capsys.readouterr().err
+
+
+def test_train_parse_then_bench_qa_binaural_and_mono_and_ask(tmp_path, capsys):
+    """The program-aided model (`train parse`, no encoder cache) on a tiny base LLM: bench qa
+    scores it beside its mono twin and reports how often it wrote the right program; `ask
+    --json` gives the program it wrote and what the encoder heard."""
+    from training.models.llm import save_tiny_llm
+
+    base = save_tiny_llm(tmp_path / "tiny")
+    assert main(["train", "parse", "--data", str(tmp_path / "ds"), "--scenes", "2", "--base", str(base),
+                 "--out", str(tmp_path / "parse"), "--steps", "2", "--lora-r", "2", "--batch-size", "2",
+                 "--eval-every", "2", "--val-clips", "1", "--quiet"]) == 0
+    assert not (tmp_path / "ds" / "encoder-outputs").exists()  # the questions alone: no encoder cache
+    out = tmp_path / "qa.json"
+    run = str(tmp_path / "parse")
+    assert main(["bench", "qa", "--data", str(tmp_path / "ds"), "--model", f"{run},{run}:mono", "--out", str(out),
+                 "--quiet"]) == 0
+    m = json.loads(out.read_text())["models"]
+    n_questions = sum(1 for _ in open(tmp_path / "ds" / "qa.jsonl"))
+    assert set(m) == {f"program:{run}", f"program:{run}:mono"}
+    for row in m.values():
+        assert row["n"] == n_questions and row["programs"]["n"] == n_questions
+        assert 0.0 <= row["programs"]["exact"] <= row["programs"]["same_answer_on_truth"]  # exact implies right
+    capsys.readouterr()
+    wav = next((tmp_path / "ds" / "audio").glob("*.wav"))
+    assert main(["ask", "--model", run, "--audio", str(wav), "Where is the dog?", "--json"]) == 0
+    ans = json.loads(capsys.readouterr().out)
+    assert isinstance(ans["program"], str) and isinstance(ans["answer"], str)
+    assert all(-180 < s["azimuth_deg"] <= 180 for s in ans["heard"])
+    with pytest.raises(BinauraError, match=":mono"):
+        from export.registry import make_answerer
+
+        make_answerer(f"{tmp_path / 'nope'}:mono", None)

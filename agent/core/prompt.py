@@ -65,6 +65,19 @@ def render(question: str, options: list[str] | None = None, system: str = SYSTEM
     return Prompt(head, tail)
 
 
+#: The program-aided model's system turn (training/qa/programs.py): it writes the question as a
+#: program that the answer programs run on what the encoder heard; it sees neither audio nor options.
+PROGRAM_SYSTEM = "You are binaura. Write the listener's question as a program."
+
+
+def render_program(question: str) -> Prompt:
+    """The program-aided model's prompt: the question alone (no audio slot, no options)."""
+    question = question.strip()
+    if not question:
+        raise BinauraError("the question is empty; ask something about the scene, e.g. 'Where is the dog?'")
+    return Prompt(_turn("system", PROGRAM_SYSTEM) + _turn("user", question) + f"{IM_START}assistant\n", "")
+
+
 def answer_text(answer: str) -> str:
     """What the model is trained to write after the prompt: the answer, then the end of turn."""
     return f"{answer.strip()}{IM_END}"

@@ -82,7 +82,9 @@ def run_qa(ds: Dataset, model: Answerer, progress: bool = True) -> dict:
     return {"n": len(allv), "overall": acc(allv), "L1": acc(by_level["L1"]), "L2": acc(by_level["L2"]),
             "L3": acc(by_level["L3"]), "by_task": {k: acc(v) for k, v in sorted(by_task.items())},
             # held-out vs seen wording, question form, absent-class questions (training.qa.report)
-            "breakdown": breakdown(ds.qa, oks), "model": model.name}
+            "breakdown": breakdown(ds.qa, oks), "model": model.name,
+            # a program-aided model: how often it wrote the question's program (ProgramAnswerer.report)
+            **({"programs": model.report(ds)} if hasattr(model, "report") else {})}
 
 
 def _fmt(v, pct=False):
@@ -210,6 +212,10 @@ def qa_table(all_metrics: dict[str, dict]) -> str:
         for v in values:
             rows.append([f"{key}={v}"] + [_fmt(all_metrics[m].get("breakdown", {}).get(key, {}).get(v), True)
                                           for m in models])
+    if any("programs" in all_metrics[m] for m in models):
+        for key in ("exact", "same_answer_on_truth"):
+            rows.append([f"program {key}"] + [_fmt(all_metrics[m].get("programs", {}).get(key), True)
+                                              for m in models])
     for t in tasks:
         rows.append([t] + [_fmt(all_metrics[m]["by_task"].get(t), True) for m in models])
     rows.append(["n"] + [str(all_metrics[m]["n"]) for m in models])

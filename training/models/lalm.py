@@ -25,7 +25,7 @@ from torch import nn
 from agent.core.dataset import write_json
 from agent.core.errors import BinauraError
 from agent.core.outdir import OutputKind, output_folder
-from agent.core.prompt import IM_END, TEMPLATE_VERSION, answer_text, render
+from agent.core.prompt import IM_END, TEMPLATE_VERSION, answer_text, render, render_program
 from training.models.llm import check_llm_fingerprint, llm_fingerprint, load_base_llm
 from training.models.projector import AudioProjector, ProjectorConfig
 
@@ -33,6 +33,7 @@ LALM_FORMAT = "binaura-lalm-v1"
 LALM_KIND = OutputKind("lalm", manifest="lalm.json", names=("weights.safetensors", "*.png", "history.json"))
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 IGNORE = -100  # label of positions the loss skips
+OUTPUTS = ("reply", "program")
 
 
 @dataclass
@@ -43,13 +44,16 @@ class LalmConfig:
     heard_line): with audio_tokens, the full model's second view; without, the cascade baseline.
     audio_input: what the cached encoder outputs were computed from ("binaural", or "mono":
     the L+R average, the paper's mono baseline); recorded so a cache of the other kind is refused.
-    lora_r: 0 trains the projector only (the alignment stage)."""
+    lora_r: 0 trains the projector only (the alignment stage).
+    output: "reply" (the answer as a sentence) or "program" (program-aided: the question alone,
+    no audio, in; a program for training/qa/programs.py out)."""
 
     base: str | None = None
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     audio_tokens: bool = True
     audio_input: str = "binaural"
     heard_line: bool = False
+    output: str = "reply"
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -73,13 +77,20 @@ class LalmConfig:
         d["lora_targets"] = tuple(d.get("lora_targets", DEFAULT_LORA_TARGETS))
         if d.get("audio_input", "binaural") not in ("binaural", "mono"):
             raise BinauraError(f"audio_input must be 'binaural' or 'mono', got {d['audio_input']!r}")
-        return cls(**d)
+        return cls(**d).validate()
+
+    def validate(self) -> LalmConfig:
+        if self.output not in OUTPUTS:
+            raise BinauraError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+        if self.output == "program" and (self.audio_tokens or self.heard_line):
+            raise BinauraError("a program-aided model reads the question alone: audio_tokens and heard_line must be off")
+        return self
 
 
 class SpatialLALM(nn.Module):
     def __init__(self, llm, tokenizer, cfg: LalmConfig):
         super().__init__()
-        self.cfg = cfg
+        self.cfg = cfg.validate()
         self.tokenizer = tokenizer
         for p in llm.parameters():
             p.requires_grad_(False)
@@ -115,7 +126,10 @@ class SpatialLALM(nn.Module):
                context: str | None = None) -> dict:
         """One example's token ids, audio mask and labels (loss on the answer and its end-of-turn).
         context: text put before the question (the heard line, `cfg.heard_line`)."""
-        p = render(question if context is None else f"{context}\n{question}", options)
+        if self.cfg.output == "program":
+            p = render_program(question)
+        else:
+            p = render(question if context is None else f"{context}\n{question}", options)
         tok = self.tokenizer
         before = tok(p.before, add_special_tokens=False)["input_ids"]
         after = tok(p.after, add_special_tokens=False)["input_ids"]

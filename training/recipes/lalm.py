@@ -22,6 +22,7 @@ import torch
 
 from agent.core.dataset import read_dataset, write_json
 from agent.core.errors import BinauraError
+from agent.core.labels import LABELS
 from training.models.lalm import (
     LalmConfig,
     SpatialLALM,
@@ -94,11 +95,12 @@ def _split(ds, val_clips: int, seed: int) -> tuple[set[str], set[str]]:
     return set(ids) - val, val
 
 
-def train_lalm(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str | os.PathLike,
+def train_lalm(data: str | os.PathLike, cache_dir: str | os.PathLike | None, out: str | os.PathLike,
                cfg: LalmTrainConfig, model_cfg: LalmConfig | None = None, init: str | os.PathLike | None = None,
                resume: bool = False, progress: bool = True) -> Path:
     """Train one stage; returns the final checkpoint folder (OUT/model).
-    init: an earlier stage's checkpoint whose projector (and LoRA) start this one (align -> sft)."""
+    init: an earlier stage's checkpoint whose projector (and LoRA) start this one (align -> sft).
+    cache_dir: the encoder-output cache; unused (may be None) for the parse stage."""
     from transformers import TrainingArguments  # noqa: PLC0415
 
     cfg.validate()
@@ -112,12 +114,16 @@ def train_lalm(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str |
         model_cfg.projector = LalmConfig.from_dict(init_meta["config"]).projector
     if cfg.stage == "align":
         model_cfg.lora_r = 0  # the projector alone learns to speak the LLM's language
-    cache = EncoderCache.open(cache_dir)
-    if cache.meta.get("audio_input", "binaural") != model_cfg.audio_input:
-        raise BinauraError(f"{cache_dir}: encoder outputs of {cache.meta.get('audio_input', 'binaural')} audio; "
-                           f"the model is configured for {model_cfg.audio_input}")
-    model_cfg.projector = dataclasses.replace(model_cfg.projector, spatial_dim=cache.meta["spatial_dim"],
-                                              semantic_dim=cache.meta["semantic_dim"], seld_dim=cache.meta["seld_dim"])
+    if cfg.stage == "parse":
+        model_cfg = dataclasses.replace(model_cfg, output="program", audio_tokens=False, heard_line=False)
+    cache = EncoderCache.open(cache_dir) if model_cfg.audio_tokens or model_cfg.heard_line else None
+    if cache is not None:
+        if cache.meta.get("audio_input", "binaural") != model_cfg.audio_input:
+            raise BinauraError(f"{cache_dir}: encoder outputs of {cache.meta.get('audio_input', 'binaural')} audio; "
+                               f"the model is configured for {model_cfg.audio_input}")
+        model_cfg.projector = dataclasses.replace(model_cfg.projector, spatial_dim=cache.meta["spatial_dim"],
+                                                  semantic_dim=cache.meta["semantic_dim"],
+                                                  seld_dim=cache.meta["seld_dim"])
     llm, tok = load_base_llm(model_cfg.base)
     model = SpatialLALM(llm, tok, model_cfg)
     if init is not None:
@@ -125,9 +131,8 @@ def train_lalm(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str |
     ds = read_dataset(data, check_audio=False)
     train_ids, val_ids = _split(ds, cfg.val_clips, cfg.seed)
     examples = build_examples(ds, cache, cfg.stage, heard=model_cfg.heard_line, seed=cfg.seed)
-    row_id = cache.meta["ids"]
-    train = [e for e in examples if row_id[e.row] in train_ids]
-    val = [e for e in examples if row_id[e.row] in val_ids][:400]
+    train = [e for e in examples if e.scene_id in train_ids]
+    val = [e for e in examples if e.scene_id in val_ids][:400]
     if not train:
         raise BinauraError(f"{data}: no training examples for stage {cfg.stage}")
     cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
@@ -155,8 +160,10 @@ def train_lalm(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str |
     write_json(out / "history.json", history)
     plot_loss(history, out / "loss.png", f"{cfg.stage} ({model_cfg.projector.fusion} fusion)")
     meta = {"stage": cfg.stage, "train_config": dataclasses.asdict(cfg), "data": str(Path(data).resolve()),
-            "encoder_checkpoint_sha256": cache.meta["encoder_checkpoint_sha256"],
-            "encoder_mirror_tta": cache.meta["mirror_tta"], "labels": cache.meta["labels"],
+            # a program-aided model reads no encoder output: it runs on whichever encoder hears
+            "encoder_checkpoint_sha256": cache.meta["encoder_checkpoint_sha256"] if cache else None,
+            "encoder_mirror_tta": cache.meta["mirror_tta"] if cache else None,
+            "labels": cache.meta["labels"] if cache else list(LABELS),
             "train_examples": len(train), "val_examples": len(val), "world_size": args.world_size,
             "lineage": ([json.loads((Path(init) / "lalm.json").read_text()).get("stage")] if init else [])}
     save_lalm(model, out / "model", **meta)

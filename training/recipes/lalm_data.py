@@ -6,6 +6,8 @@
 - "sft": every QA item, the target being its `answer_reply` (the option letter, then a sentence
   a person wants to hear; training/qa/sentences.py); items from an older qa.jsonl without it
   fall back to the canonical answer.
+- "parse" (the program-aided model): every QA item's question alone, the target being its
+  program (training/qa/programs.py); no audio, so no encoder cache.
 With `heard`, the prompt also carries the encoder's decoded sources as text (agent.core.prompt.
 heard_line): the cascade baseline's only view of the audio, the full model's second one.
 """
@@ -25,10 +27,11 @@ from agent.core.prompt import heard_line
 from agent.core.scene import Scene, SourceLabel
 from agent.core.seld import SELD_PER_CLASS, DecodeConfig, heard_sources
 from training.qa.phrasing import capitalise
+from training.qa.programs import program_of
 from training.qa.sentences import metres, where
 from training.recipes.lalm_cache import EncoderCache
 
-STAGES = ("align", "sft")
+STAGES = ("align", "sft", "parse")
 DESCRIBE_QUESTIONS = ("Describe what you hear.", "What do you hear around me?",
                       "Tell me which sounds there are and where they are.", "What is going on around me?")
 
@@ -40,6 +43,7 @@ class Example:
     options: list[str] | None
     target: str
     context: str | None = None  # the heard line
+    scene_id: str = ""
 
 
 def describe(sources: list) -> str:
@@ -70,12 +74,17 @@ def heard_in(cache: EncoderCache, row: int, decode: DecodeConfig | None = None) 
     return heard_from(cache.seld[row], tuple(cache.meta["labels"]), cache.meta["output_rate_hz"], decode)
 
 
-def build_examples(ds: Dataset, cache: EncoderCache, stage: str, heard: bool = False,
+def build_examples(ds: Dataset, cache: EncoderCache | None, stage: str, heard: bool = False,
                    seed: int = 0) -> list[Example]:
-    """Every example of `stage` whose clip is in the cache (a dataset and its cache must match)."""
+    """Every example of `stage` whose clip is in the cache (a dataset and its cache must match;
+    the parse stage needs no cache)."""
     if stage not in STAGES:
         raise BinauraError(f"stage must be one of {STAGES}, got {stage!r}")
-    index = cache.index
+    if stage != "align" and not ds.qa:
+        raise BinauraError(f"{ds.root}: no qa.jsonl; the {stage} stage trains on the QA items")
+    if stage == "parse":
+        return [Example(-1, q.question, None, program_of(q).text(), None, q.scene_id) for q in ds.qa]
+    index = cache.index if cache is not None else {s.id: -1 for s in ds.scenes}  # no audio: no rows
     missing = [s.id for s in ds.scenes if s.id not in index]
     if missing:
         raise BinauraError(f"{cache.path}: no encoder outputs for {len(missing)} clip(s) of {ds.root} "
@@ -92,11 +101,9 @@ def build_examples(ds: Dataset, cache: EncoderCache, stage: str, heard: bool = F
     rng = np.random.default_rng(seed)
     if stage == "align":
         return [Example(index[s.id], DESCRIBE_QUESTIONS[int(rng.integers(len(DESCRIBE_QUESTIONS)))], None,
-                        describe(s.sources), context(s)) for s in ds.scenes]
-    if not ds.qa:
-        raise BinauraError(f"{ds.root}: no qa.jsonl; the sft stage trains on the QA items")
+                        describe(s.sources), context(s), s.id) for s in ds.scenes]
     return [Example(index[q.scene_id], q.question, q.options, q.extra.get("answer_reply") or q.answer,
-                    context(ds.by_id[q.scene_id])) for q in ds.qa]
+                    context(ds.by_id[q.scene_id]), q.scene_id) for q in ds.qa]
 
 
 class ExampleDataset(torch.utils.data.Dataset):

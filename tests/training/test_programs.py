@@ -1,0 +1,116 @@
+"""Program-aided answers (issue 20, docs/lalm.md): every question's program, run on what was
+heard, gives the benchmark's answer; a sound that was not heard is never given a direction."""
+
+import dataclasses
+
+import pytest
+
+from agent.core.geometry import SECTOR_NAMES, sector_of
+from agent.core.labels import LABELS, not_heard
+from agent.core.scene import QAItem, SourceLabel
+from training.qa.generate import generate_qa
+from training.qa.programs import TASK_OF_PROGRAM, Program, parse_program, program_of, run_program
+from training.qa.score import is_correct
+from training.qa.tasks import NO, TASKS_BY_NAME
+from training.synth.config import preset
+from training.synth.scenes import sample_spec, spec_to_scene
+
+
+def _qa(split: str, n: int = 60):
+    cfg = preset(split)
+    scenes = [spec_to_scene(sample_spec(cfg, 7, i), cfg) for i in range(n)]
+    return {s.id: s for s in scenes}, generate_qa(scenes, seed=3, split=split)
+
+
+@pytest.fixture(scope="module", params=["train", "bench"])
+def qa(request):
+    return _qa(request.param)
+
+
+def test_every_question_has_a_program_that_answers_it_on_the_truth(qa):
+    """The reference program of every item (both wordings, every form) round-trips through its
+    text, and on the true scene it gives the item's answer, scored right by the benchmark."""
+    scenes, items = qa
+    assert {q.task for q in items} == set(TASKS_BY_NAME)
+    for q in items:
+        prog = program_of(q)
+        text = prog.text()
+        assert parse_program(text) == prog, text
+        content, reply = run_program(prog, scenes[q.scene_id], q.options)
+        assert content == q.extra["answer_text"], (q.question, text)
+        assert is_correct(q, reply), (q.question, reply)
+
+
+def test_programs_name_no_answer():
+    """A program holds what the question says, not what the answer is: "which of these do you
+    hear?" has no class argument, and a distance in a program is one the question gave."""
+    scenes, items = _qa("train", 60)
+    for q in items:
+        prog = program_of(q)
+        if q.task == "l1_class_present" and q.extra["form"] == "choice":
+            assert prog.args == {}
+        if "distance_m" in prog.args:
+            assert f"{prog.args['distance_m']:g}" in q.question
+
+
+def test_the_program_reads_what_was_heard_not_the_truth():
+    """The same program on a scene heard with the dog on the other side answers that side."""
+    truth = [SourceLabel("dog", 120.0, 0.0, 2.0, 0.0, 3.0), SourceLabel("bird", -30.0, 10.0, 1.0, 0.5, 3.0)]
+    scenes, _ = _qa("train", 1)
+    scene = dataclasses.replace(next(iter(scenes.values())), sources=truth)
+    where = Program("l1_sector", {"a": "dog"})
+    assert run_program(where, scene)[0] == sector_of(120.0) == "back-left"
+    heard = dataclasses.replace(scene, sources=[dataclasses.replace(truth[0], azimuth_deg=-60.0), truth[1]])
+    assert run_program(where, heard)[0] == "front-right"
+    # among options that lack the heard sector, the nearest one is chosen
+    options = ["back-left", "right", "front", "left"]
+    content, reply = run_program(where, heard, options)
+    assert content == "right" and reply.startswith("B. ")
+
+
+def test_a_sound_not_heard_gets_no_direction():
+    scenes, _ = _qa("train", 1)
+    scene = dataclasses.replace(next(iter(scenes.values())), sources=[SourceLabel("bird", 30.0, 0.0, 1.0, 0.0, 2.0)])
+    content, reply = run_program(Program("l1_sector", {"a": "dog"}), scene)
+    assert content == not_heard("dog") and not any(s in reply for s in SECTOR_NAMES)
+    # its yes/no form is a "no", and "can you hear it?" says it is not heard
+    assert run_program(Program("l1_sector", {"a": "dog", "claim": "front"}), scene, ["yes", "no"])[0] == NO
+    content, reply = run_program(Program("l1_class_present", {"claim": "dog"}), scene, ["yes", "no"])
+    assert content == NO and reply == f"B. No, {not_heard('dog')}."
+    # a relation with a sound not heard: no relation is invented
+    content, _ = run_program(Program("l2_relative", {"a": "bird", "b": "dog"}), scene)
+    assert content == not_heard("dog")
+
+
+@pytest.mark.parametrize("text", ["", "where a=dog", "sector a=unicorn", "rotate_by a=dog yaw=left",
+                                  "sector dog", "sector a=dog colour=red"])
+def test_what_is_not_a_program_is_refused(text):
+    assert parse_program(text) is None
+
+
+def test_program_names_cover_every_task_once():
+    assert len(TASK_OF_PROGRAM) == len(TASKS_BY_NAME) - 1  # l1_not_heard asks what l1_sector asks
+    assert parse_program("sector a=car_horn claim=back-left") == Program(
+        "l1_sector", {"a": "car_horn", "claim": "back-left"})
+    assert parse_program("relative a=dog b=bird claim=to_the_left_of").args["claim"] == "to the left of"
+    assert all(lab.isidentifier() for lab in LABELS)  # labels are single words in a program
+
+
+def test_the_program_aided_answerer_with_the_right_programs_is_the_oracle(tmp_path, monkeypatch):
+    """Through the answerer's own path (batching, parsing, option letters): given the reference
+    programs and the truth as what was heard, every answer is right."""
+    from training.eval.program_answerer import NOT_UNDERSTOOD, ProgramAnswerer
+
+    scenes, items = _qa("bench", 20)
+    answerer = ProgramAnswerer.__new__(ProgramAnswerer)
+    answerer.programs, answerer._lock, answerer.batch_size = {}, __import__("threading").Lock(), 4
+    by_question = {q.question: program_of(q).text() for q in items}
+    monkeypatch.setattr(answerer, "write_programs", lambda qs: [by_question[q] for q in qs], raising=False)
+    for sid, scene in scenes.items():
+        qs = [q for q in items if q.scene_id == sid]
+        monkeypatch.setattr(answerer, "heard_scene", lambda clip, scene=scene: scene, raising=False)
+        replies = answerer.answer_many(None, qs)
+        assert all(is_correct(q, r) for q, r in zip(qs, replies, strict=True))
+    assert answerer.reply("not a program", scene, None) == NOT_UNDERSTOOD
+    item = QAItem("x", "s", "L1", "l1_sector", "Where is the dog?", None, "?", {})
+    assert answerer.report(type("D", (), {"qa": [item]})())["n"] == 0  # no reference: not counted
