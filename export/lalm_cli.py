@@ -51,6 +51,8 @@ def cmd_train_lalm(args) -> int:
                                    ("grad_accum", args.grad_accum), ("eval_every", args.eval_every),
                                    ("val_clips", args.val_clips), ("seed", args.seed), ("threads", args.threads),
                                    ("device", args.device)) if v is not None}
+    if getattr(args, "rename", False):
+        overrides["rename"] = True
     if stage == "align" and args.lr is None:
         overrides["lr"] = 1e-3  # a fresh projector alone takes a larger step
     cfg = dataclasses.replace(LalmTrainConfig(stage=stage), **overrides).validate()
@@ -108,6 +110,9 @@ def add_train_parsers(t) -> None:
         s.add_argument("--seed", type=int)
         s.add_argument("--threads", type=int)
         s.add_argument("--device", choices=("auto", "cpu", "cuda"))
+        if stage == "parse":
+            s.add_argument("--rename", action="store_true", help="also ask each question with other names for "
+                                                                 "its classes (AudioSet's; training/qa/augment.py)")
         s.add_argument("--resume", action="store_true", help="continue OUT/checkpoints")
         s.add_argument("--quiet", action="store_true")
         s.set_defaults(func=cmd_train_lalm)
@@ -152,10 +157,12 @@ def cmd_ask(args) -> int:
     item = QAItem("ask", "ask", "L1", "ask", args.question, options, "A" if options else "?")
     audio, rate = read_wav(args.audio)
     if is_program_model(folder):
+        from agent.localize.encoder import EncoderRuntime  # noqa: PLC0415
+        from export.registry import encoder_hearing  # noqa: PLC0415
         from training.eval.program_answerer import ProgramAnswerer  # noqa: PLC0415
 
-        answerer = ProgramAnswerer(folder)
-        model_rate = answerer.rt.features.sample_rate_hz
+        answerer = ProgramAnswerer(folder, encoder_hearing())
+        model_rate = EncoderRuntime().features.sample_rate_hz
     else:
         answerer = LalmAnswerer(folder)
         model_rate = answerer.encoder.cfg.features.sample_rate_hz

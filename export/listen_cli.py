@@ -78,7 +78,8 @@ def make_answerer(model: str | None):
     if is_program_model(folder):
         from training.eval.program_answerer import LiveProgramAnswerer  # noqa: PLC0415
 
-        return LiveProgramAnswerer(folder), f"program-aided language model {folder} (torch), on the tracks"
+        return (LiveProgramAnswerer(folder, TrackAnswerer()),
+                f"program-aided language model {folder} (torch), on the tracks")
     from training.eval.live_lalm import LiveLalmAnswerer  # noqa: PLC0415
 
     return LiveLalmAnswerer(folder), f"language model {folder} (torch)"

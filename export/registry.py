@@ -73,7 +73,7 @@ def make_answerer(name: str, ds, seed: int = 0):
     if name == "text-only":
         return baselines.TextOnlyAnswerer().fit(ds.qa)
     if name.split(":")[0] == "perception-bound":
-        return baselines.PerceptionBoundAnswerer(_encoder_hearing(name.partition(":")[2] or None), name)
+        return baselines.PerceptionBoundAnswerer(encoder_hearing(name.partition(":")[2] or None), name)
     from export.lalm_cli import is_program_model, model_folder  # noqa: PLC0415
 
     path, mono = (name[:-len(":mono")], True) if name.endswith(":mono") else (name, False)
@@ -82,7 +82,7 @@ def make_answerer(name: str, ds, seed: int = 0):
         from training.eval.program_answerer import ProgramAnswerer  # noqa: PLC0415
 
         # PATH:mono: the same model over an encoder that hears the L+R average (the mono baseline)
-        return ProgramAnswerer(folder, name=f"program:{name}", mono=mono)
+        return ProgramAnswerer(folder, encoder_hearing(mono=mono), name=f"program:{name}")
     if mono:
         raise BinauraError(f"--model {name!r}: ':mono' applies to a program-aided model; a model that answers in "
                            f"sentences is trained for mono with `binaura train sft --mono`")
@@ -95,16 +95,20 @@ def make_answerer(name: str, ds, seed: int = 0):
                        f"a program-aided one also as PATH:mono)")
 
 
-def _encoder_hearing(path: str | None):
+def encoder_hearing(path: str | None = None, mono: bool = False):
     """clip -> the sources the ONNX encoder hears in it, with their time spans (for the
-    perception bound: the oracle's program on the encoder's output)."""
+    perception bound, the oracle's program on the encoder's output, and the program-aided
+    model). mono: the encoder hears the L+R average on both ears (the paper's mono baseline)."""
+    import numpy as np  # noqa: PLC0415
+
     from agent.core.seld import heard_sources  # noqa: PLC0415
     from agent.localize.encoder import EncoderRuntime  # noqa: PLC0415
 
     rt = EncoderRuntime(path)
 
     def hear(clip):
-        f = rt.run_audio(clip.audio, clip.sample_rate_hz, clip.scene_id)
+        audio = np.repeat(clip.audio.mean(axis=0, keepdims=True), 2, axis=0) if mono else clip.audio
+        f = rt.run_audio(audio, clip.sample_rate_hz, clip.scene_id)
         return heard_sources(f.accdoa, f.log_distance, rt.labels, rt.output_rate_hz, rt.decode)
 
     return hear

@@ -14,34 +14,32 @@ import re
 import threading
 from collections.abc import Iterator
 
-import numpy as np
-
 from agent.core.errors import BinauraError
 from agent.core.predictor import Clip
 from agent.core.scene import QAItem, Scene, SourceLabel
-from agent.core.seld import heard_sources
 from training.models.lalm import load_lalm
 from training.qa.programs import parse_program, program_of, run_program
 
 #: A program is a task and a few arguments (the longest on the benchmark: 18 tokens).
 MAX_NEW_TOKENS = 32
 NOT_UNDERSTOOD = "Sorry, I did not understand the question."
+#: (model folder, question) -> the program its model wrote (greedy decoding is deterministic)
+_PROGRAMS: dict[tuple[str, str], str] = {}
 
 
 class ProgramAnswerer:
     needs_audio = True
 
-    def __init__(self, path: str | os.PathLike, encoder: str | os.PathLike | None = None, batch_size: int = 16,
-                 max_new_tokens: int = MAX_NEW_TOKENS, name: str | None = None, mono: bool = False):
-        """mono: the encoder hears the L+R average on both ears (the paper's mono baseline: the
-        same model and programs, without the interaural cues)."""
-        from agent.localize.encoder import EncoderRuntime  # noqa: PLC0415
-
+    def __init__(self, path: str | os.PathLike, hear, batch_size: int = 16, max_new_tokens: int = MAX_NEW_TOKENS,
+                 name: str | None = None):
+        """hear: clip -> the sources an encoder heard in it, with their time spans (the registry
+        builds it from the shipped ONNX encoder: export.registry.encoder_hearing)."""
         self.model, self.meta = load_lalm(path)
         if self.model.cfg.output != "program":
             raise BinauraError(f"{path}: a model that answers in sentences, not a program-aided one")
-        self.rt = EncoderRuntime(encoder)
-        self.batch_size, self.max_new_tokens, self.mono = batch_size, max_new_tokens, mono
+        self.meta["_folder"] = os.path.realpath(path)
+        self.hear = hear
+        self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self.name = name or f"program:{path}"
         self.programs: dict[str, str] = {}  # item id -> the program the model wrote
         self._scene_id: str | None = None
@@ -53,10 +51,7 @@ class ProgramAnswerer:
         if clip.scene_id != self._scene_id or self._heard is None:
             if clip.audio is None:
                 raise BinauraError(f"{clip.scene_id}: the program-aided model needs the clip's audio")
-            audio = np.repeat(clip.audio.mean(axis=0, keepdims=True), 2, axis=0) if self.mono else clip.audio
-            f = self.rt.run_audio(audio, clip.sample_rate_hz, clip.scene_id)
-            sources = heard_sources(f.accdoa, f.log_distance, self.rt.labels, self.rt.output_rate_hz, self.rt.decode)
-            self._heard = scene_of(clip.scene_id, sources, clip.audio.shape[-1] / clip.sample_rate_hz)
+            self._heard = scene_of(clip.scene_id, self.hear(clip), clip.audio.shape[-1] / clip.sample_rate_hz)
             self._scene_id = clip.scene_id
         return self._heard
 
@@ -64,13 +59,17 @@ class ProgramAnswerer:
         return list(self.heard_scene(clip).sources)
 
     def write_programs(self, questions: list[str]) -> list[str]:
-        """The model's program text for each question (greedy, batched)."""
-        out = []
+        """The model's program text for each question (greedy, batched). A program depends on
+        the question alone, so it is written once per model and question (the mono baseline
+        and a second bench of the same model reuse it)."""
+        key = str(self.meta.get("_folder", id(self.model)))
+        todo = list(dict.fromkeys(q for q in questions if (key, q) not in _PROGRAMS))
         with self._lock:
-            for i in range(0, len(questions), self.batch_size):
-                batch = [self.model.encode(q, None) for q in questions[i:i + self.batch_size]]
-                out += self.model.generate(batch, self.max_new_tokens)
-        return out
+            for i in range(0, len(todo), self.batch_size):
+                batch = todo[i:i + self.batch_size]
+                texts = self.model.generate([self.model.encode(q, None) for q in batch], self.max_new_tokens)
+                _PROGRAMS.update({(key, q): t for q, t in zip(batch, texts, strict=True)})
+        return [_PROGRAMS[(key, q)] for q in questions]
 
     def reply(self, program_text: str, heard: Scene, options: list[str] | None) -> str:
         program = parse_program(program_text)
@@ -123,14 +122,13 @@ class LiveProgramAnswerer:
     program asks ("what do you hear?", "what is the person on my left saying?"), and a program
     that does not parse, go to the tracks' own answerer (agent.answer.tracks)."""
 
-    def __init__(self, path: str | os.PathLike, window_s: float = 5.0):
-        from agent.answer.tracks import TrackAnswerer  # noqa: PLC0415
-
+    def __init__(self, path: str | os.PathLike, tracks, window_s: float = 5.0):
+        """tracks: the tracks' answerer (agent.answer.tracks.TrackAnswerer), for what no program asks."""
         self.model, self.meta = load_lalm(path)
         if self.model.cfg.output != "program":
             raise BinauraError(f"{path}: a model that answers in sentences, not a program-aided one")
         self.window_s = window_s
-        self.tracks = TrackAnswerer(window_s)
+        self.tracks = tracks
         self.name = f"program:{path}"
         self.last_program: str | None = None
         self._lock = threading.Lock()

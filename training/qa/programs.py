@@ -12,7 +12,8 @@ same as l1_sector) then `key=value` arguments, spaces inside a value written as 
   claim     a yes/no form's claim: a class label, a sector, an elevation or distance-bin name,
             a count or a relation ("to_the_left_of")
   sector    l2_bind_direction's sector; distance: l2_bind_distance's metres
-  yaw       l3_rotate_by's turn in degrees (+ left)
+  turn      l3_rotate_by's turn in the question's own words: left_90, right_135, around (copying
+            the side and the number is easier to learn than a signed yaw)
   label, sector, distance   l3_consistency's statement
 """
 
@@ -38,8 +39,8 @@ TASK_OF_PROGRAM = {name.split("_", 1)[1]: name for name in TASKS_BY_NAME if name
 PROGRAM_OF_TASK = {task: prog for prog, task in TASK_OF_PROGRAM.items()} | {NOT_HEARD_TASK: "sector"}
 _LABEL_OF_DISPLAY = {display(c): c for c in LABELS}
 #: Arguments each program takes, in the order they are written.
-ARG_ORDER = ("a", "b", "label", "sector", "distance", "yaw", "claim")
-_FLOAT_ARGS = {"distance": "distance_m", "yaw": "yaw_deg"}
+ARG_ORDER = ("a", "b", "label", "sector", "distance", "turn", "claim")
+_FLOAT_ARGS = {"distance": "distance_m"}
 _ORDERED = (SECTOR_NAMES, ELEVATION_NAMES, DISTANCE_BIN_NAMES, ("1", "2", "3", "4"))
 
 
@@ -52,15 +53,30 @@ class Program:
         parts = [PROGRAM_OF_TASK[self.task]]
         keyed = {k: self.args[v] for k, v in _FLOAT_ARGS.items() if v in self.args}
         keyed.update({k: self.args[k] for k in ("a", "b", "label", "sector", "claim") if k in self.args})
+        if "yaw_deg" in self.args:
+            keyed["turn"] = turn_word(self.args["yaw_deg"])
         for k in ARG_ORDER:
             if k in keyed:
-                v = keyed[k]
-                if k == "yaw":
-                    v = f"{v:+.0f}"
-                elif k == "distance":
-                    v = f"{v:.1f}"
+                v = f"{keyed[k]:.1f}" if k == "distance" else keyed[k]
                 parts.append(f"{k}={str(v).replace(' ', '_')}")
         return " ".join(parts)
+
+
+def turn_word(yaw_deg: float) -> str:
+    """A turn as the question words it: +90 -> left_90, -135 -> right_135, 180 -> around."""
+    if abs(abs(yaw_deg) - 180.0) < 0.5:
+        return "around"
+    return f"{'left' if yaw_deg > 0 else 'right'}_{abs(yaw_deg):.0f}"
+
+
+def turn_yaw(word: str) -> float | None:
+    """turn_word's inverse; None for anything else."""
+    if word == "around":
+        return 180.0
+    side, _, amount = word.partition("_")
+    if side not in ("left", "right") or not amount.isdigit():
+        return None
+    return float(amount) if side == "left" else -float(amount)
 
 
 def program_of(item: QAItem) -> Program:
@@ -90,10 +106,20 @@ def parse_program(text: str) -> Program | None:
     args: dict = {}
     for word in words[1:]:
         m = _TOKEN.fullmatch(word)
-        if m is None or m.group(1) not in ARG_ORDER:
+        if m is None or m.group(1) not in (*ARG_ORDER, "yaw"):
             return None
         key, value = m.group(1), m.group(2).replace("_", " ")
-        if key in _FLOAT_ARGS:
+        if key == "yaw":  # the first format's signed turn (runs/lalm-program)
+            try:
+                args["yaw_deg"] = float(value)
+            except ValueError:
+                return None
+        elif key == "turn":
+            yaw = turn_yaw(m.group(2))
+            if yaw is None:
+                return None
+            args["yaw_deg"] = yaw
+        elif key in _FLOAT_ARGS:
             try:
                 args[_FLOAT_ARGS[key]] = float(value)
             except ValueError:

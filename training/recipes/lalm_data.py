@@ -26,6 +26,7 @@ from agent.core.labels import display
 from agent.core.prompt import heard_line
 from agent.core.scene import Scene, SourceLabel
 from agent.core.seld import SELD_PER_CLASS, DecodeConfig, heard_sources
+from training.qa.augment import extra_names, renamed
 from training.qa.phrasing import capitalise
 from training.qa.programs import program_of
 from training.qa.sentences import metres, where
@@ -75,15 +76,20 @@ def heard_in(cache: EncoderCache, row: int, decode: DecodeConfig | None = None) 
 
 
 def build_examples(ds: Dataset, cache: EncoderCache | None, stage: str, heard: bool = False,
-                   seed: int = 0) -> list[Example]:
+                   seed: int = 0, rename: bool = False) -> list[Example]:
     """Every example of `stage` whose clip is in the cache (a dataset and its cache must match;
-    the parse stage needs no cache)."""
+    the parse stage needs no cache). rename (parse stage): each question that names a class is
+    also asked with other names for it (training/qa/augment.py)."""
     if stage not in STAGES:
         raise BinauraError(f"stage must be one of {STAGES}, got {stage!r}")
     if stage != "align" and not ds.qa:
         raise BinauraError(f"{ds.root}: no qa.jsonl; the {stage} stage trains on the QA items")
     if stage == "parse":
-        return [Example(-1, q.question, None, program_of(q).text(), None, q.scene_id) for q in ds.qa]
+        items = list(ds.qa)
+        if rename:
+            names, rng = extra_names(), np.random.default_rng([seed, 20])
+            items += [r for r in (renamed(q, names, rng) for q in ds.qa) if r is not None]
+        return [Example(-1, q.question, None, program_of(q).text(), None, q.scene_id) for q in items]
     index = cache.index if cache is not None else {s.id: -1 for s in ds.scenes}  # no audio: no rows
     missing = [s.id for s in ds.scenes if s.id not in index]
     if missing:
