@@ -1,4 +1,4 @@
-"""Semantic encoders for the mono mix: our own CNN branch, or a pretrained Whisper-style encoder.
+"""Semantic encoders for the mono mix: our own CNN branch, a pretrained Whisper-style encoder, or YAMNet.
 
 The built-in branch lives inside BinauralEncoder (trained with the spatial
 branch, exported with it). A deployment with more compute swaps in a Whisper
@@ -76,3 +76,15 @@ def load_whisper_encoder(name_or_path: str, labels: tuple[str, ...] = LABELS,
         raise BinauraError(f"{name_or_path}: feature extractor has {fe.feature_size} mel bins, the encoder expects "
                            f"{encoder.config.num_mel_bins}")
     return WhisperSemanticEncoder(encoder.eval(), fe, labels, output_rate_hz)
+
+
+def load_semantic_encoder(spec: str, labels: tuple[str, ...] = LABELS, output_rate_hz: float = 10.0):
+    """A pretrained semantic encoder by name: "yamnet" (AudioSet YAMNet, the float32 ONNX that
+    `python -m training.models.yamnet_setup --ensure` builds, rebuilt in torch), or a
+    Whisper-style encoder by name or local path. Both give (class logits, embeddings) on the
+    encoder's frame grid from `features(audio, rate)`."""
+    if spec == "yamnet":
+        from training.models.yamnet import load_yamnet_semantic  # noqa: PLC0415
+
+        return load_yamnet_semantic(labels=labels, output_rate_hz=output_rate_hz)
+    return load_whisper_encoder(spec, labels, output_rate_hz)
