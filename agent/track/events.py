@@ -18,12 +18,13 @@ from typing import IO, Any
 from agent.core.errors import BinauraError
 
 SCHEMA = "binaura-events-1"
-EVENT_TYPES = ("onset", "offset", "update", "narration", "answer", "health")
+EVENT_TYPES = ("onset", "offset", "update", "narration", "answer", "health", "suggestion", "warning")
 #: Keys every event carries, in the order they are written.
 COMMON_KEYS = ("schema", "type", "t_s", "track_id", "label", "azimuth_deg", "elevation_deg",
                "distance_m", "confidence", "uncertainty_deg", "t_start", "t_end")
 #: Keys only some event types carry.
-EXTRA_KEYS = {"narration": ("text",), "answer": ("text", "question"), "health": ("counters",)}
+EXTRA_KEYS = {"narration": ("text",), "answer": ("text", "question"), "health": ("counters",),
+              "suggestion": ("text", "turn_deg"), "warning": ("text",)}
 #: Decimals written per key: 1 ms, 0.01 deg, 1 mm; the values themselves keep full precision.
 _DECIMALS = {"t_s": 3, "t_start": 3, "t_end": 3, "azimuth_deg": 2, "elevation_deg": 2,
              "distance_m": 3, "confidence": 3, "uncertainty_deg": 2}
@@ -146,6 +147,41 @@ class HealthEvent(Event):
     def to_json(self) -> dict[str, Any]:
         d = super().to_json()
         d["counters"] = {str(k): v for k, v in sorted(self.counters.items())}
+        return d
+
+
+@dataclass(frozen=True)
+class SuggestionEvent(Event):
+    """A head turn that would settle a doubt: turn by turn_deg (+ = left, as azimuth) to hear
+    whether track track_id is in front or behind (agent/track/fusion.py)."""
+
+    text: str
+    track_id: int
+    label: str
+    turn_deg: float
+
+    type = "suggestion"
+
+    def to_json(self) -> dict[str, Any]:
+        d = super().to_json()
+        d["track_id"] = int(self.track_id)
+        d["label"] = str(self.label)
+        d["text"] = str(self.text)
+        d["turn_deg"] = round(float(self.turn_deg), 1)
+        return d
+
+
+@dataclass(frozen=True)
+class WarningEvent(Event):
+    """Something about the input the user should know (e.g. orientation samples refused or lost)."""
+
+    text: str
+
+    type = "warning"
+
+    def to_json(self) -> dict[str, Any]:
+        d = super().to_json()
+        d["text"] = str(self.text)
         return d
 
 

@@ -11,13 +11,22 @@ from agent.core.labels import LABELS
 from training.synth.heads import (
     ALL_HEADS,
     HELD_OUT_HEADS,
+    HELD_OUT_HUMAN_HEADS,
+    MEASURED_HEAD_NAMES,
     SCALED_KEMAR,
     SCALED_RANGE,
     TRAIN_HEADS,
+    allowed_in_training,
     is_head_name,
+    is_horizontal_only,
 )
 
 MAX_SOURCES = 4
+PRESETS = ("train", "bench", "demo", "turning", "bench-real")
+#: Classes with held-out real recordings in the core sound kit (`make sounds`; knocking, clapping
+#: and fan have at most one recording, which the split gives to training).
+REAL_BENCH_CLASSES = ("speech", "music", "bird", "dog", "siren", "car_horn", "alarm", "telephone", "doorbell",
+                      "engine", "footsteps", "glass_breaking", "keyboard", "water")
 
 
 @dataclass
@@ -44,6 +53,16 @@ class SynthConfig:
     snr_db: tuple[float, float] = (10.0, 35.0)  # sources vs diffuse background noise
     output_rms_dbfs: tuple[float, float] = (-30.0, -20.0)
     sample_format: str = "int16"
+    p_turning: float = 0.0  # share of scenes whose head moves (training/synth/turning.py)
+    p_ambisonic: float = 0.0  # share of scenes rendered through ambisonics (training/synth/ambisonics.py)
+    ambisonic_orders: tuple[int, int] = (1, 3)  # [low, high] ambisonic order drawn per such scene
+    # Real recordings (training/synth/realsounds, `make sounds`): the share of sources drawn
+    # from the real-sounds kit (the train side for training, held-out for held_out_instances),
+    # the draw weight of band-limited (< 32 kHz) files against full-band ones, and the share
+    # of scenes whose diffuse background is a real ambience (rain, crowd, wind, ...).
+    real_share: float = 0.0
+    real_band_limited_weight: float = 0.25
+    real_background_share: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> SynthConfig:
@@ -64,13 +83,25 @@ class SynthConfig:
             p.append(f"need at least max_sources={self.max_sources} distinct classes, got {len(set(self.classes))}")
         bad_heads = [h for h in self.heads if not is_head_name(h)]
         if bad_heads or not self.heads:
-            p.append(f"heads must name some of {list(ALL_HEADS)} or {SCALED_KEMAR}S ({SCALED_RANGE[0]} <= S <= "
+            p.append(f"heads must name some of {list(ALL_HEADS + MEASURED_HEAD_NAMES)} or {SCALED_KEMAR}S ({SCALED_RANGE[0]} <= S <= "
                      f"{SCALED_RANGE[1]}), got {list(self.heads)}")
-        if self.split == "train" and any(h in HELD_OUT_HEADS or h.startswith(SCALED_KEMAR) for h in self.heads):
-            p.append(f"held-out head(s) {HELD_OUT_HEADS} and scaled heads ({SCALED_KEMAR}S, for evaluation) "
-                     f"may not be used for training")
+        if self.split == "train" and any(not allowed_in_training(h) for h in self.heads if is_head_name(h)):
+            p.append(f"held-out head(s) {HELD_OUT_HEADS + HELD_OUT_HUMAN_HEADS} and scaled heads ({SCALED_KEMAR}S, "
+                     f"for evaluation) may not be used for training, got {list(self.heads)}")
+        flat = [h for h in self.heads if is_horizontal_only(h)]
+        if flat and not _contains_zero(self.elevation_deg):
+            p.append(f"horizontal-plane head(s) {flat} place sources at elevation 0, outside elevation_deg "
+                     f"{list(self.elevation_deg)}")
+        if not 0.0 <= self.p_ambisonic <= 1.0:
+            p.append(f"p_ambisonic must be in [0, 1], got {self.p_ambisonic}")
+        self._range(p, "ambisonic_orders", self.ambisonic_orders, 1, 3)
         if not 0.0 <= self.p_reverberant <= 1.0:
             p.append(f"p_reverberant must be in [0, 1], got {self.p_reverberant}")
+        if not 0.0 <= self.p_turning <= 1.0:
+            p.append(f"p_turning must be in [0, 1], got {self.p_turning}")
+        for name in ("real_share", "real_band_limited_weight", "real_background_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                p.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
         self._range(p, "rt60_s", self.rt60_s, 0.05, 3.0)
         self._range(p, "distance_m", self.distance_m, 0.2, 20.0)
         self._range(p, "elevation_deg", self.elevation_deg, -90.0, 90.0)
@@ -115,8 +146,18 @@ class SynthConfig:
         return dataclasses.asdict(self)
 
 
+def _contains_zero(r) -> bool:
+    try:
+        return float(r[0]) <= 0.0 <= float(r[1])
+    except (TypeError, ValueError, IndexError):
+        return True  # _range reports a malformed range
+
+
 def preset(name: str) -> SynthConfig:
-    """Named configurations: train (all training heads), bench (frozen benchmark), demo."""
+    """Named configurations: train (all training heads), bench (frozen benchmark), demo,
+    turning (the benchmark's turning split: every head moves or holds by a drawn path),
+    bench-real (the benchmark's real split: every source a held-out real recording from the
+    sound kit, on the training head and on the held-out human head, anechoic and reverberant)."""
     if name == "train":
         return SynthConfig().validate()
     if name == "bench":
@@ -128,4 +169,10 @@ def preset(name: str) -> SynthConfig:
                            p_reverberant=1.0, rt60_s=(0.3, 0.4), distance_m=(1.0, 3.5),
                            elevation_deg=(-10.0, 30.0), event_duration_s=(3.5, 5.0),
                            snr_db=(25.0, 30.0), min_separation_deg=50.0).validate()
-    raise ConfigError([f"unknown preset {name!r}; expected train, bench or demo"], "preset")
+    if name == "turning":
+        return SynthConfig(split="bench", heads=("kemar-mit",), held_out_instances=True, p_reverberant=0.5,
+                           p_turning=1.0).validate()
+    if name == "bench-real":
+        return SynthConfig(split="bench", heads=("kemar-mit", "ic-subject2"), held_out_instances=True,
+                           p_reverberant=0.5, real_share=1.0, classes=REAL_BENCH_CLASSES).validate()
+    raise ConfigError([f"unknown preset {name!r}; expected {', '.join(PRESETS)}"], "preset")

@@ -14,6 +14,13 @@ Held out of training, used only by the benchmark:
 For evaluation only (never in a training config):
 - ``kemar@S``: KEMAR scaled by S (ITD and frequency, 0.7 <= S <= 1.5), the
   heads of a head-size calibration study (``kemar@1.12`` is ``kemar-xl``).
+Measured heads fetched at set-up (measured_heads.py; `make heads`), named in a
+config to use them:
+- ``ic-subject1``, ``fabian``, ``kemar-tub`` and their variations
+  ``<name>-var`` (the variation of kemar-var applied to that head): training;
+  ``fabian`` and ``kemar-tub`` are horizontal-plane sets, so their labelled
+  sources are drawn at elevation 0 (label_elevation_deg).
+- ``ic-subject2``: the benchmark's held-out human head, never in training.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import numpy as np
 from agent.core.audio import SPEED_OF_SOUND_M_S
 from agent.core.geometry import sph_to_cart
 from training.synth.hrtf import HRIR_TAPS, PRE_ROLL, HrtfSet, align_hrirs, load_kemar
+from training.synth.measured_heads import MEASURED, load_measured
 
 TRAIN_HEADS = ("kemar-mit", "kemar-var", "sphere")
 HELD_OUT_HEADS = ("kemar-xl",)
@@ -35,6 +43,13 @@ ALL_HEADS = TRAIN_HEADS + HELD_OUT_HEADS
 #: name prefix of a KEMAR scaled by any factor in SCALED_RANGE, for evaluation only
 SCALED_KEMAR = "kemar@"
 SCALED_RANGE = (0.7, 1.5)
+#: measured heads (fetched at set-up) that training configs may name, each also as "<name>-var"
+MEASURED_TRAIN_HEADS = ("ic-subject1", "fabian", "kemar-tub")
+#: the benchmark's held-out human head: refused in training configs, as kemar-xl is
+HELD_OUT_HUMAN_HEADS = ("ic-subject2",)
+VARIATION_SUFFIX = "-var"
+MEASURED_HEAD_NAMES = (MEASURED_TRAIN_HEADS + tuple(h + VARIATION_SUFFIX for h in MEASURED_TRAIN_HEADS)
+                       + HELD_OUT_HUMAN_HEADS)
 
 
 def scaled_kemar_factor(name: str) -> float | None:
@@ -49,7 +64,34 @@ def scaled_kemar_factor(name: str) -> float | None:
 
 
 def is_head_name(name: str) -> bool:
-    return name in ALL_HEADS or scaled_kemar_factor(name) is not None
+    return name in ALL_HEADS or name in MEASURED_HEAD_NAMES or scaled_kemar_factor(name) is not None
+
+
+def allowed_in_training(name: str) -> bool:
+    """False for the held-out heads (kemar-xl, ic-subject2) and the evaluation-only kemar@S."""
+    return is_head_name(name) and name not in HELD_OUT_HEADS + HELD_OUT_HUMAN_HEADS \
+        and not name.startswith(SCALED_KEMAR)
+
+
+def measured_base_name(name: str) -> str | None:
+    """The measured set behind a head name (``fabian-var`` -> ``fabian``), else None."""
+    base = name[: -len(VARIATION_SUFFIX)] if name.endswith(VARIATION_SUFFIX) else name
+    return base if base in MEASURED and name in MEASURED_HEAD_NAMES else None
+
+
+def is_horizontal_only(name: str) -> bool:
+    base = measured_base_name(name)
+    return base is not None and MEASURED[base].horizontal_only
+
+
+def label_elevation_deg(name: str, elevation_deg: tuple[float, float]) -> tuple[float, float]:
+    """The elevation range labelled sources are drawn from with this head.
+
+    A horizontal-plane head has no elevation cues: its sources sit at 0 deg,
+    whatever the config's range (which must then contain 0, see SynthConfig).
+    Every other head keeps the config's range.
+    """
+    return (0.0, 0.0) if is_horizontal_only(name) else tuple(elevation_deg)
 
 
 @dataclass
@@ -147,15 +189,24 @@ def make_head(name: str, rate_hz: int, rng: np.random.Generator | None = None) -
     if name == "kemar-mit":
         return Head(name, load_kemar(rate_hz))
     if name == "kemar-var":
-        itd, fs = rng.uniform(0.90, 1.08), rng.uniform(0.94, 1.05)
-        eq = rng.normal(0.0, 1.0, (2, 4, 6)) * np.array([1.0, 0.6, 0.6, 0.6])[None, :, None]
-        return Head(name, load_kemar(rate_hz), itd, fs, eq,
-                    {"itd_scale": round(itd, 3), "freq_scale": round(fs, 3)})
+        return _varied(name, load_kemar(rate_hz), rng)
+    base = measured_base_name(name)
+    if base is not None:
+        hrtf = load_measured(base, rate_hz)
+        return _varied(name, hrtf, rng) if name.endswith(VARIATION_SUFFIX) else Head(name, hrtf)
     if name == "sphere":
         radius_cm = float(np.round(rng.uniform(7.5, 9.5) * 2) / 2)  # 0.5 cm steps keep the cache small
         return Head(name, _sphere(rate_hz, radius_cm), params={"radius_cm": radius_cm})
     scale = HELD_OUT_SCALE if name == "kemar-xl" else scaled_kemar_factor(name)
     if scale is not None:  # KEMAR scaled as a whole: delays and pinna features alike
         return Head(name, load_kemar(rate_hz), scale, scale, params={"itd_scale": scale, "freq_scale": scale})
-    raise ValueError(f"unknown head {name!r}; expected one of {ALL_HEADS} or {SCALED_KEMAR}S with "
-                     f"{SCALED_RANGE[0]} <= S <= {SCALED_RANGE[1]}")
+    raise ValueError(f"unknown head {name!r}; expected one of {ALL_HEADS + MEASURED_HEAD_NAMES} or "
+                     f"{SCALED_KEMAR}S with {SCALED_RANGE[0]} <= S <= {SCALED_RANGE[1]}")
+
+
+def _varied(name: str, hrtf: HrtfSet, rng: np.random.Generator) -> Head:
+    """A per-scene random head around a measured set: ITD x0.90..1.08 (head size), frequency
+    x0.94..1.05 (pinna size) and a smooth direction-dependent spectral perturbation."""
+    itd, fs = rng.uniform(0.90, 1.08), rng.uniform(0.94, 1.05)
+    eq = rng.normal(0.0, 1.0, (2, 4, 6)) * np.array([1.0, 0.6, 0.6, 0.6])[None, :, None]
+    return Head(name, hrtf, itd, fs, eq, {"itd_scale": round(itd, 3), "freq_scale": round(fs, 3)})

@@ -207,10 +207,11 @@ def slab_kemar_raw() -> tuple[np.ndarray, int, np.ndarray]:
 
 @functools.lru_cache(maxsize=4)
 def load_kemar(rate_hz: int) -> HrtfSet:
-    """MIT KEMAR from `slab` (or a synthesis kit, see kit.py), resampled to rate_hz, in binaura's convention."""
-    from training.synth.kit import kit_dir, kit_kemar_raw  # noqa: PLC0415
+    """MIT KEMAR from `slab` (or its packed stand-in, see assets.py), resampled to rate_hz, in binaura's convention."""
+    from training.synth.assets import packed  # noqa: PLC0415
 
-    raw, src_rate, src = kit_kemar_raw() if kit_dir() is not None else slab_kemar_raw()
+    stand_in = packed()
+    raw, src_rate, src = stand_in.kemar_raw() if stand_in is not None else slab_kemar_raw()
     # slab: azimuth 0..360 counter-clockwise (90 = left), channel 0 = left.
     # Verified by tests/training/test_hrtf.py (left ear leads at +90).
     if rate_hz != src_rate:

@@ -13,6 +13,9 @@ speed, pitch) request is one of that voice's pooled utterances, chosen by the
 request's hash, so scenes stay deterministic from (seed, index) but are not
 bit-identical to scenes rendered with the TTS programs. Only training voices
 are packed: a kit cannot render the benchmark's held-out voices.
+
+One direction (issue 22): this module imports the sources to pack them and registers a
+resolver with training.synth.assets; the sources ask assets.packed() and never import it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from agent.core.audio import resample_to
 from agent.core.dataset import write_json
 from agent.core.errors import BinauraError
 from agent.core.outdir import OutputKind, output_folder
+from training.synth import assets
 
 KIT_ENV = "BINAURA_SYNTH_KIT"
 KIT_FORMAT = "binaura-synth-kit-v1"
@@ -56,20 +60,43 @@ def _checked(value: str) -> Path:
         meta = json.loads((path / KIT_FILE).read_text())
     except (OSError, ValueError) as e:
         raise BinauraError(f"{KIT_ENV}={value}: not a synthesis kit ({KIT_FILE} unreadable: {e}); "
-                           f"make one with `binaura synth kit --out DIR`") from e
+                           f"make one with `binaura synth-kit --out DIR`") from e
     if meta.get("format") != KIT_FORMAT:
         raise BinauraError(f"{KIT_ENV}={value}: expected format {KIT_FORMAT}, found {meta.get('format')!r}")
     return path
 
 
-def kit_kemar_raw() -> tuple[np.ndarray, int, np.ndarray]:
-    """(HRIRs (N, 2, taps) float64, rate, sources (N, 2) as slab's vertical-polar az/el)."""
-    with np.load(kit_dir() / "kemar.npz") as z:
-        return z["hrir"].astype(np.float64), int(z["rate_hz"]), z["sources"].astype(np.float64)
+class KitAssets:
+    """A kit folder as the sources' packed stand-in (training.synth.assets.PackedAssets)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def kemar_raw(self) -> tuple[np.ndarray, int, np.ndarray]:
+        """(HRIRs (N, 2, taps) float64, rate, sources (N, 2) as slab's vertical-polar az/el)."""
+        with np.load(self.root / "kemar.npz") as z:
+            return z["hrir"].astype(np.float64), int(z["rate_hz"]), z["sources"].astype(np.float64)
+
+    def theme_file(self, name: str) -> Path:
+        return self.root / "themes" / name
+
+    def utterance(self, engine: str, voice: str, key: str, rate_hz: int) -> np.ndarray:
+        """A pooled utterance of (engine, voice) for the request hashed as key."""
+        pool = _pool(str(self.root), rate_hz)
+        items = pool.get(f"{engine}|{voice}")
+        if not items:
+            raise BinauraError(f"synthesis kit {self.root}: no utterances of {engine} voice {voice!r}; "
+                               f"a kit holds the training voices only ({', '.join(sorted(pool))})")
+        return items[int(key, 16) % len(items)]
 
 
-def kit_theme_file(name: str) -> Path:
-    return kit_dir() / "themes" / name
+def kit_assets() -> KitAssets | None:
+    """The kit named by BINAURA_SYNTH_KIT as the sources' stand-in; None when unset."""
+    root = kit_dir()
+    return None if root is None else KitAssets(root)
+
+
+assets.register(kit_assets)
 
 
 @functools.lru_cache(maxsize=4)
@@ -85,16 +112,6 @@ def _pool(root: str, rate_hz: int) -> dict[str, list[np.ndarray]]:
                 raise BinauraError(f"{root}/speech/{name}: {r} Hz, the kit says {POOL_RATE_HZ}")
             pool.setdefault(voice, []).append(resample_to(x, POOL_RATE_HZ, rate_hz))
     return pool
-
-
-def kit_utterance(engine: str, voice: str, key: str, rate_hz: int) -> np.ndarray:
-    """A pooled utterance of (engine, voice) for the request hashed as key."""
-    pool = _pool(str(kit_dir()), rate_hz)
-    items = pool.get(f"{engine}|{voice}")
-    if not items:
-        raise BinauraError(f"synthesis kit {kit_dir()}: no utterances of {engine} voice {voice!r}; "
-                           f"a kit holds the training voices only ({', '.join(sorted(pool))})")
-    return items[int(key, 16) % len(items)]
 
 
 def pack_kit(out: str | os.PathLike, per_voice: int = 30, seed: int = 0) -> dict:

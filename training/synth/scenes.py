@@ -17,10 +17,12 @@ from scipy.fft import next_fast_len
 from scipy.signal import oaconvolve
 
 from agent.core.geometry import great_circle_deg, wrap_azimuth_deg
+from agent.core.rotation import HEAD_ORIENTATION_KEY, HeadPath
 from agent.core.scene import Scene, SourceLabel
+from training.synth.ambisonics import AMBISONIC_ORDER_KEY, AmbisonicHead
 from training.synth.config import SynthConfig
 from training.synth.dsp import normalize_rms
-from training.synth.heads import Head, make_head
+from training.synth.heads import Head, label_elevation_deg, make_head
 from training.synth.room import (
     RoomGeometry,
     anechoic_ir,
@@ -46,6 +48,7 @@ class SourceSpec:
     offset_s: float
     level_db: float
     instance_seed: int
+    real: str | None = None  # a real-sounds catalog id (training/synth/realsounds); None: procedural/TTS
 
 
 @dataclass
@@ -62,6 +65,7 @@ class SceneSpec:
     output_rms_dbfs: float
     render_seed: int
     extra: dict = field(default_factory=dict)
+    head_path: HeadPath | None = None  # None: the head holds still (training/synth/turning.py)
 
 
 def scene_rng(seed: int, index: int, split: str) -> np.random.Generator:
@@ -84,25 +88,42 @@ def sample_spec(cfg: SynthConfig, seed: int, index: int, scene_id: str | None = 
                             float(rng.uniform(-180, 180)), cfg.max_reflection_order)
     sources: list[SourceSpec] = []
     for label in labels:
-        az, el, dist = _place(rng, cfg, room, sources)
+        az, el, dist = _place(rng, cfg, room, sources, label_elevation_deg(head, cfg.elevation_deg))
         dur = float(min(rng.uniform(*cfg.event_duration_s), cfg.duration_s))
         onset = float(rng.uniform(0.0, max(cfg.duration_s - dur, 0.0)))
         base = HELD_OUT_INSTANCE_BASE if cfg.held_out_instances else 0
         sources.append(SourceSpec(label, az, el, dist, round(onset, 3), round(onset + dur, 3),
                                   float(rng.uniform(*cfg.level_db)),
                                   base + int(rng.integers(0, 1 << 31))))
+    head_path = None
+    if cfg.p_turning > 0:  # its own generator: every other draw stays as without turning
+        from training.synth.turning import sample_head_path  # noqa: PLC0415
+
+        turn_rng = scene_rng(seed, index, cfg.split + "/head-path")
+        if turn_rng.random() < cfg.p_turning:
+            head_path = sample_head_path(turn_rng, cfg.duration_s)
+    extra = {}
+    if cfg.p_ambisonic > 0:  # its own generator too (training/synth/ambisonics.py)
+        amb_rng = scene_rng(seed, index, cfg.split + "/ambisonic")
+        if amb_rng.random() < cfg.p_ambisonic:
+            extra[AMBISONIC_ORDER_KEY] = int(amb_rng.integers(cfg.ambisonic_orders[0], cfg.ambisonic_orders[1] + 1))
+    if cfg.real_share > 0 or cfg.real_background_share > 0:  # real recordings: their own generator too
+        from training.synth.realsounds.draw import draw_real  # noqa: PLC0415
+
+        extra.update(draw_real(cfg, sources, scene_rng(seed, index, cfg.split + "/real")))
     return SceneSpec(
-        id=scene_id or f"s{index:06d}", seed=seed, index=index, head=head,
+        id=scene_id or f"s{index:06d}", seed=seed, index=index, head=head, head_path=head_path,
         head_seed=int(rng.integers(0, 1 << 31)), room=room, sources=sources,
         snr_db=float(rng.uniform(*cfg.snr_db)), noise_exponent=float(rng.uniform(0.5, 2.0)),
         output_rms_dbfs=float(rng.uniform(*cfg.output_rms_dbfs)),
-        render_seed=int(rng.integers(0, 1 << 31)),
+        render_seed=int(rng.integers(0, 1 << 31)), extra=extra,
     )
 
 
-def _place(rng, cfg: SynthConfig, room: RoomGeometry | None, placed: list[SourceSpec]):
-    """Draw a direction and distance, inside the room and apart from the placed sources."""
-    lo_el, hi_el = np.sin(np.deg2rad(cfg.elevation_deg[0])), np.sin(np.deg2rad(cfg.elevation_deg[1]))
+def _place(rng, cfg: SynthConfig, room: RoomGeometry | None, placed: list[SourceSpec], elevation_deg):
+    """Draw a direction (elevation within elevation_deg) and distance, inside the room and
+    apart from the placed sources."""
+    lo_el, hi_el = np.sin(np.deg2rad(elevation_deg[0])), np.sin(np.deg2rad(elevation_deg[1]))
     for _attempt in range(200):
         az = float(wrap_azimuth_deg(rng.uniform(-180.0, 180.0)))
         el = float(np.rad2deg(np.arcsin(rng.uniform(lo_el, hi_el))))  # uniform on the sphere band
@@ -121,7 +142,11 @@ def dry_signal(src: SourceSpec, rate_hz: int, held_out: bool) -> np.ndarray:
     """The source's mono signal for its active span, unit RMS x level, with fades."""
     n = max(int(round((src.offset_s - src.onset_s) * rate_hz)), 1)
     rng = np.random.default_rng(src.instance_seed)
-    if src.label == "speech":
+    if src.real is not None:
+        from training.synth.realsounds.pool import open_real_sounds  # noqa: PLC0415
+
+        x = open_real_sounds().signal(src.real, n, rate_hz, rng)
+    elif src.label == "speech":
         x = speech(rng, n, rate_hz, held_out=held_out)
     else:
         x = PROCEDURAL[src.label](rng, n, rate_hz)
@@ -165,19 +190,31 @@ def render_scene(spec: SceneSpec, cfg: SynthConfig) -> tuple[np.ndarray, Scene]:
     n = int(round(cfg.duration_s * rate))
     rng = np.random.default_rng(spec.render_seed)
     head = make_head(spec.head, rate, np.random.default_rng(spec.head_seed))
+    order = spec.extra.get(AMBISONIC_ORDER_KEY)
+    heard = AmbisonicHead(head, order) if order else head  # sources through the renderer; noise as before
     mix = np.zeros((2, n), dtype=np.float32)
     for src in spec.sources:
         dry = dry_signal(src, rate, cfg.held_out_instances)
-        if spec.room is None:
-            ir = anechoic_ir(head, src.azimuth_deg, src.elevation_deg, src.distance_m)
+        if spec.head_path is not None and not spec.head_path.is_still:
+            from training.synth.turning import render_turning_source  # noqa: PLC0415
+
+            wet = render_turning_source(heard, spec.room, src.azimuth_deg, src.elevation_deg, src.distance_m, dry,
+                                        rng, spec.head_path, round(src.onset_s * rate) / rate)
+        elif spec.room is None:
+            wet = _convolve(dry, anechoic_ir(heard, src.azimuth_deg, src.elevation_deg, src.distance_m))
         else:
-            ir = binaural_rir(head, spec.room, src.azimuth_deg, src.elevation_deg, src.distance_m, rng)
-        wet = _convolve(dry, ir)
+            wet = _convolve(dry, binaural_rir(heard, spec.room, src.azimuth_deg, src.elevation_deg, src.distance_m,
+                                              rng))
         start = int(round(src.onset_s * rate))
         m = min(wet.shape[1], n - start)
         mix[:, start:start + m] += wet[:, :m]
     sig_power = float(np.mean(mix**2)) + 1e-12
-    noise = _diffuse_noise(head, rng, n, spec.noise_exponent)
+    if spec.extra.get("real_ambience"):  # a real ambience as the diffuse background (realsounds/draw.py)
+        from training.synth.realsounds.draw import ambience_noise  # noqa: PLC0415
+
+        noise = ambience_noise(spec.extra["real_ambience"], *head.base.diffuse_coherence, rate, n, rng)
+    else:
+        noise = _diffuse_noise(head, rng, n, spec.noise_exponent)
     noise *= np.sqrt(sig_power / 10 ** (spec.snr_db / 10) / (np.mean(noise**2) + 1e-12))
     mix += noise
     gain = 10 ** (spec.output_rms_dbfs / 20) / np.sqrt(np.mean(mix**2) + 1e-12)
@@ -195,9 +232,16 @@ def spec_to_scene(spec: SceneSpec, cfg: SynthConfig, head: Head | None = None) -
                 "listener_m": [round(v, 2) for v in spec.room.listener_m],
                 "listener_yaw_deg": round(spec.room.yaw_deg, 1)}
     sources = [SourceLabel(s.label, s.azimuth_deg, s.elevation_deg, s.distance_m, s.onset_s, s.offset_s,
-                           {"level_db": round(s.level_db, 2), "instance": s.instance_seed})
+                           {"level_db": round(s.level_db, 2), "instance": s.instance_seed,
+                            **({"real": s.real} if s.real is not None else {})})
                for s in spec.sources]
     extra = {"seed": spec.seed, "index": spec.index, "split": cfg.split,
              "snr_db": round(spec.snr_db, 2), "head_params": head.params if head else {}}
+    if AMBISONIC_ORDER_KEY in spec.extra:
+        extra[AMBISONIC_ORDER_KEY] = spec.extra[AMBISONIC_ORDER_KEY]
+    if spec.extra.get("real_ambience"):
+        extra["real_ambience"] = spec.extra["real_ambience"]
+    if spec.head_path is not None:  # source positions stay in the head frame at t = 0
+        extra[HEAD_ORIENTATION_KEY] = spec.head_path.to_json()
     return Scene(spec.id, f"audio/{spec.id}.wav", cfg.sample_rate_hz, cfg.duration_s, sources, room,
                  spec.head, extra)

@@ -346,9 +346,10 @@ def _theme_instance(rng, name: str, n: int, rate: int, p: float = 0.25) -> np.nd
 
 def _theme_sound(name: str, rate: int) -> np.ndarray | None:
     """A freedesktop sound-theme file as mono at rate, or None when the theme is absent."""
-    from training.synth.kit import kit_dir, kit_theme_file  # noqa: PLC0415
+    from training.synth.assets import packed  # noqa: PLC0415
 
-    path = kit_theme_file(name) if kit_dir() is not None else FREEDESKTOP_DIR / name
+    stand_in = packed()
+    path = stand_in.theme_file(name) if stand_in is not None else FREEDESKTOP_DIR / name
     if not path.is_file():
         return None
     key = (name, rate)

@@ -20,7 +20,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from agent.core.errors import BinauraError
-from training.synth.kit import kit_dir, kit_utterance
+from training.synth.assets import packed
 
 # (engine, voice, language). espeak-ng variants change pitch/formants (+m1, +f2, ...).
 TRAIN_VOICES: tuple[tuple[str, str, str], ...] = (
@@ -79,8 +79,9 @@ def check_engines() -> None:
 def tts(engine: str, voice: str, text: str, rate_hz: int, speed: int = 160, pitch: int = 50) -> np.ndarray:
     """Synthesize text to mono float64 at rate_hz, through the on-disk cache."""
     key = hashlib.sha1(f"{engine}|{voice}|{text}|{speed}|{pitch}|{rate_hz}".encode()).hexdigest()[:20]
-    if kit_dir() is not None:  # no TTS programs here: a pooled utterance of this voice (kit.py)
-        return kit_utterance(engine, voice, key, rate_hz)
+    stand_in = packed()
+    if stand_in is not None:  # no TTS programs here: a pooled utterance of this voice (kit.py)
+        return stand_in.utterance(engine, voice, key, rate_hz)
     path = cache_dir() / f"{key}.npy"
     if path.is_file():
         try:

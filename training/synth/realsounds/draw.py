@@ -1,0 +1,54 @@
+"""Where scenes meet real recordings: which sources are real, and a real ambience bed.
+
+``draw_real`` runs on its own generator (seeded by seed, index and split), so a config with
+real_share = real_background_share = 0 draws nothing and renders bit for bit as before,
+and turning it on changes no other draw of the scene. Procedural sounds and TTS speech
+stay as augmentation: the rest of the sources.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft as sfft
+from scipy.fft import next_fast_len
+
+from training.synth.realsounds.pool import open_real_sounds, split_for
+
+#: SceneSpec.extra key of the real ambience entry id (a diffuse background instead of noise).
+AMBIENCE_KEY = "real_ambience"
+
+
+def draw_real(cfg, sources: list, rng: np.random.Generator) -> dict:
+    """Mark a real_share of the sources real (src.real = a catalog id of their class, on the
+    scene's side of the split); returns SceneSpec.extra additions (a real ambience id)."""
+    kit = open_real_sounds()
+    split = split_for(cfg.held_out_instances)
+    for src in sources:
+        if rng.random() < cfg.real_share:
+            src.real = kit.pick(src.label, split, rng, cfg.real_band_limited_weight)  # None: none of that class
+    extra = {}
+    if rng.random() < cfg.real_background_share:
+        found = kit.pick("ambience", split, rng, cfg.real_band_limited_weight)
+        if found is not None:
+            extra[AMBIENCE_KEY] = found
+    return extra
+
+
+def ambience_noise(entry_id: str, freqs_hz: np.ndarray, coherence: np.ndarray, rate_hz: int, n: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """A diffuse binaural bed (2, n), unit power per ear, from one real ambience recording.
+
+    Two stretches of the recording (mutually incoherent) are mixed per frequency to the
+    head's diffuse-field interaural coherence (as room.diffuse_pair_spectra does for noise):
+    L = A, R = c A + sqrt(1 - c^2) B.
+    """
+    kit = open_real_sounds()
+    a = kit.signal(entry_id, n, rate_hz, rng)
+    b = kit.signal(entry_id, n, rate_hz, rng)
+    m = next_fast_len(n, real=True)
+    spec_a, spec_b = sfft.rfft(a, m), sfft.rfft(b, m)
+    f = np.fft.rfftfreq(m, 1.0 / rate_hz)
+    c = np.interp(f, freqs_hz, coherence)
+    pair = np.stack([spec_a, c * spec_a + np.sqrt(np.maximum(1.0 - c**2, 0.0)) * spec_b])
+    out = sfft.irfft(pair, m, axis=-1)[:, :n]
+    return (out / (np.sqrt(np.mean(out**2, axis=1, keepdims=True)) + 1e-12)).astype(np.float32)

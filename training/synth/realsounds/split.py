@@ -1,0 +1,81 @@
+"""Split real recordings into train and held-out, by recording, deterministically.
+
+The unit is never smaller than a recording: a speaker (every word one volunteer recorded)
+for speech, else the recording (all takes edited from one source recording, both halves
+of a key press). Per class (and per ambience kind):
+- with material from 3 or more packages, one whole package is held out: the first, in a
+  salted-hash order, whose share of the class's duration is within HOLD_PACKAGE_SHARE;
+- otherwise (or when no package fits) units are held out by a salted hash at HOLD_SHARE,
+  with at least one unit on each side whenever there are two or more.
+A recording whose files landed on both sides (files of one recording under two classes)
+goes to held-out entirely, so no recording is ever on both sides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+SALT = "binaura-real-sounds-split-v1"
+HOLD_SHARE = 0.2
+HOLD_PACKAGE_SHARE = (0.05, 0.35)
+TRAIN, HELD_OUT = "train", "held_out"
+SPLITS = (TRAIN, HELD_OUT)
+
+
+def _h(*parts: str) -> float:
+    digest = hashlib.sha256("|".join((SALT,) + parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def unit_of(entry: dict) -> str:
+    return entry.get("speaker") or entry["recording"]
+
+
+def group_of(entry: dict) -> str:
+    return entry["label"] if entry["kind"] == "sound" else "ambience:" + entry["ambience"]
+
+
+def assign_splits(entries: list[dict]) -> dict[str, str]:
+    """Set entry["split"] for every entry; returns how each class was split (for the summary)."""
+    by_group: dict[str, list[dict]] = defaultdict(list)
+    for e in entries:
+        by_group[group_of(e)].append(e)
+    how: dict[str, str] = {}
+    for group in sorted(by_group):
+        items = by_group[group]
+        held_units = _held_package(group, items, how) or _held_units(group, items, how)
+        for e in items:
+            e["split"] = HELD_OUT if unit_of(e) in held_units else TRAIN
+    sides: dict[str, set[str]] = defaultdict(set)
+    for e in entries:
+        sides[e["recording"]].add(e["split"])
+    for e in entries:
+        if len(sides[e["recording"]]) > 1:
+            e["split"] = HELD_OUT
+    return how
+
+
+def _held_package(group: str, items: list[dict], how: dict[str, str]) -> set[str]:
+    dur: dict[str, float] = defaultdict(float)
+    for e in items:
+        dur[e["package"]] += e["duration_s"]
+    if len(dur) < 3:
+        return set()
+    total = sum(dur.values())
+    for pkg in sorted(dur, key=lambda p: _h(group, "package", p)):
+        if HOLD_PACKAGE_SHARE[0] <= dur[pkg] / total <= HOLD_PACKAGE_SHARE[1]:
+            how[group] = f"package {pkg} held out ({dur[pkg] / total:.0%} of the duration)"
+            return {unit_of(e) for e in items if e["package"] == pkg}
+    return set()
+
+
+def _held_units(group: str, items: list[dict], how: dict[str, str]) -> set[str]:
+    units = sorted({unit_of(e) for e in items}, key=lambda u: _h(group, "unit", u))
+    held = {u for u in units if _h(group, "unit", u) < HOLD_SHARE}
+    if len(units) >= 2 and not held:
+        held = {units[0]}
+    if len(units) >= 2 and len(held) == len(units):
+        held.discard(units[-1])
+    how[group] = f"{len(held)} of {len(units)} recordings/speakers held out"
+    return held
