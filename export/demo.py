@@ -7,7 +7,7 @@ from pathlib import Path
 from agent.answer.tracks import TrackAnswerer, where_words
 from agent.core.dataset import read_dataset
 from agent.core.geometry import distance_bin
-from agent.core.labels import display
+from agent.core.labels import EVERYDAY_NAMES, display
 from agent.core.predictor import Clip
 from export.registry import DEFAULT_LOCALIZER, make_localizer
 from training.eval.metrics import match_clip
@@ -82,9 +82,31 @@ def live_agent_lines(audio, rate: int, labels: list[str]) -> list[str]:
     for block in ArraySource(audio, rate, name="demo", paced=False).blocks():
         events += pipe.process(block)
     out = [f"  {e.t_s:4.1f} s  {e.text}" for e in events if e.type == "narration"]
-    answerer = TrackAnswerer()
-    for q in ["What do you hear?", f"Where is {display(labels[0])}?",
-              *([f"Which is closer, {display(labels[0])} or {display(labels[1])}?"] if len(labels) > 1 else [])]:
-        out.append(f"  Q: {q}\n  A: {''.join(answerer(q, pipe))}")
+    answerer, program = _answerer()
+    names = [EVERYDAY_NAMES[lab][0] for lab in labels]  # everyday words, not the class names
+    questions = ["What do you hear?", f"Where is {names[0]}?"]
+    if len(labels) > 1:
+        questions.append(f"Which is closer, {names[0]} or {names[1]}?")
+    if program:
+        questions.append(f"If I turn around, where will {names[-1]} be?")
+    for q in questions:
+        line = f"  Q: {q}\n  A: {''.join(answerer(q, pipe))}"
+        written = getattr(answerer, "last_program", None)
+        if written is not None:
+            line += f"   [program: {written}]"
+            answerer.last_program = None
+        out.append(line)
     pipe.finish()
     return out
+
+
+def _answerer():
+    """The shipped program-aided language model over the tracks when this checkout has it (it
+    writes each question as a program), else the tracks' own answerer. -> (answerer, is_model)"""
+    from export.lalm_cli import DEFAULT_MODEL, model_folder  # noqa: PLC0415
+
+    if model_folder(DEFAULT_MODEL) is None:
+        return TrackAnswerer(), False
+    from training.eval.program_answerer import LiveProgramAnswerer  # noqa: PLC0415
+
+    return LiveProgramAnswerer(DEFAULT_MODEL, TrackAnswerer()), True

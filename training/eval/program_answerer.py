@@ -134,6 +134,7 @@ class LiveProgramAnswerer:
         self._lock = threading.Lock()
 
     def __call__(self, question: str, pipeline) -> Iterator[str]:
+        self.last_program = None
         if _TRACK_QUESTIONS.search(question.lower()):
             yield from self.tracks(question, pipeline)
             return
