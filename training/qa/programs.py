@@ -189,22 +189,20 @@ def run_program(program: Program, heard: Scene, options: list[str] | None = None
         value = not_heard(missing) if missing else "I don't hear a distinct sound"
     if program.task == "l1_class_present" and p.get("c") and p.get("a") is None:
         sentence = f"No, {not_heard(p['c'])}."
-    elif _sayable(program.task, heard, p, value):
-        sentence = say(program.task, heard, p, value)
     else:
-        sentence = f"{capitalise(value)}."
+        sentence = _sentence(program.task, heard, p, value)
     if not options:
         return value, sentence
     i = options.index(value) if value in options else _nearest_option(value, options, heard)
     if options[i] != value:
-        sentence = say(program.task, heard, p, options[i]) if _sayable(program.task, heard, p, options[i]) \
-            else f"{capitalise(options[i])}."
+        sentence = _sentence(program.task, heard, p, options[i])
     return options[i], f"{option_letter(i)}. {sentence}"
 
 
-def _sayable(task: str, heard: Scene, p: dict, value: str) -> bool:
+def _sentence(task: str, heard: Scene, p: dict, value: str) -> str:
+    """The answer sentence for value, or the value itself when the sentence needs a source that
+    was not heard."""
     try:
-        say(task, heard, p, value)
+        return say(task, heard, p, value)
     except (StopIteration, KeyError, TypeError, ValueError, AttributeError):
-        return False
-    return True
+        return f"{capitalise(value)}."
