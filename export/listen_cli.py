@@ -42,6 +42,21 @@ def scene_source(spec: str, fast: bool, out: Path | None = None):
     return src, scene
 
 
+def bridge_orientation(source, spec: str):
+    """--orientation bridge: the ORIENTATION frames of a bridge device (docs/bridge-protocol.md),
+    placed on the stream clock by the source, into an OrientationInput (which refuses, holds
+    and falls back as for any input). Its "future" is measured from the audio delivered."""
+    from agent.capture.bridge import BridgeAudioSource  # noqa: PLC0415
+    from agent.track.orientation import OrientationInput  # noqa: PLC0415
+
+    if not isinstance(source, BridgeAudioSource):
+        raise BinauraError(f"--orientation bridge reads the head's orientation from the firmware bridge: --source "
+                           f"must be bridge:URI (e.g. bridge:udp://127.0.0.1:5005), got {spec!r}")
+    orientation = OrientationInput(clock=lambda: source.stream_s)
+    source.on_orientation = lambda t_s, q: orientation.push(t_s, quaternion=q)
+    return orientation
+
+
 def tracker_config(spec: str | None):
     """--tracker KEY=VALUE,...: TrackerConfig fields (agent/track/tracker.py) over the live
     agent's settings (agent.pipeline.LIVE_TRACKER), e.g. hold_s=1,confirm_hits=3."""
@@ -95,6 +110,8 @@ def cmd_listen(args) -> int:
 
     if args.duration is not None and not args.duration > 0:
         raise BinauraError(f"--duration must be > 0 seconds, got {args.duration}")
+    if args.orientation == "api" and not args.serve:
+        raise BinauraError("--orientation api takes updates by POST /api/orientation: give --serve [HOST:]PORT too")
     runtime = EncoderRuntime(args.encoder, threads=args.threads)  # a missing/corrupt model fails here
     scene = None
     if args.source.startswith("scene:"):
@@ -128,16 +145,22 @@ def cmd_listen(args) -> int:
         sinks.append(hub)
     outputs = Outputs(sinks)
     orientation = None
-    if args.orientation == "stdin":  # JSON lines {"t_s": .., "yaw_deg": ..} or {"t_s": .., "quaternion": [w, x, y, z]}
+    if args.orientation in ("stdin", "api"):  # JSON {"t_s": .., "yaw_deg": ..} or {"t_s": .., "quaternion": [w, x, y, z]}
         from agent.track.orientation import OrientationInput  # noqa: PLC0415
 
-        orientation = OrientationInput()
+        # "from the future" is judged against the audio delivered, which the frames trail by the
+        # encoder's window: samples stamped now (stream_t) are not from the future
+        orientation = OrientationInput(clock=lambda: pipeline.stream_t)
+    elif args.orientation == "bridge":  # the device's ORIENTATION frames, placed on its audio's clock
+        orientation = bridge_orientation(source, args.source)
     pipeline = Pipeline(runtime, PipelineConfig(hop_frames=args.hop_frames, tracker=tracker_config(args.tracker)),
                         orientation=orientation,
                         narrator=narrator)
     runner = Runner(source, pipeline, outputs, answerer=answerer, duration_s=args.duration)
     if hub is not None:
         hub.set_asker(lambda q: runner.ask_stream(q, exclude=hub))  # the hub publishes its own answers
+        if args.orientation == "api":  # POST /api/orientation; samples without t_s take the stream clock
+            hub.set_orientation(orientation, lambda: pipeline.stream_t)
     print(f"binaura listen: {source.describe()}; encoder {runtime.root.name} ({runtime.precision}); "
           f"answers: {answerer_name}" + (f"; page {server.page_url}" if server is not None else ""), file=console_out)
     voice = None
@@ -146,7 +169,7 @@ def cmd_listen(args) -> int:
 
         voice = VoiceWorker(on_question=runner.ask)
         runner.taps.append(voice)
-    if orientation is not None:
+    if args.orientation == "stdin":
         orientation.follow(sys.stdin, lambda: pipeline.stream_t)
     elif args.interactive or (source.live and sys.stdin.isatty()):  # a person at a terminal may type questions
         start_repl(runner, sys.stdin, lambda s: (console_out.write(s), console_out.flush()))
@@ -208,10 +231,12 @@ def add_listen_parser(sub) -> None:
     s.add_argument("--hop-frames", type=int, default=1, help="encoder frames per hop (0.1 s each)")
     s.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for the encoder")
     s.add_argument("--tracker", help="tracker settings KEY=VALUE,... (agent/track/tracker.py TrackerConfig)")
-    s.add_argument("--orientation", choices=("none", "stdin"), default="none",
+    s.add_argument("--orientation", choices=("none", "stdin", "api", "bridge"), default="none",
                    help="head orientation for world-frame tracks that resolve front from back (docs/turning.md): "
                         'stdin reads JSON lines {"t_s": 1.5, "yaw_deg": 40} or {"t_s": .., "quaternion": [w, x, y, z]} '
-                        "(then no typed questions)")
+                        "(then no typed questions); api takes the same objects (or a list) by POST /api/orientation "
+                        "(needs --serve); bridge takes the quaternions a bridge:URI device sends beside its audio "
+                        "(docs/bridge-protocol.md)")
     s.add_argument("--verbose", action="store_true", help="also updates and health on the console")
     s.add_argument("--quiet", action="store_true", help="no console lines (events and summary only)")
     s.set_defaults(func=cmd_listen)

@@ -49,7 +49,7 @@ def score_scene(rt: EncoderRuntime, scene, audio: np.ndarray, rate: int) -> dict
     out = []
     for s in scene.sources:
         active = [x for x in snaps if s.onset_s <= x[0] <= s.offset_s]
-        row = {"label": s.label, "turn_deg": path.turn_range_deg()}
+        row = {"label": s.label, "turn_deg": path.turn_range_deg(), "room": scene.room_kind}
         frame = []
         for f in raw:
             if s.onset_s <= f.t_s <= s.offset_s:
@@ -107,8 +107,10 @@ def bench_turning(ds: Dataset, encoder: str | None = None, progress: bool = True
         if progress:
             print(f"  turning bench: {i + 1}/{len(ds.scenes)} scenes", flush=True)
     result = {}
-    for name, sel in (("turned", lambda r: r["turn_deg"] >= MIN_TURN_DEG),
-                      ("still", lambda r: r["turn_deg"] < MIN_TURN_DEG)):
+    turned = lambda r: r["turn_deg"] >= MIN_TURN_DEG  # noqa: E731
+    for name, sel in (("turned", turned), ("still", lambda r: not turned(r)),
+                      ("turned, anechoic", lambda r: turned(r) and r["room"] == "anechoic"),
+                      ("turned, reverberant", lambda r: turned(r) and r["room"] == "reverberant")):
         rs = [r for r in rows if sel(r)]
         settle = [r["settle_frames"] for r in rs if r.get("settle_frames") is not None]
         result[name] = {

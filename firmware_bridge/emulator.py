@@ -1,7 +1,9 @@
 """A device emulator: streams audio as a microcontroller would, with injectable faults.
 
 DeviceEmulator turns a signal into the device's frame sequence in simulated
-time (its own clock drifting by drift_ppm). FaultInjector damages that
+time (its own clock drifting by drift_ppm), with a head's orientation
+interleaved as ORIENTATION frames when given one (firmware_bridge.trajectory).
+FaultInjector damages that
 sequence the way real links do. The links below carry it over a real
 pseudo-terminal (pyserial sees a serial port) or UDP on loopback, in real time;
 `simulate` gives the same events without waiting, for tests and the soak.
@@ -25,6 +27,7 @@ from firmware_bridge.protocol import (
     DISCONTINUITY,
     HEARTBEAT,
     HELLO,
+    ORIENTATION,
     S16,
     SET_GAIN,
     START,
@@ -33,7 +36,9 @@ from firmware_bridge.protocol import (
     Frame,
     encode_frame,
     float_to_pcm,
+    orientation_payload,
 )
+from firmware_bridge.trajectory import NAN_QUATERNION, OrientationTrack, in_spans
 
 
 @dataclass
@@ -44,6 +49,8 @@ class FaultConfig:
     reorder_rate: float = 0.0  # frames swapped with the next one (datagram links)
     stalls: list[tuple[float, float]] = field(default_factory=list)  # (device time s, seconds): no audio
     disconnects: list[tuple[float, float]] = field(default_factory=list)  # (device time s, seconds): link down, device restarts
+    orientation_dropouts: list[tuple[float, float]] = field(default_factory=list)  # (device time s, seconds): no orientation sent
+    orientation_nan: list[tuple[float, float]] = field(default_factory=list)  # (device time s, seconds): NaN quaternions sent
     jitter_s: float = 0.0  # extra random delivery delay (exponential mean)
     latency_s: float = 0.002
     seed: int = 0
@@ -61,9 +68,20 @@ class SentFrame:
 
 
 class DeviceEmulator:
+    """A board streaming `signal` (n, 2: L, R) at rate_hz in frames of frame_samples.
+
+    orientation: the head's path, to send as ORIENTATION frames on the audio's device clock: a
+    callable t_s -> (w, x, y, z) read at orientation_rate_hz, or (t_s, (w, x, y, z)) samples
+    (firmware_bridge.trajectory.OrientationTrack); t_s is device time since the first sample.
+    A reading is sent when it is taken, so it goes out between the audio frames around it;
+    none are sent while the device is stopped, stalled or disconnected.
+    """
+
     def __init__(self, signal: np.ndarray, rate_hz: int = 48_000, frame_samples: int = 48,
                  sample_format: int = S16, drift_ppm: float = 0.0, heartbeat_s: float = 1.0,
-                 device_id: str = "emulator", loop: bool = False, hello_s: float = 2.0):
+                 device_id: str = "emulator", loop: bool = False, hello_s: float = 2.0,
+                 orientation=None, orientation_rate_hz: float = 50.0):
+        self.orientation = None if orientation is None else OrientationTrack(orientation, orientation_rate_hz)
         self.signal = np.asarray(signal, dtype=np.float32)
         if self.signal.ndim != 2 or self.signal.shape[1] != 2:
             raise ValueError(f"signal must be (n, 2) with channels L, R; got {self.signal.shape}")
@@ -103,6 +121,7 @@ class DeviceEmulator:
         restart = True
         stalls = sorted(faults.stalls)
         downs = sorted(faults.disconnects)
+        orient_from = 0.0  # device time from which orientation readings are still to be sent
         yield 0.0, Frame(HELLO, 0, 0, 0, seq, 0, self.rate, self.info.pack())
         seq += 1
         while self.loop or sample + self.frame_samples <= n:
@@ -130,11 +149,20 @@ class DeviceEmulator:
                 restart = True
                 yield (sample / self.rate) * scale, None
                 continue
+            end_t = (sample + self.frame_samples) / self.rate
+            if self.orientation is not None:  # read while this frame filled, sent at once
+                for t, q in self.orientation.between(max(orient_from, dev_t), end_t):
+                    if in_spans(t, faults.orientation_dropouts):
+                        continue
+                    q = NAN_QUATERNION if in_spans(t, faults.orientation_nan) else q
+                    yield t * scale, Frame(ORIENTATION, 0, 0, 0, seq, int(round(t * 1e6)), 0, orientation_payload(q))
+                    seq = (seq + 1) % (1 << 32)
+                orient_from = end_t
             idx = np.arange(sample, sample + self.frame_samples) % n
             gain = np.float32(10 ** (self.info.gain_db / 20))
             payload = float_to_pcm(self.signal[idx] * gain, self.format)
             ts_us = int(round(sample * 1e6 / self.rate))
-            host = (sample + self.frame_samples) / self.rate * scale  # sent once the frame is full
+            host = end_t * scale  # sent once the frame is full
             yield host, Frame(AUDIO, DISCONTINUITY if restart else 0, 2, self.format, seq, ts_us, self.rate, payload)
             restart = False
             seq = (seq + 1) % (1 << 32)

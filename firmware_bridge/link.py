@@ -4,6 +4,11 @@ BridgeLink is transport-agnostic and single-threaded: feed it bytes (stream) or
 datagrams with the host time they arrived, and it returns audio blocks. The
 transports in firmware_bridge.transport drive it from a serial port or a UDP
 socket; tests and the soak drive it directly with emulated time.
+
+Orientation samples (ORIENTATION frames) come out beside the audio: in sequence
+order, on the device clock, from `take_orientation()`. Placing them on a
+stream's clock is the consumer's business (agent.capture.bridge does it with
+the audio blocks' device times and the drift estimate).
 """
 
 from __future__ import annotations
@@ -25,6 +30,17 @@ class LinkConfig:
     correct_drift: bool = True
     drift_bin_s: float = 1.0
     max_gap_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class OrientationSample:
+    """One ORIENTATION frame: the head-to-world quaternion (w, x, y, z, as sent: finite, not
+    normalised) at device_time_s (s, the device clock that stamps the audio) and when it arrived
+    (host_time_s, the host's monotonic clock; None when the feeder gave no time)."""
+
+    device_time_s: float
+    quaternion: tuple[float, float, float, float]
+    host_time_s: float | None
 
 
 @dataclass
@@ -63,6 +79,16 @@ class BridgeLink:
 
     def flush(self) -> list[AudioBlock]:
         return self._post(self.reassembler.flush())
+
+    def take_orientation(self) -> list[OrientationSample]:
+        """The orientation samples released since the last call, oldest first (the reassembler
+        keeps the latest 1024 for a consumer that takes none)."""
+        q = self.reassembler.orientation
+        out = []
+        while q:
+            frame, host_t = q.popleft()
+            out.append(OrientationSample(frame.timestamp_us / 1e6, frame.quaternion(), host_t))
+        return out
 
     # -- internals --------------------------------------------------------------
     def _frames(self, frames: list[Frame], host_time_s: float | None) -> list[AudioBlock]:

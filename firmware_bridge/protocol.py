@@ -5,16 +5,17 @@ Every message is one frame, little-endian:
     off size field
     0   2    magic "BA" (0x42 0x41)
     2   1    version (1)
-    3   1    type: AUDIO, HELLO, START, STOP, SET_GAIN, HEARTBEAT
+    3   1    type: AUDIO, HELLO, START, STOP, SET_GAIN, HEARTBEAT, ORIENTATION
     4   1    flags: DISCONTINUITY, CLIPPED, DEVICE_OVERRUN
-    5   1    channels (2 for audio, order L, R; 0 for control)
-    6   1    sample format: S16, S24, F32 (0 for control)
+    5   1    channels (2 for audio, order L, R; 0 for control and orientation)
+    6   1    sample format: S16, S24, F32 (0 for control and orientation)
     7   1    reserved (0)
     8   4    sequence number (u32, wraps; one counter for every frame)
-    12  8    device timestamp, microseconds (audio: of the frame's first sample)
+    12  8    device timestamp, microseconds (audio: of the frame's first sample;
+             orientation: when the head had that orientation, on the audio's clock)
     20  4    sample rate, Hz
     24  2    payload length, bytes
-    26  n    payload (audio: interleaved PCM)
+    26  n    payload (audio: interleaved PCM; orientation: <ffff quaternion w, x, y, z)
     26+n 4   CRC-32C (Castagnoli) over bytes 0 .. 26+n-1
 
 On a byte stream (USB CDC, UART) each frame is COBS-encoded and followed by
@@ -29,6 +30,7 @@ crash further down (a sample rate of 0 used to divide by zero in reassembly).
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 
@@ -42,10 +44,11 @@ CRC_SIZE = 4
 MAX_PAYLOAD = 16384
 MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE
 
-# Message types.
-AUDIO, HELLO, START, STOP, SET_GAIN, HEARTBEAT = range(6)
+# Message types. A host that predates a type refuses it as "unknown message type" (a counted
+# invalid frame); the header layout never changes within version 1, so its audio is unaffected.
+AUDIO, HELLO, START, STOP, SET_GAIN, HEARTBEAT, ORIENTATION = range(7)
 TYPE_NAMES = {AUDIO: "audio", HELLO: "hello", START: "start", STOP: "stop", SET_GAIN: "set_gain",
-              HEARTBEAT: "heartbeat"}
+              HEARTBEAT: "heartbeat", ORIENTATION: "orientation"}
 # Flags.
 DISCONTINUITY = 0x01  # first frame after start or a device restart: do not bridge to earlier audio
 CLIPPED = 0x02
@@ -56,6 +59,9 @@ FORMATS = {S16: ("s16", 2), S24: ("s24", 3), F32: ("f32", 4)}
 FORMAT_BY_NAME = {v[0]: k for k, v in FORMATS.items()}
 
 HELLO_STRUCT = struct.Struct("<BBBBIBBhHH16s16s")  # 48 bytes
+# ORIENTATION payload: the head-to-world rotation as a quaternion (w, x, y, z), float32. It rotates
+# head-frame vectors (+x ahead, +y left, +z up) into a world frame fixed by the device (docs/turning.md).
+ORIENTATION_STRUCT = struct.Struct("<4f")  # 16 bytes
 
 # What a valid frame may carry (docs/bridge-protocol.md, "Validation").
 KNOWN_FLAGS = DISCONTINUITY | CLIPPED | DEVICE_OVERRUN
@@ -64,13 +70,18 @@ MIN_SAMPLE_RATE_HZ = 8_000
 MAX_SAMPLE_RATE_HZ = 192_000
 # Sample indices are computed through float64 (timestamp_us * rate / 1e6): exact below 2**53 us.
 MAX_TIMESTAMP_US = (1 << 53) - 1
-CONTROL_PAYLOAD_BYTES = {HELLO: HELLO_STRUCT.size, START: 0, STOP: 0, SET_GAIN: 2, HEARTBEAT: 4}
+# Fixed payload lengths of every type but AUDIO.
+CONTROL_PAYLOAD_BYTES = {HELLO: HELLO_STRUCT.size, START: 0, STOP: 0, SET_GAIN: 2, HEARTBEAT: 4,
+                         ORIENTATION: ORIENTATION_STRUCT.size}
 
 
 class FrameError(ValueError):
-    """A frame that must not be used. `counter` names the DecoderStats field that counts it."""
+    """A frame that must not be used. `counter` names the DecoderStats field that counts it;
+    `frame_type` is the type byte of a frame whose CRC held (None when the bytes are not to be
+    trusted), so refusals can also be told apart by type."""
 
     counter = "framing_errors"  # bad magic, version or length: the bytes are not a frame
+    frame_type: int | None = None
 
 
 class CrcError(FrameError):
@@ -84,7 +95,8 @@ class InvalidFrameError(FrameError):
 
 
 class NonFiniteError(InvalidFrameError):
-    """A float32 audio payload holding NaN or Inf: the whole frame is dropped (it becomes a gap)."""
+    """A float32 payload holding NaN or Inf: the whole frame is dropped (audio: it becomes a gap;
+    orientation: the sample is missing)."""
 
     counter = "nonfinite_frames"
 
@@ -141,6 +153,12 @@ class Frame:
         """Audio payload as float32 (n_samples, channels), full scale = 1.0."""
         return pcm_to_float(self.payload, self.sample_format, self.channels)
 
+    def quaternion(self) -> tuple[float, float, float, float]:
+        """An ORIENTATION payload as (w, x, y, z): as sent, not normalised."""
+        if self.type != ORIENTATION:
+            raise FrameError(f"a {TYPE_NAMES.get(self.type, self.type)} frame carries no quaternion")
+        return ORIENTATION_STRUCT.unpack(self.payload)
+
 
 def encode_frame(frame: Frame) -> bytes:
     """Serialise a frame with its CRC (raw, not COBS-encoded)."""
@@ -169,7 +187,11 @@ def decode_frame(raw: bytes, crc=crc32c) -> Frame:
     if crc(raw[: HEADER_SIZE + plen]) != want:
         raise CrcError("CRC-32C mismatch")
     frame = Frame(mtype, flags, channels, fmt, seq, ts, rate, bytes(raw[HEADER_SIZE:HEADER_SIZE + plen]))
-    check_fields(frame, reserved)
+    try:
+        check_fields(frame, reserved)
+    except FrameError as e:
+        e.frame_type = mtype
+        raise
     return frame
 
 
@@ -195,7 +217,7 @@ def check_fields(frame: Frame, reserved: int = 0) -> None:
     if t != AUDIO:
         if frame.channels or frame.sample_format:
             raise InvalidFrameError(f"{TYPE_NAMES[t]} frame with channels {frame.channels}, format "
-                                    f"{frame.sample_format}; control frames carry 0 for both")
+                                    f"{frame.sample_format}; control and orientation frames carry 0 for both")
         if frame.sample_rate_hz and not _rate_ok(frame.sample_rate_hz):
             raise InvalidFrameError(f"{TYPE_NAMES[t]} frame with sample rate {frame.sample_rate_hz} Hz; "
                                     f"expected 0 or {MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz")
@@ -203,6 +225,10 @@ def check_fields(frame: Frame, reserved: int = 0) -> None:
             raise InvalidFrameError(f"{TYPE_NAMES[t]} payload of {n} bytes, expected {CONTROL_PAYLOAD_BYTES[t]}")
         if t == HELLO:
             check_hello(DeviceInfo.unpack(frame.payload))
+        elif t == ORIENTATION and not all(math.isfinite(v) for v in ORIENTATION_STRUCT.unpack(frame.payload)):
+            # The norm is not checked here: the host's orientation input refuses a quaternion
+            # far from unit length with a warning and normalises a near one (docs/bridge-protocol.md).
+            raise NonFiniteError("orientation quaternion holds NaN or Inf")
         return
     if not _rate_ok(frame.sample_rate_hz):
         raise InvalidFrameError(f"audio sample rate {frame.sample_rate_hz} Hz outside "
@@ -289,3 +315,11 @@ class DeviceInfo:
 
 def gain_payload(gain_db: float) -> bytes:
     return struct.pack("<h", int(round(gain_db * 256)))
+
+
+def orientation_payload(quaternion) -> bytes:
+    """(w, x, y, z) -> the 16-byte ORIENTATION payload (float32 each, as given: not normalised)."""
+    q = tuple(float(v) for v in quaternion)
+    if len(q) != 4:
+        raise ValueError(f"a quaternion is 4 numbers (w, x, y, z), got {len(q)}")
+    return ORIENTATION_STRUCT.pack(*q)

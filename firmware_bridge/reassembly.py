@@ -9,6 +9,10 @@
 - A DISCONTINUITY flag (device restart), a sequence jump too large to be loss,
   or a device timestamp that jumps forward past max_gap_s or backwards behind
   audio already delivered starts a new segment.
+- ORIENTATION frames share the sequence counter, so they come out in order and
+  de-duplicated too: released ones wait in `orientation` (bounded) for the link
+  to take. One that arrives before the first audio frame (nothing to place it
+  against yet), twice, or behind frames already released is dropped and counted.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from firmware_bridge.protocol import AUDIO, DISCONTINUITY, Frame
+from firmware_bridge.protocol import AUDIO, DISCONTINUITY, ORIENTATION, Frame
 
 SEQ_MOD = 1 << 32
 
@@ -57,6 +61,8 @@ class ReassemblyStats:
     segments: int = 0
     timestamp_jumps: int = 0  # device time jumped past max_gap_s or backwards: a new segment
     delivered_samples: int = 0
+    orientation_frames: int = 0  # released in sequence order (to BridgeLink.take_orientation)
+    orientation_dropped: int = 0  # before the first audio frame, duplicated, or behind frames released
 
 
 class Reassembler:
@@ -66,7 +72,8 @@ class Reassembler:
     (0 for ordered byte streams; a few for UDP).
     """
 
-    def __init__(self, jitter_frames: int = 0, max_gap_s: float = 10.0, history: int = 4096):
+    def __init__(self, jitter_frames: int = 0, max_gap_s: float = 10.0, history: int = 4096,
+                 keep_orientation: int = 1024):
         self.jitter_frames = jitter_frames
         self.max_gap_s = max_gap_s
         self.stats = ReassemblyStats()
@@ -79,14 +86,20 @@ class Reassembler:
         self._rate = 0
         self._channels = 0
         self._segment_start: tuple[int, int] | None = None
+        #: released ORIENTATION frames (frame, host arrival s), oldest first; the oldest fall off
+        #: when nobody takes them
+        self.orientation: deque[tuple[Frame, float | None]] = deque(maxlen=keep_orientation)
 
     def push(self, frame: Frame, host_time_s: float | None = None) -> list[AudioBlock]:
         if frame.type != AUDIO:
             self.stats.control_frames += 1
             # Control frames share the sequence counter: advance past them in order.
-            if self._next_seq is not None and seq_delta(frame.seq, self._next_seq) >= 0:
+            if self._next_seq is not None and seq_delta(frame.seq, self._next_seq) >= 0 \
+                    and frame.seq not in self._pending:
                 self._pending[frame.seq] = (frame, host_time_s)
                 return self._release(force=False)
+            if frame.type == ORIENTATION:
+                self.stats.orientation_dropped += 1
             return []
         self.stats.audio_frames += 1
         new_segment = bool(frame.flags & DISCONTINUITY) and (frame.seq, frame.timestamp_us) != self._segment_start
@@ -138,6 +151,9 @@ class Reassembler:
                 self._next_seq = (self._next_seq + 1) % SEQ_MOD
                 if frame.type == AUDIO:
                     out += self._emit(frame, host_t)
+                elif frame.type == ORIENTATION:
+                    self.stats.orientation_frames += 1
+                    self.orientation.append((frame, host_t))
                 continue
             if not force and len(self._pending) <= self.jitter_frames:
                 break

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from firmware_bridge import cobs
 from firmware_bridge.protocol import (
     MAX_FRAME,
+    ORIENTATION,
     Frame,
     FrameError,
     InvalidFrameError,
@@ -24,13 +25,18 @@ class DecoderStats:
     crc_errors: int = 0
     framing_errors: int = 0  # COBS violations, bad magic/version/length, oversize
     invalid_frames: int = 0  # CRC holds, a field breaks the rules (rate, channels, format, length, ...)
-    nonfinite_frames: int = 0  # float32 audio with NaN or Inf: dropped whole, reassembly fills the gap
+    nonfinite_frames: int = 0  # float32 audio or orientation with NaN or Inf: dropped whole (audio: a gap)
     last_invalid: str = ""  # why the latest invalid or non-finite frame was refused (for bring-up)
+    # Of the invalid and non-finite frames above, those of type ORIENTATION (wrong length,
+    # NaN or Inf, a bad header field): a breakdown, not a further outcome.
+    orientation_invalid: int = 0
 
     def count(self, err: FrameError) -> None:
         setattr(self, err.counter, getattr(self, err.counter) + 1)
         if isinstance(err, InvalidFrameError):
             self.last_invalid = str(err)
+            if err.frame_type == ORIENTATION:
+                self.orientation_invalid += 1
 
 
 class StreamDecoder:

@@ -15,12 +15,24 @@ are the frames as they come (about 10 ms each from the reference firmware).
 
 `rate_hz` is 0 until the device's first audio arrives (a bridge learns the rate from the
 device); every PcmBlock carries its rate.
+
+Orientation: a device that also sends the head's orientation (ORIENTATION frames, stamped on
+the clock of its audio) has each sample placed on the stream clock and handed to
+`on_orientation(t_s, (w, x, y, z))`: the device time is mapped through the latest audio
+block's (device time, stream time) pair and scaled by the drift correction, so the sample
+sits where the audio recorded at that moment sits in the stream. It is called on the thread
+that iterates `blocks()`, before the block that placed it is yielded (wire it to
+agent.track.orientation.OrientationInput.push). Counters: `orientation_frames` (valid, in
+order), `orientation_invalid` (refused by the protocol checks: wrong length, NaN or Inf),
+`orientation_dropped` (before the first audio, duplicated, late), `orientation_placed`,
+`orientation_unplaced` (more than ORIENTATION_REACH_S behind the audio: another segment's).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -33,6 +45,11 @@ from agent.core.errors import BinauraError
 CONTIGUOUS_TOLERANCE_S = 0.02
 #: A new segment this far ahead on the device clock is a link outage the device kept time through.
 MAX_FILL_S = 600.0
+#: An orientation sample within this much device time of the latest audio block is placed against
+#: it; one further ahead waits for its own audio (up to ORIENTATION_WAIT samples), one further
+#: behind belongs to an earlier segment and is dropped (`orientation_unplaced`).
+ORIENTATION_REACH_S = 1.0
+ORIENTATION_WAIT = 256
 
 
 class BridgeAudioSource:
@@ -41,7 +58,8 @@ class BridgeAudioSource:
 
     live = True
 
-    def __init__(self, uri: str, correct_drift: bool = True, max_fill_s: float = MAX_FILL_S):
+    def __init__(self, uri: str, correct_drift: bool = True, max_fill_s: float = MAX_FILL_S,
+                 on_orientation: Callable[[float, tuple[float, float, float, float]], object] | None = None):
         from firmware_bridge import BridgeSource, BridgeUriError  # noqa: PLC0415
 
         try:
@@ -59,7 +77,11 @@ class BridgeAudioSource:
         self._host_t_samples = 0  # ... and where it started on the stream clock
         self._closed = threading.Event()
         self._final: dict[str, int] | None = None
-        self._c = {"samples_out": 0, "segment_gaps": 0, "segment_gap_samples": 0, "clock_resets": 0}
+        self._c = {"samples_out": 0, "segment_gaps": 0, "segment_gap_samples": 0, "clock_resets": 0,
+                   "orientation_placed": 0, "orientation_unplaced": 0}
+        #: (t_s, (w, x, y, z)) -> anything: each orientation sample on the stream clock; may be set later
+        self.on_orientation = on_orientation
+        self._orientation_wait: deque = deque()  # samples ahead of the audio delivered so far
 
     @property
     def rate_hz(self) -> int:
@@ -97,7 +119,36 @@ class BridgeAudioSource:
             if b.host_time_s is not None and not b.gap:
                 self._host_s, self._host_t_samples = b.host_time_s, self._t_samples
             self._dev_end_s = b.device_time_s + len(x) / self._rate
-            yield self._emit(np.ascontiguousarray(x.T, dtype=np.float32), gap=b.gap)
+            block = self._emit(np.ascontiguousarray(x.T, dtype=np.float32), gap=b.gap)
+            self._place_orientation(b.device_time_s, block.t_s)
+            yield block
+
+    @property
+    def stream_s(self) -> float:
+        """The stream clock at the end of the audio delivered so far (s)."""
+        return self._t_samples / self._rate if self._rate else 0.0
+
+    def _place_orientation(self, device_s: float, stream_s: float) -> None:
+        """Map the link's orientation samples onto the stream clock against a block that starts
+        at device time device_s and stream time stream_s; hand them to on_orientation."""
+        self._orientation_wait.extend(self.bridge.link.take_orientation())
+        link = self.bridge.link
+        ppm = link.drift.ppm if link.config.correct_drift else None
+        scale = 1.0 if ppm is None else 1.0 / (1.0 + ppm * 1e-6)  # device seconds -> host (stream) seconds
+        while self._orientation_wait:
+            o = self._orientation_wait[0]
+            if o.device_time_s > self._dev_end_s + ORIENTATION_REACH_S:  # ahead of the audio: wait for it
+                while len(self._orientation_wait) > ORIENTATION_WAIT:
+                    self._orientation_wait.popleft()
+                    self._c["orientation_unplaced"] += 1
+                return
+            self._orientation_wait.popleft()
+            if o.device_time_s < device_s - ORIENTATION_REACH_S:
+                self._c["orientation_unplaced"] += 1
+                continue
+            self._c["orientation_placed"] += 1
+            if self.on_orientation is not None:
+                self.on_orientation(stream_s + (o.device_time_s - device_s) * scale, o.quaternion)
 
     def _missing(self, device_s: float, host_s: float | None) -> int:
         """Samples of silence the stream needs before a block starting at device time device_s."""
@@ -126,10 +177,12 @@ class BridgeAudioSource:
         return block
 
     def counters(self) -> dict[str, int]:
-        """The bridge's integer health counters (decoder: frames_ok, crc_errors, ...;
-        reassembly: gaps, gap_samples, lost_frames, duplicates, segments, ...; heartbeats,
-        reconnects; UDP: foreign_datagrams, ...) and this adapter's own (samples_out,
-        segment_gaps, segment_gap_samples, clock_resets). After close(): as they were then."""
+        """The bridge's integer health counters (decoder: frames_ok, crc_errors, ...,
+        orientation_invalid; reassembly: gaps, gap_samples, lost_frames, duplicates, segments,
+        ..., orientation_frames, orientation_dropped; heartbeats, reconnects; UDP:
+        foreign_datagrams, ...) and this adapter's own (samples_out, segment_gaps,
+        segment_gap_samples, clock_resets, orientation_placed, orientation_unplaced). After
+        close(): as they were then."""
         if self._final is not None:
             return {**self._final, **self._c}
         h = self.bridge.health()

@@ -18,6 +18,7 @@ head frame at t = 0 (docs/turning.md), so a scene without the key keeps its mean
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -188,3 +189,19 @@ def scene_head_path(scene) -> HeadPath | None:
     if problems:
         raise BinauraError(f"scene {scene.id}: " + "; ".join(problems))
     return path
+
+
+def scene_heard_at(scene, t_s: float | None = None):
+    """The scene with each source where it is heard at time t_s (default: the clip's end),
+    in the head frame of that moment; a scene whose head holds still comes back as it is.
+    Questions about a turning scene speak in this frame (the listener's head when asked)."""
+    path = scene_head_path(scene)
+    if path is None or path.is_still:
+        return scene
+    t = scene.duration_s if t_s is None else float(t_s)
+    sources = []
+    for s in scene.sources:
+        az, el = path.head_direction(s.azimuth_deg, s.elevation_deg, t)
+        sources.append(dataclasses.replace(s, azimuth_deg=round(float(az), 3), elevation_deg=round(float(el), 3)))
+    return dataclasses.replace(scene, sources=sources)
+

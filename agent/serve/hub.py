@@ -32,6 +32,8 @@ from agent.track.events import AnswerEvent, Event, dumps
 
 #: Questions longer than this are refused (issue 21: "~500 characters").
 MAX_QUESTION_CHARS = 500
+#: Orientation samples one POST may carry (a robot batching a second of 100 Hz IMU samples).
+MAX_ORIENTATION_SAMPLES = 256
 Asker = Callable[[str], Iterator[str]]
 
 
@@ -41,6 +43,11 @@ class QuestionError(BinauraError):
 
 class BusyError(BinauraError):
     """Another question is still being answered (or none can be: no asker); the API answers 503."""
+
+
+class OrientationOffError(BinauraError):
+    """Orientation updates were posted, but the listener takes none (not `--orientation api`);
+    the API answers 409."""
 
 
 class Subscription:
@@ -98,6 +105,7 @@ class Hub:
         self._lock = threading.Lock()
         self._ask_lock = threading.Lock()
         self._asker: Asker | None = None
+        self._orientation = None  # agent.track.orientation.OrientationInput, with --orientation api
         self._tracks: dict[int, dict[str, Any]] = {}
         self._log: deque[dict[str, Any]] = deque(maxlen=log_size)
         self._health: dict[str, Any] = {"t_s": None, "counters": {}}
@@ -188,6 +196,32 @@ class Hub:
         event = AnswerEvent(self._now(), text="".join(parts).strip(), question=q)
         self.publish(event)
         return event
+
+    def set_orientation(self, orientation, clock: Callable[[], float] | None = None) -> None:
+        """Take posted orientation samples into `orientation` (an OrientationInput); samples
+        without t_s are stamped with clock() (the audio stream's clock, s)."""
+        self._orientation, self._orientation_clock = orientation, clock
+
+    def orient(self, body: Any) -> dict[str, Any]:
+        """One sample or a list of them, as OrientationInput.push_json takes them:
+        {"t_s": 1.5, "yaw_deg": 40, "pitch_deg"?, "roll_deg"?} or {"t_s", "quaternion": [w, x, y, z]}.
+        Returns {"accepted", "refused", "t_s"}: a sample that is well formed but refused (out of
+        order, from the future, not a unit quaternion) is counted, and warned about on the event
+        stream, not an error. A malformed body raises QuestionError (the API answers 400)."""
+        orientation = self._orientation
+        if orientation is None:
+            raise OrientationOffError("this listener takes no orientation updates; start it with "
+                                      "`binaura listen --orientation api --serve PORT`")
+        samples = body if isinstance(body, list) else [body]
+        if not samples or len(samples) > MAX_ORIENTATION_SAMPLES:
+            raise QuestionError(f"post 1 to {MAX_ORIENTATION_SAMPLES} orientation samples, got {len(samples)}")
+        clock = self._orientation_clock
+        now = None if clock is None else float(clock())
+        try:
+            kept = [orientation.push_json(s, now) for s in samples]
+        except BinauraError as e:
+            raise QuestionError(str(e)) from None
+        return {"accepted": sum(kept), "refused": len(kept) - sum(kept), "t_s": now}
 
     def _now(self) -> float:
         if self._clock is not None:

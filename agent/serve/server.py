@@ -1,7 +1,8 @@
 """The local HTTP + WebSocket API of `binaura listen --serve [HOST:]PORT [--token T]`.
 
 Routes: GET / (the radar page and its two files), GET /api/state (the hub's snapshot),
-POST /api/ask {"question"} (blocks until answered; the answer event's JSON), GET /ws
+POST /api/ask {"question"} (blocks until answered; the answer event's JSON), POST /api/orientation
+(head-orientation samples, with `binaura listen --orientation api`; Hub.orient), GET /ws
 (WebSocket: agent/serve/ws.py). HTTP/1.1 is parsed by h11 and WebSocket frames by wsproto:
 small, pure-Python, sans-IO libraries on asyncio streams. (`websockets` parses only GET
 requests, and aiohttp brings seven compiled dependencies to an edge device.)
@@ -36,7 +37,7 @@ from agent.serve.httpio import (
     read_body,
     send,
 )
-from agent.serve.hub import BusyError, Hub, QuestionError
+from agent.serve.hub import BusyError, Hub, OrientationOffError, QuestionError
 from agent.serve.ws import WsSession
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,13 @@ class Server:
                 raise Reply(403, "a question from another site refused")
             status, answer = await self._ask(conn, headers, reader)
             await send(conn, writer, status, json_bytes(answer), (("content-type", "application/json"),))
+        elif path == "/api/orientation":
+            if method != "POST":
+                raise Reply(405, "/api/orientation takes POST", (("allow", "POST"),))
+            if not access.origin_ok(headers.get("origin"), headers.get("host")):
+                raise Reply(403, "an orientation update from another site refused")
+            result = await self._orient(conn, headers, reader)
+            await send(conn, writer, 200, json_bytes(result), (("content-type", "application/json"),))
         else:
             raise Reply(404, f"no such page: {path}")
         return False
@@ -230,6 +238,23 @@ class Server:
             log.exception("answering a question failed")
             raise Reply(500, f"answering failed: {e}") from None
         return 200, event.to_json()
+
+    async def _orient(self, conn: h11.Connection, headers: dict[str, str],
+                      reader: asyncio.StreamReader) -> dict[str, Any]:
+        form = '{"t_s": 1.5, "yaw_deg": 40} or {"t_s": 1.5, "quaternion": [w, x, y, z]}, or a list of them'
+        if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            raise Reply(415, f"send {form} as application/json")
+        body = await read_body(conn, reader, headers)
+        try:
+            obj = json.loads(body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise Reply(400, f"the body must be JSON: {form}") from None
+        try:
+            return self.hub.orient(obj)
+        except OrientationOffError as e:
+            raise Reply(409, str(e)) from None
+        except QuestionError as e:
+            raise Reply(400, str(e)) from None
 
     async def _websocket(self, conn: h11.Connection, headers: dict[str, str],
                          reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

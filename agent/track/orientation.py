@@ -20,6 +20,7 @@ import json
 import math
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,10 +70,16 @@ class HeadPose:
 
 
 class OrientationInput:
-    """Orientation samples in (any thread), the pose at a frame's time out (the pipeline)."""
+    """Orientation samples in (any thread), the pose at a frame's time out (the pipeline).
 
-    def __init__(self, config: OrientationConfig | None = None):
+    clock: () -> s, how far the audio has arrived on the stream clock, for samples stamped by
+    the capture side (a firmware bridge places each on the audio's clock as the audio comes
+    in, about half a second ahead of the frames the encoder has got to): a sample is then
+    from the future only beyond the later of the two, plus future_slack_s."""
+
+    def __init__(self, config: OrientationConfig | None = None, clock: Callable[[], float] | None = None):
         self.config = (config or OrientationConfig()).validate()
+        self.clock = clock
         self._lock = threading.Lock()
         self.reset()
 
@@ -154,9 +161,12 @@ class OrientationInput:
         if self._t and t_s <= self._t[-1]:
             return ("order", f"orientation sample at {t_s:.3f} s refused: out of order (the last one was at "
                              f"{self._t[-1]:.3f} s); samples must arrive in time order"), None
-        if self._now_s is not None and t_s > self._now_s + cfg.future_slack_s:
+        now = self._now_s
+        if self.clock is not None:
+            now = float(self.clock()) if now is None else max(now, float(self.clock()))
+        if now is not None and t_s > now + cfg.future_slack_s:
             return ("future", f"orientation sample at {t_s:.3f} s refused: from the future (the stream is at "
-                              f"{self._now_s:.3f} s); stamp samples on the audio stream's clock"), None
+                              f"{now:.3f} s); stamp samples on the audio stream's clock"), None
         if quaternion is not None:
             q = np.asarray(quaternion, dtype=np.float64).reshape(-1)
             if q.shape != (4,) or not np.all(np.isfinite(q)):

@@ -35,6 +35,14 @@ size_t ba_frame_build(const ba_header_t *h, const uint8_t *payload, size_t paylo
     return n + BA_CRC_SIZE;
 }
 
+void ba_orientation_payload(const float q[4], uint8_t out[BA_ORIENTATION_PAYLOAD]) {
+    for (int i = 0; i < 4; i++) {
+        uint32_t bits;
+        memcpy(&bits, &q[i], sizeof bits); /* the float's IEEE-754 bits, whatever the byte order */
+        put_u32(out + 4 * i, bits);
+    }
+}
+
 size_t ba_cobs_encode(const uint8_t *in, size_t len, uint8_t *out) {
     size_t code_at = 0, o = 1;
     uint8_t code = 1;

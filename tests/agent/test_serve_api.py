@@ -161,6 +161,31 @@ def test_post_ask_returns_the_answer_and_checks_its_input(hub, server):
     assert http(server.url + "api/ask", body={"question": "where?"})[0] == 503
 
 
+def test_posted_orientation_turns_the_head_on_the_stream_clock(hub, server):
+    from agent.core.rotation import matrix_to_ypr
+    from agent.track.orientation import OrientationInput
+
+    url = server.url + "api/orientation"
+    assert http(url, body={"t_s": 0.1, "yaw_deg": 10})[0] == 409  # not taking orientation: says how to
+    orientation, now = OrientationInput(), [1.0]
+    orientation.at(1.0)  # the stream is at 1 s
+    hub.set_orientation(orientation, lambda: now[0])
+    status, res = http(url, body=[{"t_s": 0.5, "yaw_deg": 0.0}, {"t_s": 1.0, "yaw_deg": 40.0}])
+    assert status == 200 and res == {"accepted": 2, "refused": 0, "t_s": 1.0}
+    assert matrix_to_ypr(orientation.at(0.75).matrix)[0] == pytest.approx(20.0, abs=0.5)  # halfway through the turn
+    now[0] = 1.2
+    status, res = http(url, body={"quaternion": [0.0, 0.0, 0.0, 1.0]})  # no t_s: stamped 1.2 s; yaw 180
+    assert status == 200 and res["accepted"] == 1
+    assert abs(matrix_to_ypr(orientation.at(1.2).matrix)[0]) == pytest.approx(180.0, abs=0.5)
+    status, res = http(url, body={"t_s": 0.9, "yaw_deg": 5.0})  # out of order: refused, warned, not an error
+    assert status == 200 and res["refused"] == 1
+    assert any("out of order" in text for _, text in orientation.take_warnings())
+    assert http(url, body={"t_s": 2.0, "heading": 3})[0] == 400  # malformed: names the form
+    assert http(url, body=[])[0] == 400
+    assert http(url, body=b"not json")[0] == 400
+    assert http(url, method="GET")[0] == 405
+
+
 def test_a_failing_asker_is_reported_and_the_server_keeps_serving(hub, server):
     def broken(question):
         yield "The "

@@ -58,6 +58,8 @@ def test_listen_refuses_bad_sources_with_one_clear_error(tmp_path, capsys):
     assert "2 channels" in capsys.readouterr().err or "channel" in capsys.readouterr().err
     assert main(["listen", "--source", "scene:demo", "--encoder", str(tmp_path), "--fast"]) == 2
     assert "encoder" in capsys.readouterr().err
+    assert main(["listen", "--source", "scene:demo", "--fast", "--orientation", "api"]) == 2
+    assert "--serve" in capsys.readouterr().err  # the API is where the updates come in
 
 
 def test_listen_refuses_a_port_in_use(left_dog_wav, capsys):
@@ -135,3 +137,41 @@ def test_ctrl_c_ends_every_track_and_flushes_the_events(left_dog_wav, tmp_path):
     assert kinds.count("onset") == 1 and kinds.count("offset") == 1 and kinds[-1] == "health"
     off = next(e for e in events if e["type"] == "offset")
     assert off["t_s"] < 3.5  # interrupted before the file's end (4 s): the offset came from the shutdown
+
+
+def test_listen_takes_the_head_orientation_from_a_bridge_device(capsys):
+    """--orientation bridge: the emulated board streams its head's quaternions beside the
+    audio; every one is taken on the stream clock (none refused as out of order or from the
+    future, though the encoder's frames trail the audio by half a second) and the tracks
+    are in the world frame."""
+    import math
+
+    from firmware_bridge.emulator import DeviceEmulator, FaultConfig, UdpLink
+    from firmware_bridge.protocol import F32
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    x = np.random.default_rng(1).uniform(-0.05, 0.05, (48_000, 2)).astype(np.float32)
+    emu = DeviceEmulator(x, 48_000, 480, sample_format=F32, loop=True, hello_s=0.2,
+                         orientation=lambda t: (math.cos(0.2 * t), 0.0, 0.0, math.sin(0.2 * t)))  # 23 deg/s left
+    link = UdpLink(emu, "127.0.0.1", port, FaultConfig(), speed=2.0).start()
+    try:
+        assert main(["listen", "--source", f"bridge:udp://127.0.0.1:{port}", "--orientation", "bridge",
+                     "--duration", "3", "--events", "-", "--quiet", "--narration", "off"]) == 0
+    finally:
+        link.stop()
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    c = [e for e in events if e["type"] == "health"][-1]["counters"]
+    assert c["orientation_samples"] >= 100 and c["orientation_refused"] == 0, c  # 50 Hz over 3 s
+    assert c["orientation_placed"] >= c["orientation_samples"] and c["orientation_invalid"] == 0
+    assert c["orientation_world_frame"] == 1 and c["orientation_fallbacks"] == 0
+    assert not [e for e in events if e["type"] == "warning"]
+
+
+def test_listen_refuses_bridge_orientation_without_a_bridge_source(tmp_path, capsys):
+    path = tmp_path / "still.wav"
+    sf.write(path, np.zeros((16_000, 2), np.float32), 16_000)
+    assert main(["listen", "--source", f"wav:{path}", "--fast", "--orientation", "bridge"]) == 2
+    err = capsys.readouterr().err
+    assert "--orientation bridge" in err and "bridge:URI" in err and "still.wav" in err

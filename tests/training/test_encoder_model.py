@@ -179,6 +179,19 @@ def test_targets_point_at_the_source_while_it_sounds():
     assert np.allclose(logd[on, 0], np.log(2.0))
 
 
+def test_targets_follow_a_turning_head():
+    feat = FeatureConfig()
+    scene = _scene(90.0, 0.0, 2.0, 0.0, 5.0)  # on the left at t = 0
+    scene.extra["head_orientation"] = [{"t_s": 1.0, "yaw_deg": 0.0}, {"t_s": 2.0, "yaw_deg": 90.0}]
+    acc, _, act = seld_targets(scene, 49, 5, feat, ("dog",), (-1.6, 3.0))
+    t = output_frame_times_s(49, 5, feat)
+    assert act[:, 0].all()
+    assert np.allclose(acc[t < 1.0, 0], [0.0, 1.0, 0.0], atol=1e-6)  # still: on the left
+    assert np.allclose(acc[t > 2.0, 0], [1.0, 0.0, 0.0], atol=1e-6)  # the head turned 90 deg left: ahead
+    mid = np.argmin(np.abs(t - 1.5))
+    assert np.degrees(np.arctan2(acc[mid, 0, 1], acc[mid, 0, 0])) == pytest.approx(90 - 90 * (t[mid] - 1.0), abs=0.5)
+
+
 def test_decoding_targets_gives_back_the_source():
     feat = FeatureConfig()
     labels = ("dog", "siren")
