@@ -1,4 +1,8 @@
-"""`binaura train align|sft|parse` and `binaura ask`: the audio-language model's command line."""
+"""`binaura train align|sft|parse` and `binaura ask`: the audio-language model's command line.
+
+`ask --model` answers through torch (training's models); `ask --bundle` through an edge bundle
+(agent/answer/bundle_answerer.py: its ONNX decoder and its encoder, no torch on that path).
+"""
 
 from __future__ import annotations
 
@@ -141,31 +145,48 @@ def is_program_model(folder: Path) -> bool:
         raise BinauraError(f"{folder}: lalm.json unreadable ({e})") from e
 
 
-def cmd_ask(args) -> int:
-    from agent.core.dataset import read_wav  # noqa: PLC0415
-    from agent.core.predictor import Clip  # noqa: PLC0415
-    from agent.core.scene import QAItem  # noqa: PLC0415
+def _bundle_answerer(args) -> tuple:
+    """(answerer, the encoder's sample rate in Hz, what answered) for `ask --bundle`."""
+    from agent.answer.bundle_answerer import BundleAnswerer  # noqa: PLC0415
+
+    if args.model:
+        raise BinauraError("--bundle and --model: pass one (a bundle holds its own language model and encoder)")
+    answerer = BundleAnswerer(args.bundle, precision=args.precision, threads=args.threads)
+    return answerer, answerer.hear.sample_rate_hz, f"{args.bundle} ({answerer.writer.precision})"
+
+
+def _model_answerer(args) -> tuple:
+    """(answerer, the encoder's sample rate in Hz, what answered) for `ask [--model]` (torch)."""
     from training.eval.lalm_answerer import LalmAnswerer  # noqa: PLC0415
 
+    if args.precision:
+        raise BinauraError("--precision applies to --bundle (a bundle's decoders); --model runs the torch model")
     folder = model_folder(args.model or "default")
     if folder is None and not args.model:
         raise BinauraError(f"no language model at {DEFAULT_MODEL} (the shipped default is missing from this "
                            f"checkout): train one with `binaura train parse` and pass --model RUN/model")
     if folder is None:
         raise BinauraError(f"--model {args.model}: not a binaura language-model folder (no lalm.json)")
-    options = [o.strip() for o in args.options.split("|")] if args.options else None
-    item = QAItem("ask", "ask", "L1", "ask", args.question, options, "A" if options else "?")
-    audio, rate = read_wav(args.audio)
     if is_program_model(folder):
-        from agent.localize.encoder import EncoderRuntime  # noqa: PLC0415
-        from export.registry import encoder_hearing  # noqa: PLC0415
+        from agent.answer.hearing import encoder_hearing  # noqa: PLC0415
+        from agent.answer.programs import tracks_reply  # noqa: PLC0415
         from training.eval.program_answerer import ProgramAnswerer  # noqa: PLC0415
 
-        answerer = ProgramAnswerer(folder, encoder_hearing())
-        model_rate = EncoderRuntime().features.sample_rate_hz
-    else:
-        answerer = LalmAnswerer(folder)
-        model_rate = answerer.encoder.cfg.features.sample_rate_hz
+        hear = encoder_hearing()
+        return ProgramAnswerer(folder, hear, fallback=tracks_reply), hear.sample_rate_hz, str(folder)
+    answerer = LalmAnswerer(folder)
+    return answerer, answerer.encoder.cfg.features.sample_rate_hz, str(folder)
+
+
+def cmd_ask(args) -> int:
+    from agent.core.dataset import read_wav  # noqa: PLC0415
+    from agent.core.predictor import Clip  # noqa: PLC0415
+    from agent.core.scene import QAItem  # noqa: PLC0415
+
+    options = [o.strip() for o in args.options.split("|")] if args.options else None
+    item = QAItem("ask", "ask", "L1", "ask", args.question, options, "A" if options else "?")
+    audio, rate = read_wav(args.audio)  # a missing or bad file is refused before any model loads
+    answerer, model_rate, model = _bundle_answerer(args) if args.bundle else _model_answerer(args)
     if rate != model_rate:
         print(f"binaura: {args.audio} is {rate} Hz; resampled to {model_rate} Hz "
               f"(below 32 kHz the pinna cues for front/back and elevation are gone)", file=sys.stderr)
@@ -177,7 +198,7 @@ def cmd_ask(args) -> int:
     if args.json:
         program = getattr(answerer, "programs", {}).get(item.id)  # a program-aided model's program
         print(json.dumps({"question": args.question, "options": options, "answer": text, "seconds": round(seconds, 3),
-                          "model": str(folder), **({"program": program} if program is not None else {}),
+                          "model": model, **({"program": program} if program is not None else {}),
                           "heard": [dataclasses.asdict(s) for s in heard]}))
         return 0
     print(text)
@@ -195,6 +216,11 @@ def add_ask_parser(sub) -> None:
     a.add_argument("--audio", required=True, help="binaural wav (left, right), any rate >= 16 kHz")
     a.add_argument("--model", help="language-model folder (RUN/model from `binaura train parse|sft`); default: "
                                     "the shipped one")
+    a.add_argument("--bundle", help="an edge bundle folder (`binaura export bundle`): its encoder hears, its ONNX "
+                                    "decoder writes the program; no torch on this path")
+    a.add_argument("--precision", choices=("int4", "fp32"), help="with --bundle: the decoder (default: int4 "
+                                                                  "where the bundle has it)")
+    a.add_argument("--threads", type=int, default=1, help="with --bundle: ONNX Runtime threads")
     a.add_argument("--options", help="choices separated by |, e.g. 'left|right|behind'")
     a.add_argument("--json", action="store_true", help="the structured answer as JSON")
     a.add_argument("--verbose", action="store_true", help="also what the encoder heard")

@@ -73,12 +73,15 @@ def make_answerer(name: str, ds, seed: int = 0):
     if name == "text-only":
         return baselines.TextOnlyAnswerer().fit(ds.qa)
     if name.split(":")[0] == "perception-bound":
+        from agent.answer.hearing import encoder_hearing  # noqa: PLC0415
+
         return baselines.PerceptionBoundAnswerer(encoder_hearing(name.partition(":")[2] or None), name)
     from export.lalm_cli import is_program_model, model_folder  # noqa: PLC0415
 
     path, mono = (name[:-len(":mono")], True) if name.endswith(":mono") else (name, False)
     folder = model_folder(path)
     if folder is not None and is_program_model(folder):
+        from agent.answer.hearing import encoder_hearing  # noqa: PLC0415
         from training.eval.program_answerer import ProgramAnswerer  # noqa: PLC0415
 
         # PATH:mono: the same model over an encoder that hears the L+R average (the mono baseline)
@@ -93,22 +96,3 @@ def make_answerer(name: str, ds, seed: int = 0):
     raise BinauraError(f"--model {name!r}: expected one of {', '.join(BASELINE_ANSWERERS)}, default (the shipped "
                        f"language model) or a language-model folder (RUN/model from `binaura train parse|sft`; "
                        f"a program-aided one also as PATH:mono)")
-
-
-def encoder_hearing(path: str | None = None, mono: bool = False):
-    """clip -> the sources the ONNX encoder hears in it, with their time spans (for the
-    perception bound, the oracle's program on the encoder's output, and the program-aided
-    model). mono: the encoder hears the L+R average on both ears (the paper's mono baseline)."""
-    import numpy as np  # noqa: PLC0415
-
-    from agent.core.seld import heard_sources  # noqa: PLC0415
-    from agent.localize.encoder import EncoderRuntime  # noqa: PLC0415
-
-    rt = EncoderRuntime(path)
-
-    def hear(clip):
-        audio = np.repeat(clip.audio.mean(axis=0, keepdims=True), 2, axis=0) if mono else clip.audio
-        f = rt.run_audio(audio, clip.sample_rate_hz, clip.scene_id)
-        return heard_sources(f.accdoa, f.log_distance, rt.labels, rt.output_rate_hz, rt.decode)
-
-    return hear

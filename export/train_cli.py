@@ -144,3 +144,7 @@ def add_export_parsers(sub) -> None:
     e.add_argument("--verify-data", help="dataset whose first clips check torch/ONNX parity")
     e.add_argument("--verify-clips", type=int, default=8)
     e.set_defaults(func=cmd_export_encoder)
+
+    from export.bundle_cli import add_bundle_parser  # noqa: PLC0415
+
+    add_bundle_parser(x)

@@ -3,9 +3,10 @@
 A bundle is one folder (ARCHITECTURE.md, "Bundle"): `manifest.json` plus the files it lists.
 The manifest records the bundle format and its version, the audio contract, the coordinate
 convention, the prompt-template version and the label vocabulary it was built for, the
-SHA-256 and size of every file, the versions of the tools that built it, and, in its
-`llm` section, the language model's decoders (one per precision), token-embedding table,
-tokenizer and shape. `read_bundle` verifies all of it and the tokenizer against the
+SHA-256 and size of every file, the versions of the tools that built it, in its `llm` section
+the language model's decoders (one per precision), token-embedding table, tokenizer and shape,
+and in its `encoder` section the folder holding the exported encoder (its own encoder.json and
+ONNX files, every one also checksummed here). `read_bundle` verifies all of it and the tokenizer against the
 embedding table, gathering every problem into one message, before a single weight loads
 (issue 23, "Bad input"); `agent.answer.decoder` then loads from the verified paths.
 """
@@ -163,16 +164,44 @@ def _check_llm(root: Path, llm: dict, problems: list[str]) -> LlmFiles | None:
                     placeholder_token=str(llm["placeholder_token"]), meta=llm)
 
 
+ENCODER_MANIFEST = "encoder.json"  # agent.localize.encoder.MANIFEST (not imported: this module loads nothing)
+
+
+def _check_encoder(root: Path, enc, listed: set[str], problems: list[str]) -> Path | None:
+    """The encoder folder of the `encoder` section, every file its encoder.json names being
+    listed (checksummed) in the bundle's files; None (with a problem) otherwise."""
+    folder = enc.get("folder") if isinstance(enc, dict) else None
+    if not isinstance(folder, str) or not folder or Path(folder).is_absolute() or ".." in Path(folder).parts:
+        problems.append(f"encoder: the section must name its folder inside the bundle, got {enc!r}")
+        return None
+    rel = f"{folder}/{ENCODER_MANIFEST}"
+    if rel not in listed:
+        problems.append(f"{rel}: the encoder section's manifest is not listed (no checksum) in files")
+        return None
+    try:
+        m = json.loads((root / rel).read_text())
+        stream = (m.get("streaming") or {}).get("files") or {}
+        names = [*m["files"].values(), *(f for pair in stream.values() for f in pair.values())]
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
+        problems.append(f"{rel}: not an encoder manifest ({type(e).__name__}: {e})")
+        return None
+    for name in names:
+        if f"{folder}/{name}" not in listed:
+            problems.append(f"{folder}/{name}: named by {rel} but not listed (no checksum) in files")
+    return root / folder
+
+
 @dataclass(frozen=True)
 class Bundle:
     root: Path
     manifest: dict
     llm: LlmFiles | None
+    encoder: Path | None = None  # the exported encoder's folder (agent.localize.encoder.EncoderRuntime)
 
 
 def read_bundle(root: str | os.PathLike) -> Bundle:
     """Verify a bundle folder (format, version, contract, every file's size and SHA-256, the
-    tokenizer against the embedding table) and return its paths; raise BinauraError naming
+    tokenizer against the embedding table, the encoder's files all checksummed) and return its paths; raise BinauraError naming
     every problem otherwise. Nothing heavy is loaded here."""
     root = Path(root)
     m = read_manifest(root)
@@ -186,7 +215,8 @@ def read_bundle(root: str | os.PathLike) -> Bundle:
             if rel is not None and rel not in listed:
                 problems.append(f"{rel}: named by the llm section but not listed (no checksum) in files")
     files = _check_llm(root, llm, problems) if isinstance(llm, dict) and not problems else None
+    encoder = _check_encoder(root, m["encoder"], listed, problems) if "encoder" in m and not problems else None
     if problems:
         raise BinauraError(f"{root}: refusing the bundle ({len(problems)} problem(s)):\n" +
                            "\n".join(f"  - {p}" for p in problems))
-    return Bundle(root, m, files)
+    return Bundle(root, m, files, encoder)

@@ -65,7 +65,7 @@ def render(question: str, options: list[str] | None = None, system: str = SYSTEM
     return Prompt(head, tail)
 
 
-#: The program-aided model's system turn (training/qa/programs.py): it writes the question as a
+#: The program-aided model's system turn (agent/qa/programs.py): it writes the question as a
 #: program that the answer programs run on what the encoder heard; it sees neither audio nor options.
 PROGRAM_SYSTEM = "You are binaura. Write the listener's question as a program."
 

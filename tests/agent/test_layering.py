@@ -15,7 +15,7 @@ import agent.core.dataset, agent.core.predictor, agent.localize.gccphat, firmwar
 import agent.core.features, agent.core.seld, agent.localize.encoder, agent.localize.long_clip
 import agent.core.prompt, agent.core.outdir, agent.core.digest, agent.track, agent.track.tracker, agent.track.events
 import agent.capture, agent.narrate, agent.serve, agent.voice, agent.answer.tracks, agent.pipeline, agent.run
-import agent.console
+import agent.console, agent.qa.programs, agent.answer.programs, agent.answer.hearing, agent.answer.bundle_answerer
 import numpy as np
 from agent.core.predictor import Clip
 from agent.localize.encoder import EncoderLocalizer

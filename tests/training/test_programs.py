@@ -8,10 +8,11 @@ import pytest
 from agent.core.geometry import SECTOR_NAMES, sector_of
 from agent.core.labels import LABELS, not_heard
 from agent.core.scene import QAItem, SourceLabel
+from agent.qa.programs import TASK_OF_PROGRAM, Program, parse_program, program_of, run_program
+from agent.qa.tasks import NO
 from training.qa.generate import generate_qa
-from training.qa.programs import TASK_OF_PROGRAM, Program, parse_program, program_of, run_program
 from training.qa.score import is_correct
-from training.qa.tasks import NO, TASKS_BY_NAME
+from training.qa.tasks import TASKS_BY_NAME
 from training.synth.config import preset
 from training.synth.scenes import sample_spec, spec_to_scene
 
@@ -103,7 +104,8 @@ def test_program_names_cover_every_task_once():
 def test_the_program_aided_answerer_with_the_right_programs_is_the_oracle(tmp_path, monkeypatch):
     """Through the answerer's own path (batching, parsing, option letters): given the reference
     programs and the truth as what was heard, every answer is right."""
-    from training.eval.program_answerer import NOT_UNDERSTOOD, ProgramAnswerer
+    from agent.answer.programs import NOT_UNDERSTOOD
+    from training.eval.program_answerer import ProgramAnswerer
 
     scenes, items = _qa("bench", 20)
     answerer = ProgramAnswerer.__new__(ProgramAnswerer)

@@ -18,13 +18,14 @@ from agent.core.labels import (
 )
 from agent.core.predictor import Clip
 from agent.core.scene import QAItem, option_letter, qa_from_json
+from agent.qa.sentences import say
+from agent.qa.tasks import ELEVATION_NAMES, NOT_HEARD_TASK
 from training.eval.baselines import ChanceAnswerer, OracleAnswerer, TextOnlyAnswerer
 from training.qa.generate import QAConfig, generate_qa
 from training.qa.phrasing import PHRASINGS, is_yesno, name_pools
 from training.qa.report import breakdown
 from training.qa.score import is_correct
-from training.qa.sentences import say
-from training.qa.tasks import ELEVATION_NAMES, NOT_HEARD_TASK, TASKS, TASKS_BY_NAME
+from training.qa.tasks import TASKS, TASKS_BY_NAME
 from training.synth.config import preset
 from training.synth.scenes import sample_spec, spec_to_scene
 

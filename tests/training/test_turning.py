@@ -182,3 +182,23 @@ def test_the_dataset_contract_keeps_and_checks_head_orientation():
     az, el = path.head_direction(150.0, 0.0, 1.0)
     assert float(az) == pytest.approx(110.0, abs=0.2)
     assert 0.0 < float(el) < 5.0  # and the nose went up 5 deg: a source behind rises a little
+
+
+def test_questions_about_a_turning_scene_speak_in_the_head_frame_at_its_end():
+    import dataclasses
+
+    from agent.core.rotation import scene_heard_at
+    from agent.core.scene import Scene, SourceLabel
+    from training.qa.generate import generate_qa
+
+    dog = SourceLabel("dog", 90.0, 0.0, 2.0, 0.0, 5.0)  # on the left when the clip starts
+    still = Scene("s1", "a.wav", 48_000, 5.0, [dog], None, "kemar-mit")
+    turned = dataclasses.replace(still, extra={"head_orientation": [{"t_s": 1.0, "yaw_deg": 0.0},
+                                                                    {"t_s": 2.0, "yaw_deg": 90.0}]})
+    (heard,) = scene_heard_at(turned).sources
+    assert heard.azimuth_deg == pytest.approx(0.0, abs=1e-6)  # the head turned to face it
+    assert scene_heard_at(still) is still
+    ahead = dataclasses.replace(still, sources=[dataclasses.replace(dog, azimuth_deg=0.0)])
+    got, want = generate_qa([turned], seed=3), generate_qa([ahead], seed=3)
+    assert [(q.question, q.answer) for q in got] == [(q.question, q.answer) for q in want]
+    assert [(q.question, q.answer) for q in got] != [(q.question, q.answer) for q in generate_qa([still], seed=3)]

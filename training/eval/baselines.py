@@ -11,8 +11,8 @@ import numpy as np
 from agent.core.labels import LABELS, display
 from agent.core.predictor import Clip
 from agent.core.scene import QAItem, Scene, SourceEstimate, option_letter
+from agent.qa.tasks import ANSWER_TASKS_BY_NAME, turn_text
 from training.qa.score import parse_turn
-from training.qa.tasks import TASKS_BY_NAME, turn_text
 
 
 def _clip_rng(seed: int, clip: Clip, salt: str = "") -> np.random.Generator:
@@ -76,7 +76,7 @@ class OracleAnswerer:
     needs_audio = False
 
     def answer(self, clip: Clip, item: QAItem) -> str:
-        return TASKS_BY_NAME[item.task].solve(clip.truth, item.extra["params"])
+        return ANSWER_TASKS_BY_NAME[item.task].solve(clip.truth, item.extra["params"])
 
 
 class PerceptionBoundAnswerer:
@@ -101,7 +101,7 @@ class PerceptionBoundAnswerer:
                 clip.scene_id, "", clip.sample_rate_hz, clip.audio.shape[-1] / clip.sample_rate_hz, sources, None, "")
             self._scene_id = clip.scene_id
         try:
-            return TASKS_BY_NAME[item.task].solve(self._heard, item.extra["params"])
+            return ANSWER_TASKS_BY_NAME[item.task].solve(self._heard, item.extra["params"])
         except (StopIteration, KeyError, TypeError, ValueError):  # e.g. min() over no heard source
             return None  # the program needs a source the encoder did not hear
 

@@ -46,7 +46,7 @@ class LalmConfig:
     the L+R average, the paper's mono baseline); recorded so a cache of the other kind is refused.
     lora_r: 0 trains the projector only (the alignment stage).
     output: "reply" (the answer as a sentence) or "program" (program-aided: the question alone,
-    no audio, in; a program for training/qa/programs.py out)."""
+    no audio, in; a program for agent/qa/programs.py out)."""
 
     base: str | None = None
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)

@@ -21,7 +21,8 @@ import numpy as np
 from agent.core.audioset import AUDIOSET_TO_LABEL
 from agent.core.labels import LABELS
 from agent.core.scene import QAItem
-from training.qa.phrasing import capitalise, name_pools
+from agent.qa.sentences import capitalise
+from training.qa.phrasing import name_pools
 
 #: Words that name nothing by themselves.
 _STOP = {"the", "a", "an", "that", "some", "at", "of", "on", "in", "and", "or", "to"}

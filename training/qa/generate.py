@@ -2,7 +2,7 @@
 
 Each item is worded with one of its task's phrasings and everyday names for its classes
 (phrasing.py), may be a yes/no form of its task, may ask about a class the scene does not
-hold, and carries its answer as a sentence (sentences.py). Keys beyond the QA contract, on
+hold, and carries its answer as a sentence (agent/qa/sentences.py). Keys beyond the QA contract, on
 every item (docs/benchmark.md):
   answer_type    "choice" | "deg" | "m" | "turn": how the answer is scored
   params         what the task sampled, the class names used ("names") and a yes/no "claim"
@@ -26,11 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent.core.labels import LABELS, display, not_heard
+from agent.core.rotation import scene_heard_at
 from agent.core.scene import OPTION_LETTERS, QAItem, Scene, option_letter
+from agent.qa.sentences import say
+from agent.qa.tasks import NOT_HEARD_TASK
 from training.qa.phrasing import PHRASINGS, is_yesno, name_pools, render
-from training.qa.sentences import say
 from training.qa.tasks import (
-    NOT_HEARD_TASK,
     TASKS,
     YES_NO_OPTIONS,
     Task,
@@ -153,9 +154,10 @@ def make_question(task: Task, scene: Scene, rng: np.random.Generator, qid: str, 
 
 def generate_qa(scenes: list[Scene], seed: int, split: str = "train",
                 per_scene: int | None = None, cfg: QAConfig | None = None) -> list[QAItem]:
-    """Questions for every scene: each task that applies, or per_scene sampled tasks."""
+    """Questions for every scene: each task that applies, or per_scene sampled tasks. A scene
+    whose head turns is asked about in the head frame at its end (agent.core.rotation.scene_heard_at)."""
     out: list[QAItem] = []
-    for scene in scenes:
+    for scene in map(scene_heard_at, scenes):
         rng = np.random.default_rng([seed, zlib.crc32(scene.id.encode()), zlib.crc32(split.encode()), 7])
         tasks = list(TASKS)
         if per_scene is not None:

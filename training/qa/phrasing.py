@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.core.labels import EVERYDAY_NAMES, display, is_plural
+from agent.qa.sentences import capitalise
 
 NAME_SLOTS = ("a", "b", "label", "c")  # params keys that hold a class; "c" is a yes/no claim's class
 
@@ -229,10 +230,6 @@ def name_pools(label: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(seen, held-out) names of a class: DISPLAY and all everyday names but the last are seen."""
     everyday = EVERYDAY_NAMES.get(label, ())
     return (display(label),) + everyday[:-1], everyday[-1:]
-
-
-def capitalise(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 def _is(name: str) -> str:

@@ -27,7 +27,7 @@ from agent.core.geometry import azimuth_diff_deg
 from agent.core.scene import OPTION_LETTERS, QAItem, option_index
 from training.qa.score import is_correct, parse_choice, parse_number, parse_turn
 
-#: Answer types whose canonical answer is a number (training/qa/tasks.py).
+#: Answer types whose canonical answer is a number (agent/qa/tasks.py).
 NUMERIC_TYPES = ("deg", "m", "turn")
 DISTANCE_SCALE_M = 1.0
 

@@ -4,10 +4,10 @@
   metadata ("I hear the dog to your back-right, about 2 metres away, and ...") asked for in a
   few everyday ways.
 - "sft": every QA item, the target being its `answer_reply` (the option letter, then a sentence
-  a person wants to hear; training/qa/sentences.py); items from an older qa.jsonl without it
+  a person wants to hear; agent/qa/sentences.py); items from an older qa.jsonl without it
   fall back to the canonical answer.
 - "parse" (the program-aided model): every QA item's question alone, the target being its
-  program (training/qa/programs.py); no audio, so no encoder cache.
+  program (agent/qa/programs.py); no audio, so no encoder cache.
 With `heard`, the prompt also carries the encoder's decoded sources as text (agent.core.prompt.
 heard_line): the cascade baseline's only view of the audio, the full model's second one.
 """
@@ -26,10 +26,9 @@ from agent.core.labels import display
 from agent.core.prompt import heard_line
 from agent.core.scene import Scene, SourceLabel
 from agent.core.seld import SELD_PER_CLASS, DecodeConfig, heard_sources
+from agent.qa.programs import program_of
+from agent.qa.sentences import capitalise, metres, where
 from training.qa.augment import extra_names, renamed
-from training.qa.phrasing import capitalise
-from training.qa.programs import program_of
-from training.qa.sentences import metres, where
 from training.recipes.lalm_cache import EncoderCache
 
 STAGES = ("align", "sft", "parse")

@@ -1,5 +1,6 @@
 """Answer sentences: what a person wants to hear ("The dog is to your back-right, about 2
-metres away."), written from the metadata for every QA item (issue 20).
+metres away."), written from the metadata for every QA item (issue 20) and, on the device,
+from what was heard (agent/qa/programs.py).
 
 `say(task, scene, params, value)` words any candidate answer `value` (an option's text, or a
 canonical open answer) as a sentence. Every sentence of a choice item names its option's
@@ -15,13 +16,17 @@ from collections.abc import Callable
 from agent.core.geometry import sector_of
 from agent.core.labels import LABELS, display, is_plural, not_heard
 from agent.core.scene import Scene, SourceLabel
-from training.qa.phrasing import capitalise
-from training.qa.tasks import CONSISTENCY_NAMES, NO, SAME_DISTANCE, TASKS_BY_NAME, YES
+from agent.qa.tasks import ANSWER_TASKS_BY_NAME, CONSISTENCY_NAMES, NO, SAME_DISTANCE, YES
 
 _NOT_HEARD_PREFIX = not_heard("dog").removesuffix("a dog")
 _ELEVATION = {"far above": "far above you", "above": "above you", "at ear level": "at ear level",
               "below": "below you"}
 _LABEL_OF_DISPLAY = {display(c): c for c in LABELS}
+
+
+def capitalise(text: str) -> str:
+    """The text with its first character upper-cased (the rest kept: "the dog" -> "The dog")."""
+    return text[:1].upper() + text[1:]
 
 
 def where(sector: str) -> str:
@@ -164,7 +169,7 @@ SAY: dict[str, Callable[[Scene, dict, str], str]] = {
     "l3_priority": _named("Deal with {x} first."),
     "l3_consistency": _consistency,
 }
-assert set(SAY) == set(TASKS_BY_NAME), "every task needs its answer sentence"
+assert set(SAY) == set(ANSWER_TASKS_BY_NAME), "every task needs its answer sentence"
 
 
 def _lower_first(sentence: str) -> str:
@@ -175,7 +180,7 @@ def say(task_name: str, scene: Scene, params: dict, value: str) -> str:
     """The sentence that gives `value` as the answer to an item with these params."""
     if value.startswith(_NOT_HEARD_PREFIX):
         return f"{value}."
-    task = TASKS_BY_NAME[task_name]
+    task = ANSWER_TASKS_BY_NAME[task_name]
     if "claim" not in params:
         return SAY[task_name](scene, params, value)
     claim = params["claim"]

@@ -1,5 +1,6 @@
 """Program-aided answers (issue 20, docs/lalm.md): a question becomes a short program, its task
-and arguments, and the benchmark's own answer programs (tasks.py) run it on what was heard.
+and arguments, and the benchmark's own answer programs (agent/qa/tasks.py) run it on what was
+heard, on the device as in the benchmark (issue 23: no torch here).
 
 The language model learns only the language part: "Is the barking behind me on the left?" ->
 `sector a=dog claim=back-left`. The spatial reasoning is the tasks' `solve`, applied to the
@@ -30,12 +31,11 @@ from agent.core.geometry import (
 )
 from agent.core.labels import LABELS, display, not_heard
 from agent.core.scene import QAItem, Scene, option_letter
-from training.qa.phrasing import capitalise
-from training.qa.sentences import say
-from training.qa.tasks import ELEVATION_NAMES, NO, NOT_HEARD_TASK, TASKS_BY_NAME, YES
+from agent.qa.sentences import capitalise, say
+from agent.qa.tasks import ANSWER_TASKS_BY_NAME, ELEVATION_NAMES, NO, NOT_HEARD_TASK, YES
 
 #: Program task name -> benchmark task name.
-TASK_OF_PROGRAM = {name.split("_", 1)[1]: name for name in TASKS_BY_NAME if name != NOT_HEARD_TASK}
+TASK_OF_PROGRAM = {name.split("_", 1)[1]: name for name in ANSWER_TASKS_BY_NAME if name != NOT_HEARD_TASK}
 PROGRAM_OF_TASK = {task: prog for prog, task in TASK_OF_PROGRAM.items()} | {NOT_HEARD_TASK: "sector"}
 _LABEL_OF_DISPLAY = {display(c): c for c in LABELS}
 #: Arguments each program takes, in the order they are written.
@@ -46,8 +46,8 @@ _ORDERED = (SECTOR_NAMES, ELEVATION_NAMES, DISTANCE_BIN_NAMES, ("1", "2", "3", "
 
 @dataclasses.dataclass(frozen=True)
 class Program:
-    task: str  # the benchmark task (TASKS_BY_NAME)
-    args: dict  # the task's params, in tasks.py's keys (a, b, claim, sector, distance_m, yaw_deg, label)
+    task: str  # the benchmark task (agent.qa.tasks.ANSWER_TASKS_BY_NAME)
+    args: dict  # the task's params, in agent/qa/tasks.py's keys (a, b, claim, sector, distance_m, yaw_deg, label)
 
     def text(self) -> str:
         parts = [PROGRAM_OF_TASK[self.task]]
@@ -171,7 +171,7 @@ def run_program(program: Program, heard: Scene, options: list[str] | None = None
     """(the answer's content, the answer as the reply a person hears: "B. The dog is ...")
     for `program` on the heard scene. A question about a class not heard gets "I don't hear
     a dog" (or "no"); a program that needs a source nobody heard gets the not-heard reply."""
-    task = TASKS_BY_NAME[program.task]
+    task = ANSWER_TASKS_BY_NAME[program.task]
     p = _params(program, heard, options)
     value: str | None
     if program.task == "l1_class_present" and p.get("a") is None:

@@ -1,0 +1,196 @@
+"""Program-aided answering, whatever writes the program (issue 23): the question -> a program
+(a language model: torch in training/eval/program_answerer.py, the bundle's ONNX decoder in
+agent/answer/bundle_answerer.py) -> the answer programs (agent/qa) run on what was heard.
+
+Two shapes share it:
+- `ProgramAnswering`: an Answerer over clips (`bench qa`, `ask`): the clip is heard once by an
+  encoder (hear: clip -> SourceLabel list), every question's program runs on that scene. With
+  a `fallback` (`ask` sets tracks_reply), an open question no program asks, or a program that
+  does not parse, gets the tracks' answer over the heard sources instead of NOT_UNDERSTOOD;
+  without one (`bench qa`) every question goes through its program.
+- `LiveProgramAnswering`: callable(question, pipeline) -> answer chunks (agent.run.Runner's
+  answerer): the program runs on the tracks of the last `window_s` seconds; what no program
+  asks ("what do you hear?", "what is the person on my left saying?"), and a program that does
+  not parse, go to the tracks' own answerer (agent.answer.tracks).
+A subclass supplies only how programs are written (`write_programs` / `write_program`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+from collections.abc import Callable, Iterator
+
+from agent.core.errors import BinauraError
+from agent.core.predictor import Clip
+from agent.core.scene import QAItem, Scene, SourceLabel
+from agent.qa.programs import parse_program, program_of, run_program
+
+#: A program is a task and a few arguments (the longest on the benchmark: 18 tokens).
+MAX_NEW_TOKENS = 32
+NOT_UNDERSTOOD = "Sorry, I did not understand the question."
+#: Questions no answer program asks (they are not benchmark tasks): the tracks answer them.
+TRACK_QUESTIONS = re.compile(r"\b(saying|said|says|talking about|words|describe)\b|what (do|can) you hear|"
+                             r"what('s| is) (going on|around)")
+
+Hearing = Callable[[Clip], list[SourceLabel]]
+
+
+def scene_of(scene_id: str, sources: list, duration_s: float) -> Scene:
+    """A scene holding only what was heard (no truth, no room): what the answer programs read.
+    duration_s: the clip's length in seconds."""
+    return Scene(scene_id, "", 0, duration_s, [dataclasses.replace(s) for s in sources], None, "")
+
+
+def asks_tracks(question: str) -> bool:
+    """Whether no answer program asks this (a description, what someone says)."""
+    return TRACK_QUESTIONS.search(question.lower()) is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class HeardTrack:
+    """A source heard in a clip, in the shape the tracks' answerer reads (agent.track's tracks):
+    azimuth and elevation in degrees, distance in metres, t_start in seconds."""
+
+    label: str
+    azimuth_deg: float
+    elevation_deg: float
+    distance_m: float | None
+    t_start: float
+    t_last_hit: float
+    confidence: float = 1.0
+
+
+def tracks_reply(question: str, heard: Scene) -> str:
+    """The tracks' answerer (agent.answer.tracks) over a clip's heard sources: a description for
+    "what do you hear?", where a named sound is, "I don't hear a dog". It does not transcribe
+    ("what is she saying?" gets where the talker is): that needs the live pipeline's audio."""
+    from agent.answer.tracks import TrackAnswerer  # noqa: PLC0415
+
+    tracks = [HeardTrack(s.label, s.azimuth_deg, s.elevation_deg, s.distance_m, s.onset_s, s.offset_s)
+              for s in heard.sources]
+    return TrackAnswerer().answer(question, tracks)
+
+
+Fallback = Callable[[str, Scene], str]
+
+
+def reply_to(program_text: str, heard: Scene, options: list[str] | None) -> str:
+    """The reply a person hears for a model's program text on the heard scene ("B. The dog is
+    ..." for a choice question), or NOT_UNDERSTOOD when the text is not a program."""
+    program = parse_program(program_text)
+    if program is None:
+        return NOT_UNDERSTOOD
+    return run_program(program, heard, options)[1]
+
+
+class ProgramAnswering:
+    """An Answerer over clips whose model writes programs. Subclasses implement
+    write_programs(questions) -> program texts, one per question, in order."""
+
+    needs_audio = True
+    fallback: Fallback | None = None
+
+    def __init__(self, hear: Hearing, name: str, fallback: Fallback | None = None):
+        """hear: clip -> the sources an encoder heard in it, with their time spans
+        (agent.answer.hearing.encoder_hearing). fallback(question, heard scene) -> reply, for an
+        open question no program asks and a program that does not parse (e.g. tracks_reply)."""
+        self.hear = hear
+        self.name = name
+        self.fallback = fallback
+        self.programs: dict[str, str] = {}  # item id -> the program the model wrote
+        self._scene_id: str | None = None
+        self._heard: Scene | None = None
+        self._lock = threading.Lock()  # the live agent may ask from several threads
+
+    def write_programs(self, questions: list[str]) -> list[str]:
+        raise NotImplementedError(f"{type(self).__name__} must say how its programs are written")
+
+    def heard_scene(self, clip: Clip) -> Scene:
+        """The clip as the encoder heard it: its decoded sources with their time spans."""
+        if clip.scene_id != self._scene_id or self._heard is None:
+            if clip.audio is None:
+                raise BinauraError(f"{clip.scene_id}: the program-aided model needs the clip's audio")
+            self._heard = scene_of(clip.scene_id, self.hear(clip), clip.audio.shape[-1] / clip.sample_rate_hz)
+            self._scene_id = clip.scene_id
+        return self._heard
+
+    def heard_sources(self, clip: Clip) -> list[SourceLabel]:
+        return list(self.heard_scene(clip).sources)
+
+    def reply(self, program_text: str, heard: Scene, options: list[str] | None) -> str:
+        return reply_to(program_text, heard, options)
+
+    def answer_many(self, clip: Clip, items: list[QAItem]) -> list[str]:
+        heard = self.heard_scene(clip)
+        fallback = self.fallback
+        asked = [i for i, q in enumerate(items)
+                 if fallback is None or q.options is not None or not asks_tracks(q.question)]
+        texts = dict(zip(asked, self.write_programs([items[i].question for i in asked]), strict=True))
+        self.programs.update({items[i].id: t for i, t in texts.items()})
+        replies = []
+        for i, q in enumerate(items):
+            text = texts.get(i)
+            if text is None or (fallback is not None and parse_program(text) is None):
+                replies.append(fallback(q.question, heard))
+            else:
+                replies.append(self.reply(text, heard, q.options))
+        return replies
+
+    def answer(self, clip: Clip, item: QAItem) -> str:
+        return self.answer_many(clip, [item])[0]
+
+    def report(self, ds) -> dict:
+        """How well the model wrote the programs of the items it answered: exactly the reference
+        program, or one that gives the same answer on the truth (l1_not_heard asks what l1_sector
+        does; a yes/no claim may be worded either way). Fractions of n, the items with a
+        reference program."""
+        exact = same = n = 0
+        for q in ds.qa:
+            text = self.programs.get(q.id)
+            if text is None or "params" not in q.extra:
+                continue
+            n += 1
+            exact += text.strip() == program_of(q).text()
+            prog = parse_program(text)
+            if prog is not None:
+                try:
+                    same += run_program(prog, ds.by_id[q.scene_id], q.options)[0] == q.extra.get("answer_text")
+                except (KeyError, ValueError):
+                    pass
+        return {"n": n, "exact": exact / n if n else None, "same_answer_on_truth": same / n if n else None}
+
+
+class LiveProgramAnswering:
+    """callable(question, pipeline) -> answer chunks, word by word. Subclasses implement
+    write_program(question) -> program text."""
+
+    def __init__(self, tracks, window_s: float, name: str):
+        """tracks: the tracks' answerer (agent.answer.tracks.TrackAnswerer), for what no program
+        asks; window_s: how far back (seconds) the tracks count as heard."""
+        self.tracks = tracks
+        self.window_s = window_s
+        self.name = name
+        self.last_program: str | None = None
+        self._lock = threading.Lock()
+
+    def write_program(self, question: str) -> str:
+        raise NotImplementedError(f"{type(self).__name__} must say how its program is written")
+
+    def __call__(self, question: str, pipeline) -> Iterator[str]:
+        self.last_program = None
+        if asks_tracks(question):
+            yield from self.tracks(question, pipeline)
+            return
+        with self._lock:
+            text = self.write_program(question)
+        self.last_program = text
+        program = parse_program(text)
+        if program is None:
+            yield from self.tracks(question, pipeline)
+            return
+        tracks = sorted(pipeline.heard_tracks(self.window_s), key=lambda t: -t.confidence)  # a class's best first
+        heard = scene_of("live", [SourceLabel(t.label, t.azimuth_deg, t.elevation_deg, t.distance_m, t.t_start,
+                                              t.t_last_hit) for t in tracks], self.window_s)
+        yield from re.findall(r"\S+\s*", run_program(program, heard, None)[1])  # word by word, as tracks do

@@ -1,0 +1,211 @@
+"""Answering through the edge bundle (issue 23) on a tiny random program-aided model: the bundle
+built by `binaura export bundle` (LoRA merged, fp32 decoder, the shipped encoder copied in)
+writes the same programs token for token as the torch model, answers with torch blocked, and
+the CLI refuses a corrupted bundle with one message."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from agent.answer.bundle import MANIFEST, read_bundle
+from agent.answer.bundle_answerer import BundleAnswerer, BundleProgramWriter
+from agent.answer.programs import NOT_UNDERSTOOD
+from agent.core.errors import BinauraError
+from agent.core.predictor import Clip
+from agent.core.scene import QAItem, SourceLabel
+from agent.qa.programs import parse_program, run_program
+from export.cli import main
+
+QUESTIONS = ("Where is the dog?", "Is the siren behind me on the left?", "How many sounds do you hear?",
+             "If I turn around, where will the bird be?")
+DOG = SourceLabel("dog", 150.0, 0.0, 2.0, 0.2, 2.0)  # back-left, 2 m
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(language-model folder, bundle folder): a tiny random Llama with a program-aided LoRA
+    (random, non-zero: the merge must matter), exported by the CLI as fp32 with a float32 table."""
+    from training.models.lalm import LalmConfig, SpatialLALM, save_lalm  # noqa: PLC0415
+    from training.models.llm import load_base_llm, save_tiny_llm  # noqa: PLC0415
+
+    root = tmp_path_factory.mktemp("bundle-answer")
+    hf = save_tiny_llm(root / "hf", seed=3)
+    llm, tok = load_base_llm(hf)
+    model = SpatialLALM(llm, tok, LalmConfig(base=str(hf), audio_tokens=False, output="program", lora_r=4))
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(1)
+        for name, p in model.llm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.2)
+    save_lalm(model, root / "lalm", stage="parse")
+    rc = main(["export", "bundle", "--out", str(root / "bundle"), "--model", str(root / "lalm"),
+               "--precision", "fp32", "--embeddings", "float32"])
+    assert rc == 0
+    return root / "lalm", root / "bundle"
+
+
+def test_the_bundle_holds_the_encoder_and_what_built_it(tiny):
+    _, bundle = tiny
+    b = read_bundle(bundle)
+    m = b.manifest
+    assert b.encoder == bundle / "encoder" and m["encoder"]["precisions"] == ["fp32"]
+    assert {"encoder/encoder.json", "encoder/encoder.onnx", "encoder/encoder.front.onnx",
+            "encoder/encoder.back.onnx", "decoder_fp32.onnx"} <= set(m["files"])
+    assert m["llm"]["source"]["output"] == "program" and m["llm"]["source"]["lalm_sha256"]
+    assert m["tools"]["torch"] and m["tools"]["onnxruntime"] and m["tools"]["binaura"]
+
+
+def test_bundle_programs_equal_the_torch_models_token_for_token(tiny):
+    """The same prompt ids, then the same greedy tokens (fp32 ONNX of the merged LoRA vs torch
+    with the LoRA unmerged), then the same program text through both answerers."""
+    from training.eval.program_answerer import ProgramAnswerer  # noqa: PLC0415
+
+    lalm, bundle = tiny
+    torch_answerer = ProgramAnswerer(lalm, hear=None, max_new_tokens=32)
+    model = torch_answerer.model
+    writer = BundleProgramWriter(bundle, "fp32")
+
+    def torch_tokens(q):
+        with torch.no_grad():
+            out = model.llm.generate(**model.greedy_kwargs([model.encode(q, None)], 32))[0].tolist()
+        return out[:out.index(model.stop_id)] if model.stop_id in out else out
+
+    for q in QUESTIONS:
+        ids = writer.prompt_ids(q)
+        assert ids == model.encode(q, None)["input_ids"], q
+        g = writer.decoder.generate(writer.decoder.embed(ids), writer.config)
+        assert g.tokens == torch_tokens(q), q
+    assert torch_answerer.write_programs(list(QUESTIONS)) == [writer.write(q) for q in QUESTIONS]
+    with model.llm.disable_adapter():  # the LoRA changes what is written: the bundle holds it merged
+        assert any(torch_tokens(q) != writer.decoder.generate(writer.decoder.embed(writer.prompt_ids(q)),
+                                                               writer.config).tokens for q in QUESTIONS)
+
+
+def test_the_answer_is_the_programs_run_on_what_was_heard(tiny):
+    """Through the bundle answerer's own path (options, letters, fallback): a written program
+    runs on the heard sources; what no program asks gets the tracks' description."""
+    _, bundle = tiny
+    answerer = BundleAnswerer(bundle, "fp32", hear=lambda clip: [DOG])
+    answerer.writer.written.update({"Where is the dog?": "sector a=dog", "Is the dog behind me?": "sector a=dog "
+                                    "claim=back", "Which way?": "not a program"})
+    clip = Clip("c", np.zeros((2, 48000), np.float32), 48000)
+    item = QAItem("q1", "c", "L1", "ask", "Where is the dog?", None, "?")
+    assert answerer.answer(clip, item) == run_program(parse_program("sector a=dog"), answerer.heard_scene(clip))[1]
+    assert answerer.answer(clip, item) == "The dog is to your back-left, about 2 metres away."
+    choice = QAItem("q2", "c", "L1", "ask", "Where is the dog?", ["front", "back-left", "right"], "B")
+    assert answerer.answer(clip, choice).startswith("B. ")
+    assert answerer.answer(clip, QAItem("q3", "c", "L1", "ask", "Is the dog behind me?", None, "?")).startswith("No")
+    assert answerer.answer(clip, QAItem("q4", "c", "L1", "ask", "What do you hear?", None, "?")).startswith("I hear")
+    assert "q4" not in answerer.programs  # no program was written for it
+    assert answerer.answer(clip, QAItem("q5", "c", "L1", "ask", "Which way?", None, "?")) != NOT_UNDERSTOOD
+    strict = BundleAnswerer(bundle, "fp32", hear=lambda clip: [DOG], fallback=None)  # bench qa's way
+    strict.writer.written["Which way?"] = "not a program"
+    assert strict.answer(clip, QAItem("q5", "c", "L1", "ask", "Which way?", None, "?")) == NOT_UNDERSTOOD
+
+
+BLOCKED = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split('.')[0] in {'torch', 'transformers', 'peft', 'trl', 'optimum', 'training', 'export'}:
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+import numpy as np
+from agent.answer.bundle_answerer import BundleAnswerer
+from agent.core.predictor import Clip
+from agent.core.scene import QAItem
+a = BundleAnswerer(sys.argv[1], 'fp32')
+a.writer.written['Where is the dog?'] = 'sector a=dog'
+clip = Clip('quiet', np.zeros((2, 96000), np.float32), 48000)
+print(a.answer(clip, QAItem('q', 'quiet', 'L1', 'ask', 'Where is the dog?', None, '?')))
+a.answer(clip, QAItem('r', 'quiet', 'L1', 'ask', 'Which sound is nearest?', None, '?'))
+print(a.programs['r'] == a.writer.written['Which sound is nearest?'], 'torch' in sys.modules)
+"""
+
+
+def test_the_answering_path_runs_with_torch_blocked(tiny):
+    """The whole path (bundle check, encoder hearing, decoder, programs, sentences) with torch,
+    transformers, training and export unimportable: silence holds no dog."""
+    _, bundle = tiny
+    res = subprocess.run([sys.executable, "-c", BLOCKED, str(bundle)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[:2] == ["I don't hear a dog.", "True False"]
+
+
+@pytest.fixture
+def wav(tmp_path):
+    path = tmp_path / "quiet.wav"
+    sf.write(path, np.zeros((96000, 2), np.float32), 48000, subtype="FLOAT")
+    return path
+
+
+def test_ask_through_the_bundle(tiny, wav, capsys):
+    _, bundle = tiny
+    assert main(["ask", "--bundle", str(bundle), "--audio", str(wav), "--json", "Where is the dog?"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"].endswith("(fp32)") and out["heard"] == [] and "program" in out and out["answer"]
+
+
+def _refused(argv, capsys, *needles) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("binaura: error:") == 1 and all(n in err for n in needles), err
+
+
+def test_the_cli_refuses_a_corrupted_bundle(tiny, wav, tmp_path, capsys):
+    _, bundle = tiny
+    b = tmp_path / "b"
+    shutil.copytree(bundle, b)
+    ask = ["ask", "--bundle", str(b), "--audio", str(wav), "Where is the dog?"]
+    onnx = b / "encoder" / "encoder.back.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[-10] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    _refused(ask, capsys, "encoder/encoder.back.onnx: SHA-256 does not match")
+    onnx.unlink()
+    _refused(ask, capsys, "encoder/encoder.back.onnx is missing")
+    m = json.loads((bundle / MANIFEST).read_text())
+    (b / MANIFEST).write_text(json.dumps({**m, "format_version": m["format_version"] + 1}))
+    _refused(ask, capsys, "is newer than this binaura reads")
+    _refused(["ask", "--bundle", str(tmp_path / "none"), "--audio", str(wav), "Where?"], capsys, "manifest")
+    _refused(["ask", "--bundle", str(bundle), "--audio", str(tmp_path / "no.wav"), "Where?"], capsys, "no.wav")
+    with pytest.raises(BinauraError, match="SHA-256 does not match"):
+        (b / MANIFEST).write_text(json.dumps(m))
+        (b / "decoder_fp32.onnx").write_bytes(b"x" + (bundle / "decoder_fp32.onnx").read_bytes()[1:])
+        BundleAnswerer(b, "fp32")
+
+
+def test_export_refuses_to_overwrite_what_is_not_a_bundle(tiny, wav, tmp_path, capsys):
+    lalm, _ = tiny
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    _refused(["export", "bundle", "--out", str(tmp_path / "mine"), "--model", str(lalm)], capsys,
+             "refusing to overwrite", "notes.txt")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+    _refused(["ask", "--bundle", str(tiny[1]), "--audio", str(wav), "Where?", "--model", "default"], capsys,
+             "--bundle and --model")
+
+
+def test_the_live_answerer_runs_programs_on_the_recent_tracks(tiny):
+    """The live agent's bundle answerer: a program runs on the pipeline's tracks; what no program
+    asks goes to the tracks' answerer."""
+    from agent.answer.bundle_answerer import LiveBundleAnswerer  # noqa: PLC0415
+
+    _, bundle = tiny
+    track = type("Track", (), dict(label="dog", azimuth_deg=-100.0, elevation_deg=0.0, distance_m=1.0, t_start=0.0,
+                                   t_last_hit=1.0, confidence=0.9))()
+    pipeline = type("Pipeline", (), {"heard_tracks": lambda self, window_s: [track]})()
+    asked = []
+    live = LiveBundleAnswerer(bundle, lambda q, p: asked.append(q) or iter(["tracks."]), precision="fp32")
+    live.writer.written["Where is the dog?"] = "sector a=dog"
+    assert "".join(live("Where is the dog?", pipeline)) == "The dog is to your right, about 1 metre away."
+    assert live.last_program == "sector a=dog" and not asked
+    assert "".join(live("What is the person saying?", pipeline)) == "tracks." and asked == ["What is the person saying?"]
