@@ -23,6 +23,7 @@ def _levels(text: str) -> dict[str, float]:
 
 def cmd_train_grpo(args) -> int:
     from export.lalm_cli import _cache_for, model_folder  # noqa: PLC0415
+    from training.recipes.distributed import init_distributed  # noqa: PLC0415
     from training.recipes.grpo import GrpoConfig, train_grpo  # noqa: PLC0415
     from training.recipes.grpo_rewards import RewardConfig  # noqa: PLC0415
 
@@ -47,10 +48,14 @@ def cmd_train_grpo(args) -> int:
         raise BinauraError(f"--data {args.data}: no scenes.jsonl; GRPO trains on an existing dataset with qa.jsonl")
     # the cache must hold what the model hears: binaural, or the L+R average for a mono baseline
     args.scenes, args.mono = None, read_lalm_meta(init)["config"].get("audio_input") == "mono"
-    cache = _cache_for(args)
+    dist = init_distributed(cfg.device)  # under `accelerate launch`: one process of several
+    with dist.main_first():  # a missing cache is built once, by rank 0; the others then find it
+        cache = _cache_for(args)
     t0 = time.perf_counter()
     model = train_grpo(args.data, cache, args.out, cfg, init, resume=args.resume, progress=not args.quiet)
-    print(f"grpo: {time.perf_counter() - t0:.0f} s; model -> {model}; curves -> {Path(args.out) / 'loss.png'}")
+    if dist.is_main:
+        print(f"grpo: {time.perf_counter() - t0:.0f} s on {dist.world_size} process(es); model -> {model}; "
+              f"curves -> {Path(args.out) / 'loss.png'}")
     return 0
 
 
@@ -63,7 +68,7 @@ def add_grpo_parser(t) -> None:
     s.add_argument("--cache", help="encoder-output cache (default: DATA/encoder-outputs, built when missing)")
     s.add_argument("--encoder", help="encoder checkpoint for a missing cache (default: the shipped one)")
     s.add_argument("--steps", type=int, help="optimizer steps (default 200)")
-    s.add_argument("--prompts", type=int, help="questions per step (default 4)")
+    s.add_argument("--prompts", type=int, help="questions per step and process (default 4)")
     s.add_argument("--group-size", type=int, help="completions sampled per question (default 8)")
     s.add_argument("--beta", type=float, help="KL coefficient to the SFT model (default 0.04)")
     s.add_argument("--lr", type=float, help="learning rate (default 2e-5)")

@@ -65,10 +65,14 @@ def cmd_train_lalm(args) -> int:
                            audio_input="mono" if args.mono else "binaural",
                            heard_line=args.cascade or args.heard,
                            lora_r=args.lora_r)
-    # the parse stage (program-aided model) reads the questions alone: no encoder outputs
-    cache = None if stage == "parse" else _cache_for(args)
-    if cache is None:
-        _ensure_data(args)
+    from training.recipes.distributed import init_distributed  # noqa: PLC0415
+
+    dist = init_distributed(cfg.device)  # under `accelerate launch`: one process of several
+    with dist.main_first():  # a missing dataset or cache is built once, by rank 0; the others then find it
+        # the parse stage (program-aided model) reads the questions alone: no encoder outputs
+        cache = None if stage == "parse" else _cache_for(args)
+        if cache is None:
+            _ensure_data(args)
     t0 = time.perf_counter()
     model = train_lalm(args.data, cache, args.out, cfg, model_cfg, init=args.init, resume=args.resume,
                        progress=not args.quiet)

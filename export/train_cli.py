@@ -9,6 +9,7 @@ from agent.core.errors import BinauraError
 
 
 def cmd_train_encoder(args) -> int:
+    from training.recipes.distributed import init_distributed  # noqa: PLC0415
     from training.recipes.encoder import EncoderTrainConfig, train_encoder  # noqa: PLC0415
     from training.recipes.encoder_data import build_cache  # noqa: PLC0415
 
@@ -26,22 +27,25 @@ def cmd_train_encoder(args) -> int:
         overrides["no_polar_heads"] = tuple(h.strip() for h in args.no_polar_heads.split(",") if h.strip())
     cfg = dataclasses.replace(EncoderTrainConfig(), **overrides).validate()
     data = Path(args.data)
-    if not (data / "scenes.jsonl").exists():
-        if not args.scenes:
-            raise BinauraError(f"--data {data}: no scenes.jsonl; pass --scenes N to synthesize N training "
-                               f"scenes there first")
-        from training.synth.build import build_dataset  # noqa: PLC0415
-        from training.synth.config import preset  # noqa: PLC0415
-
-        build_dataset(data, preset("train"), args.scenes, args.synth_seed, with_qa=False, workers=args.workers,
-                      progress=not args.quiet)
     from training.models.config import BUILDERS  # noqa: PLC0415
 
     cache = Path(args.cache) if args.cache else data / f"features-{cfg.size}"
-    if not (cache / "meta.json").exists():
-        build_cache(data, cache, BUILDERS[cfg.size](), workers=args.workers, progress=not args.quiet)
+    if not (data / "scenes.jsonl").exists() and not args.scenes:
+        raise BinauraError(f"--data {data}: no scenes.jsonl; pass --scenes N to synthesize N training "
+                           f"scenes there first")
+    dist = init_distributed(cfg.device)  # under `accelerate launch`: one process of several
+    with dist.main_first():  # synthesis and the feature cache: rank 0 makes them, the others then find them
+        if not (data / "scenes.jsonl").exists():
+            from training.synth.build import build_dataset  # noqa: PLC0415
+            from training.synth.config import preset  # noqa: PLC0415
+
+            build_dataset(data, preset("train"), args.scenes, args.synth_seed, with_qa=False, workers=args.workers,
+                          progress=not args.quiet)
+        if not (cache / "meta.json").exists():
+            build_cache(data, cache, BUILDERS[cfg.size](), workers=args.workers, progress=not args.quiet)
     best = train_encoder(cache, args.out, cfg, resume=args.resume, init=args.init, progress=not args.quiet)
-    print(f"best checkpoint -> {best}; loss curves -> {Path(args.out) / 'loss.png'}")
+    if dist.is_main:
+        print(f"best checkpoint -> {best}; loss curves -> {Path(args.out) / 'loss.png'}")
     return 0
 
 
@@ -68,7 +72,7 @@ def add_parsers(sub) -> None:
     e.add_argument("--out", required=True, help="run folder: last.pt, best.pt, history.json, loss.png")
     e.add_argument("--size", choices=("tiny", "small"))
     e.add_argument("--steps", type=int)
-    e.add_argument("--batch-size", type=int)
+    e.add_argument("--batch-size", type=int, help="clips per step and process (default 32)")
     e.add_argument("--lr", type=float)
     e.add_argument("--warmup-steps", type=int)
     e.add_argument("--no-polar-heads", help="comma-separated heads without polar cues (e.g. sphere): no polar loss")

@@ -16,6 +16,7 @@ from training.recipes.encoder import (
     _fit_steps,
     common_mode_eq,
     evaluate,
+    seld_loss,
     seld_score,
     validation_indices,
 )
@@ -178,3 +179,113 @@ def test_common_mode_eq_is_what_filtering_both_ears_does():
     assert np.abs(moved - g_sp[0]).mean() < 0.05  # 0.006 dB measured
     assert np.abs(moved - g_sp[0]).max() < 0.3
     assert np.abs(sp1[2] - sp0[2]).mean() < 0.05  # ILD unchanged (up to within-band weighting)
+
+
+def test_the_command_line_runs_unchanged_under_accelerate_launch_with_two_processes(cache, tmp_path):
+    """How a GPU cluster scales the encoder out: the same command under `accelerate launch`, here two
+    CPU processes (gloo). Rank 0 builds the missing feature cache while rank 1 waits, then both train
+    in DistributedDataParallel; rank 0 alone validates and writes the checkpoints."""
+    from tests.training.launch import accelerate_launch
+    from training.models.encoder import load_checkpoint
+
+    run = accelerate_launch("export.cli", [
+        "train", "encoder", "--data", cache.meta["data"], "--cache", str(tmp_path / "features"),
+        "--out", str(tmp_path / "run"), "--size", "tiny", "--steps", "3", "--batch-size", "2", "--eval-every", "2",
+        "--val-clips", "2", "--threads", "1", "--workers", "1", "--quiet"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    # one cache, whole (the one a plain process builds), one report, no half-written file
+    built = FeatureCache(tmp_path / "features")
+    assert np.array_equal(built.spatial, cache.spatial) and np.array_equal(built.active, cache.active)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features", "run"]
+    assert run.stdout.count("best checkpoint -> ") == 1 and run.stdout.count("x 2 processes") == 1
+    assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
+    model, best = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert best["world_size"] == 2 and best["lineage"][-1]["world_size"] == 2 and "decode" in best
+    _, last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["step"] == 3 and last["world_size"] == 2 and len(last["rank_streams"]) == 1
+    assert last["rank_streams"][0]["rng"] != last["rng"]  # rank 1 drew its own batches
+    hist = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["step"] for h in hist if "val_loss" in h] == [2, 3] and any("loss" in h for h in hist)
+    sp, se = (torch.from_numpy(a) for a in cache.batch(np.arange(2))[:2])
+    assert torch.isfinite(model(sp, se)[0]).all()
+
+
+def _grad_worker(rank: int, port: int, cache_path: str, out: str) -> None:
+    """One of two ranks: gradients of the tiny encoder on this rank's half of four clips, through
+    DistributedDataParallel (the encoder's loop) and through Dist.average_gradients (GRPO's)."""
+    import os
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from training.recipes.distributed import init_distributed
+
+    dist = init_distributed("cpu")
+    model, batch = _grad_model_and_batch(cache_path)
+    half = [t[2 * rank:2 * rank + 2] for t in batch]
+    ddp, got = dist.wrap(model), {}
+    for name, cfg in _GRAD_LOSSES.items():
+        model.zero_grad(set_to_none=True)
+        seld_loss(ddp(*half[:2], training_outputs=True), *half[2:5], cfg, polar_ok=half[5])["loss"].backward()
+        got[f"ddp_{name}"] = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad(set_to_none=True)
+        seld_loss(model(*half[:2], training_outputs=True), *half[2:5], cfg, polar_ok=half[5])["loss"].backward()
+        dist.average_gradients(model.parameters())
+        got[f"avg_{name}"] = [p.grad.clone() for p in model.parameters()]
+    torch.save(got, f"{out}/rank{rank}.pt")
+    dist.barrier()
+
+
+#: the whole loss; and its two terms that are plain means over a batch's elements, whose gradient
+#: on the union of two equal halves is the mean of the halves' (the others divide by the batch's
+#: active frames, which DDP, like any data-parallel run, counts per rank)
+_GRAD_LOSSES = {"full": EncoderTrainConfig(),
+                "means": EncoderTrainConfig(w_lateral=0.0, w_polar=0.0, w_distance=0.0)}
+
+
+def _grad_model_and_batch(cache_path: str):
+    """The tiny encoder (seed 0) in eval mode (BatchNorm's running statistics, no dropout: each
+    clip's output does not depend on the rest of its batch) and four clips with their targets."""
+    from training.models.encoder import build_encoder
+
+    cache = FeatureCache(cache_path)
+    torch.manual_seed(0)
+    model = build_encoder("tiny")
+    model.set_normalisation(*(np.array(cache.meta[k]) for k in ("spatial_mean", "spatial_std", "semantic_mean",
+                                                                  "semantic_std")))
+    model.eval()
+    pick = np.arange(4)
+    polar_ok = torch.ones(4, dtype=torch.bool)
+    return model, [*(torch.from_numpy(a) for a in cache.batch(pick)), polar_ok]
+
+
+def test_two_ranks_average_the_gradients_of_their_halves(cache, tmp_path):
+    """Both ways the recipes average gradients over ranks (DDP for the encoder, average_gradients
+    for GRPO) give every rank the mean of the two halves' one-process gradients; for a loss that is
+    a mean over the batch that is the one-process gradient on the union of the two halves."""
+    import torch.multiprocessing as mp
+
+    from tests.training.launch import free_port
+
+    mp.start_processes(_grad_worker, args=(free_port(), str(cache.path), str(tmp_path)), nprocs=2,
+                       start_method="spawn")
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    model, batch = _grad_model_and_batch(str(cache.path))
+
+    def grads(rows, cfg):
+        model.zero_grad(set_to_none=True)
+        part = [t[rows] for t in batch]
+        seld_loss(model(*part[:2], training_outputs=True), *part[2:5], cfg, polar_ok=part[5])["loss"].backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    for name, cfg in _GRAD_LOSSES.items():
+        halves = [grads(slice(0, 2), cfg), grads(slice(2, 4), cfg)]
+        want = [(a + b) / 2 for a, b in zip(*halves)]
+        assert max(float(w.abs().max()) for w in want) > 1e-3
+        if name == "means":
+            for u, w in zip(grads(slice(0, 4), cfg), want):
+                torch.testing.assert_close(u, w, atol=1e-6, rtol=1e-4)
+        for r in ranks:
+            for how in ("ddp", "avg"):
+                for g, w in zip(r[f"{how}_{name}"], want):
+                    torch.testing.assert_close(g, w, atol=1e-6, rtol=1e-4)

@@ -319,3 +319,34 @@ def test_the_command_line_runs_one_step_and_refuses_an_align_checkpoint(setup, t
                               "--init", str(tmp_path / "align"), "--out", str(tmp_path / "run2"), "--quiet"])
     with pytest.raises(BinauraError, match="without LoRA"):
         args.func(args)
+
+
+def test_the_command_line_runs_unchanged_under_accelerate_launch_with_two_processes(setup, tmp_path):
+    """How a GPU cluster scales GRPO out: the same command under `accelerate launch`, here two CPU
+    processes (gloo). Each rank samples its own questions' groups; the gradients are averaged, so
+    both ranks hold the same LoRA after every step; rank 0 alone writes the run's files.
+    (tests/training/grpo_launch.py: the command line with a length term in the reward, so that the
+    random tiny model's groups differ, and a per-rank log of each step.)"""
+    from tests.training.launch import accelerate_launch
+
+    d, out = setup, tmp_path / "run"
+    run = accelerate_launch("tests.training.grpo_launch", [
+        "train", "grpo", "--data", str(d / "ds"), "--cache", str(d / "cache"), "--init", str(d / "init"),
+        "--out", str(out), "--steps", "2", "--prompts", "1", "--group-size", "3", "--max-new-tokens", "6",
+        "--eval-prompts", "2", "--eval-every", "2", "--lr", "1e-3", "--threads", "1", "--quiet"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("grpo: ") == 1 and "on 2 process(es)" in run.stdout  # rank 0 reports, once
+    model, meta = load_lalm(out / "model")
+    assert meta["stage"] == "grpo" and meta["world_size"] == 2 and model.cfg.lora_r == 4
+    before, after = _lora(d / "init"), _lora(out / "model")
+    assert max(float((after[k] - before[k]).abs().max()) for k in before) > 1e-3  # the LoRA trained
+    hist = json.loads((out / "history.json").read_text())
+    assert [h["step"] for h in hist if "reward" in h] == [1, 2]
+    assert [h["step"] for h in hist if "eval_accuracy" in h] == [0, 2]
+    assert json.loads((out / "checkpoints" / "state.json").read_text())["world_size"] == 2
+    ranks = [[json.loads(line) for line in (out / f"rank{r}.jsonl").read_text().splitlines()] for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 2
+    for r0, r1 in zip(*ranks):
+        assert r0["checksum"] == pytest.approx(r1["checksum"], rel=1e-12)  # the same weights on both ranks
+        assert r0["stats"] == r1["stats"]  # the logged figures are over both ranks' samples
+    assert ranks[0][0]["checksum"] != pytest.approx(ranks[0][1]["checksum"], rel=1e-9)

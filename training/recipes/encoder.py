@@ -12,6 +12,16 @@ common-mode equalisation of both ears, so that the pinna's filtering is not
 read against the spectra of the training sounds alone.
 
 Everything a run needs to continue is in `last.pt`; `--resume` picks it up.
+
+Several processes (`accelerate launch --multi_gpu --num_processes N -m export.cli train encoder
+...`, or torchrun; training/recipes/distributed.py): the model trains in
+DistributedDataParallel, so every rank takes the same AdamW step on gradients averaged over the
+ranks; each rank draws its own batches of `batch_size` clips (its own random stream, rank 0's
+that of a plain process), so a step sees N x batch_size clips. BatchNorm normalises each rank's
+batch, and DDP hands rank 0's running statistics to the others at each forward. Rank 0 alone
+validates, picks best.pt, tunes the decoding and writes the files (`world_size` recorded in
+them); the logged training losses are averaged over the ranks; last.pt keeps every rank's
+random state, so a resumed run repeats an uninterrupted one with the same number of processes.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +62,7 @@ from training.models.encoder import (
     n_parameters,
     save_checkpoint,
 )
+from training.recipes.distributed import Dist, init_distributed, rank_seed, seed_int
 from training.recipes.encoder_data import FeatureCache, build_cache
 from training.synth.config import preset
 
@@ -477,11 +489,17 @@ def _overrides(split: str, config: dict) -> str:
     return f" ({', '.join(diff)})" if diff else ""
 
 
-def stage_record(cfg: EncoderTrainConfig, cache: FeatureCache, dev: torch.device, init: str | None) -> dict:
+def stage_record(cfg: EncoderTrainConfig, cache: FeatureCache, dev: torch.device, init: str | None,
+                 world_size: int = 1) -> dict:
     """This run's entry in a checkpoint's `lineage` (the list of training stages behind its
-    weights), less the steps and minutes, which the trainer adds at each save."""
+    weights), less the steps and minutes, which the trainer adds at each save. `batch` is per
+    process; a run over several processes names their number (`world_size`)."""
     machine = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{os.cpu_count()}-core CPU"
+    if world_size > 1:
+        machine = f"{world_size} x {machine}" if dev.type == "cuda" else f"{world_size} processes, {machine}"
     rec = {"data": _data_description(cache), "batch": cfg.batch_size, "lr": cfg.lr, "machine": machine}
+    if world_size > 1:
+        rec["world_size"] = world_size
     if cfg.no_polar_heads:
         rec["no_polar_heads"] = list(cfg.no_polar_heads)
     rec["w_polar"] = cfg.w_polar
@@ -496,8 +514,11 @@ def stage_record(cfg: EncoderTrainConfig, cache: FeatureCache, dev: torch.device
 
 def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: EncoderTrainConfig,
                   resume: bool = False, init: str | None = None, progress: bool = True) -> Path:
-    """Train; returns the path of the best checkpoint (weights and config only)."""
+    """Train; returns the path of the best checkpoint (weights and config only). Under `accelerate
+    launch` / torchrun every rank calls it (module docstring); rank 0 writes the files, and every
+    rank returns once they are written."""
     cfg.validate()
+    dist = init_distributed(cfg.device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -526,17 +547,18 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
     n_val = len(val_idx)
     train_idx = np.arange(n - n_val)
     scenes = read_dataset(cache.meta["data"], check_audio=False).scenes if n_val else []
-    dev = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-                       else "cpu")
+    dev = dist.device
     model.to(dev).train()
+    ddp = dist.wrap(model)  # trains through this; evaluated and saved as `model`
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(rank_seed(dist.rank, cfg.seed))  # each rank its own batches
+    if not dist.is_main:  # and its own dropout (rank 0 keeps a plain process's stream)
+        torch.manual_seed(seed_int(rank_seed(dist.rank, cfg.seed)))
     step, history, best = 0, [], math.inf
     if state is not None:
         opt.load_state_dict(state["optimizer"])
         step, history, best = state["step"], state["history"], state.get("best", math.inf)
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
+        _restore_rngs(state, rng, dist)
     batches = Batches(cache, train_idx, cfg, rng, device=dev)
     # The stages before this run (fine-tuning extends its init's lineage; a resumed run keeps its own).
     if state is not None:
@@ -545,13 +567,17 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
     else:
         prior = list(init_ck.get("lineage", [])) if init else []
     trained_s = float(state.get("trained_s", 0.0)) if state is not None else 0.0
-    stage = stage_record(cfg, cache, dev, init)  # read once: the dataset's synthesis record, the device
+    stage = stage_record(cfg, cache, dev, init, dist.world_size)  # read once: the dataset's record, the device
     amp = dev.type == "cuda" and cfg.bf16
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed clip length: pick the fastest kernels once
-    print(f"encoder {cfg.size} on {dev}: {n_parameters(model) / 1e6:.2f} M parameters; {len(train_idx)} training clips, "
-          f"{n_val} validation clips; steps {step}..{cfg.steps}", flush=True)
-    bar = tqdm(total=cfg.steps, initial=step, desc="train encoder", unit="step", disable=not progress)
+    procs = f" x {dist.world_size} processes" if dist.active else ""
+    say = print if dist.is_main else (lambda *a, **k: None)
+    say(f"encoder {cfg.size} on {dev}{procs}: {n_parameters(model) / 1e6:.2f} M parameters; {len(train_idx)} "
+        f"training clips, {n_val} validation clips; steps {step}..{cfg.steps}", flush=True)
+    bar = tqdm(total=cfg.steps, initial=step, desc="train encoder", unit="step",
+               disable=not (progress and dist.is_main))
+    note = tqdm.write if dist.is_main else (lambda *a, **k: None)
     t0, run = time.perf_counter(), {}
     first_step, eval_s = step, 0.0
     # A time budget is fitted at step 70 (from the rate over steps 20-70) and refitted at each
@@ -561,35 +587,38 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
     max_steps, fit_mark, n_evals = cfg.steps, None, 0
 
     def budget_fit(cfg: EncoderTrainConfig) -> tuple[float, EncoderTrainConfig]:
-        """The step time since fit_mark (validation excluded) and the schedule fitted to it."""
+        """The step time since fit_mark (validation excluded) and the schedule fitted to it
+        (rank 0's, on every rank: the ranks must stop at the same step)."""
         now = time.perf_counter()
         per_step = (now - fit_mark[0] - (eval_s - fit_mark[1])) / (step - fit_mark[2])
-        return per_step, _fit_steps(cfg, step, per_step, now - t0, eval_s / max(1, n_evals), cap=max_steps)
+        return dist.broadcast((per_step, _fit_steps(cfg, step, per_step, now - t0, eval_s / max(1, n_evals),
+                                                    cap=max_steps)))
 
     def lineage() -> list[dict]:
         minutes = round((trained_s + time.perf_counter() - t0) / 60, 1)
         return prior + [{**stage, "steps": step, "minutes": minutes}]
-    if init and state is None and n_val:
+    if init and state is None and n_val and dist.is_main:
         # a fine-tune's starting point, scored on this run's validation clips: the bar its own
         # passes must clear before its weights replace the init's (history row "init": true)
         row = {"step": step, "init": True, **validation_pass(model, cache, val_idx, scenes, cfg)}
         history.append(row)
         print(f"init {Path(init).name} on the validation clips: seld_score={row['seld_score']:.4f}, "
               f"angular error {row['angular_error_mean_deg']:.1f} deg", flush=True)
+    dist.barrier()
     while step < cfg.steps:
         if cfg.time_budget_s and step == first_step + 20:  # past the first steps' kernel selection
             fit_mark = (time.perf_counter(), eval_s, step)
         if cfg.time_budget_s and step == first_step + 70 and fit_mark is not None:
             per_step, cfg = budget_fit(cfg)
-            tqdm.write(f"time budget {cfg.time_budget_s:.0f} s at {per_step * 1e3:.1f} ms/step: "
-                       f"training to step {cfg.steps}")
+            note(f"time budget {cfg.time_budget_s:.0f} s at {per_step * 1e3:.1f} ms/step: "
+                 f"training to step {cfg.steps}")
             bar.total = cfg.steps
             fit_mark = (time.perf_counter(), eval_s, step)
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, cfg)
         sp, se, acc, logd, act, polar_ok = (t.to(dev, non_blocking=True) for t in batches.sample())
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-            pred = model(sp, se, training_outputs=True)
+            pred = ddp(sp, se, training_outputs=True)
         losses = seld_loss(tuple(o.float() for o in pred), acc, logd, act, cfg, polar_ok=polar_ok)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -600,52 +629,102 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
             run[k] = run.get(k, 0.0) + v.detach()  # summed on the device: one sync per 25 steps
         if step % 25 == 0 or step == cfg.steps:
             k = 25 if step % 25 == 0 else step % 25
-            row = {"step": step, "lr": _lr_at(step - 1, cfg), **{kk: float(v) / k for kk, v in run.items()},
-                   "elapsed_s": round(time.perf_counter() - t0, 1)}
+            mean = dist.mean({kk: float(v) / k for kk, v in run.items()})  # over the ranks' batches
+            row = {"step": step, "lr": _lr_at(step - 1, cfg), **mean, "elapsed_s": round(time.perf_counter() - t0, 1)}
             history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", lat=f"{row['lateral']:.4f}", pol=f"{row['polar']:.3f}",
                             ang=f"{row['frame_angle_deg']:.1f}")
             run = {}
         bar.update()
-        if cfg.time_budget_s and time.perf_counter() - t0 > cfg.time_budget_s and step < cfg.steps:
-            tqdm.write(f"time budget {cfg.time_budget_s:.0f} s spent at step {step} of {cfg.steps}: stopping")
+        spent = bool(cfg.time_budget_s) and time.perf_counter() - t0 > cfg.time_budget_s and step < cfg.steps
+        if cfg.time_budget_s and dist.broadcast(spent):  # rank 0's clock decides for all
+            note(f"time budget {cfg.time_budget_s:.0f} s spent at step {step} of {cfg.steps}: stopping")
             cfg = dataclasses.replace(cfg, steps=step)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             t_eval = time.perf_counter()
-            row = {"step": step}
-            if n_val:
-                row.update(validation_pass(model, cache, val_idx, scenes, cfg))
-                tqdm.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()
-                                                      if isinstance(v, float)))
-                history.append(row)
-                score = row[SELECT_BY[cfg.select_by]]
-                score = math.inf if score is None else score  # floors: clips without kemar-mit
-                if score < best:
-                    best = score
-                    save_checkpoint(out / "best.pt", model, train_config=dataclasses.asdict(cfg), step=step,
-                                    metrics=row, lineage=lineage())
-            save_checkpoint(last, model, train_config=dataclasses.asdict(cfg), step=step, history=history,
-                            optimizer=opt.state_dict(), rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(),
-                            best=best, lineage=lineage(), trained_s=trained_s + time.perf_counter() - t0)
-            write_json(out / "history.json", history)
-            plot_history(history, out / "loss.png")
+            # every rank's random streams, for last.pt (a collective: all ranks take part)
+            streams = dist.gather({"rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()})
+            if dist.is_main:
+                best = _validate_and_save(model, opt, cache, val_idx, scenes, cfg, out, step, history, best,
+                                          lineage(), streams, trained_s + time.perf_counter() - t0,
+                                          dist.world_size, note)
+            dist.barrier()  # the others wait for rank 0's validation pass and files
             eval_s += time.perf_counter() - t_eval
             n_evals += 1
             if fit_mark is not None and step < cfg.steps and step - fit_mark[2] >= 100:
                 per_step, refit = budget_fit(cfg)
                 if abs(refit.steps - cfg.steps) > 0.02 * cfg.steps:  # say so when it is news
-                    tqdm.write(f"time budget: {per_step * 1e3:.1f} ms/step since step {fit_mark[2]}: "
-                               f"training to step {refit.steps} (was {cfg.steps})")
+                    note(f"time budget: {per_step * 1e3:.1f} ms/step since step {fit_mark[2]}: "
+                         f"training to step {refit.steps} (was {cfg.steps})")
                 cfg, bar.total = refit, refit.steps
                 fit_mark = (time.perf_counter(), eval_s, step)
     bar.close()
+    if dist.is_main:
+        _save_final(model, cfg, out, step, lineage(), cache, val_idx, scenes, dist.world_size)
+    dist.barrier()
+    return out / "best.pt"
+
+
+def _validate_and_save(model: BinauralEncoder, opt, cache: FeatureCache, val_idx: np.ndarray, scenes,
+                       cfg: EncoderTrainConfig, out: Path, step: int, history: list, best: float,
+                       lineage: list, streams: list[dict], trained_s: float, world_size: int,
+                       note: Callable[[str], object]) -> float:
+    """A validation pass (when the run holds clips out), best.pt when it beats `best`, last.pt,
+    history.json and loss.png; returns the best score so far. streams: each rank's random state."""
+    row = {"step": step}
+    if len(val_idx):
+        row.update(validation_pass(model, cache, val_idx, scenes, cfg))
+        note(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
+        history.append(row)
+        score = row[SELECT_BY[cfg.select_by]]
+        score = math.inf if score is None else score  # floors: clips without kemar-mit
+        if score < best:
+            best = score
+            save_checkpoint(out / "best.pt", model, train_config=dataclasses.asdict(cfg), step=step,
+                            metrics=row, lineage=lineage, world_size=world_size)
+    save_checkpoint(out / "last.pt", model, train_config=dataclasses.asdict(cfg), step=step, history=history,
+                    optimizer=opt.state_dict(), rng=streams[0]["rng"], torch_rng=streams[0]["torch_rng"],
+                    rank_streams=streams[1:], world_size=world_size, best=best, lineage=lineage,
+                    trained_s=trained_s)
+    write_json(out / "history.json", history)
+    plot_history(history, out / "loss.png")
+    return best
+
+
+def _save_final(model: BinauralEncoder, cfg: EncoderTrainConfig, out: Path, step: int, lineage: list,
+                cache: FeatureCache, val_idx: np.ndarray, scenes, world_size: int) -> None:
+    """best.pt (the final weights when no validation pass chose), final.pt, both with decoding
+    tuned on the validation clips, and train_config.json."""
     if not (out / "best.pt").exists():
-        save_checkpoint(out / "best.pt", model, train_config=dataclasses.asdict(cfg), step=step, lineage=lineage())
+        save_checkpoint(out / "best.pt", model, train_config=dataclasses.asdict(cfg), step=step, lineage=lineage,
+                        world_size=world_size)
     # final.pt: the weights at the end of the schedule (in a fine-tune on fresh data often as good
     # as the best validation pass, whose pick is noisy with a few hundred clips)
-    save_checkpoint(out / "final.pt", model, train_config=dataclasses.asdict(cfg), step=step, lineage=lineage())
-    if n_val:
+    save_checkpoint(out / "final.pt", model, train_config=dataclasses.asdict(cfg), step=step, lineage=lineage,
+                    world_size=world_size)
+    if len(val_idx):
         finalize_decode(out / "best.pt", cache, val_idx, scenes)
         finalize_decode(out / "final.pt", cache, val_idx, scenes)
     (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
-    return out / "best.pt"
+
+
+def _restore_rngs(state: dict, rng: np.random.Generator, dist: Dist) -> None:
+    """This rank's random streams from last.pt (rank 0's under `rng`/`torch_rng`, the others' under
+    `rank_streams`). A rank the saved run did not have starts its streams afresh from (seed, step,
+    rank): the run goes on, but no longer repeats an uninterrupted one."""
+    if dist.is_main:
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+    else:
+        saved = state.get("rank_streams") or []
+        if dist.rank <= len(saved):
+            rng.bit_generator.state = saved[dist.rank - 1]["rng"]
+            torch.set_rng_state(saved[dist.rank - 1]["torch_rng"])
+        else:
+            entropy = rank_seed(dist.rank, int(state["train_config"].get("seed", 0)), int(state["step"]))
+            rng.bit_generator.state = np.random.default_rng(entropy).bit_generator.state
+            torch.manual_seed(seed_int(entropy))
+    saved_world = int(state.get("world_size", 1))
+    if dist.is_main and saved_world != dist.world_size:
+        print(f"--resume: {saved_world} process(es) wrote last.pt, {dist.world_size} continue it: the batches "
+              f"differ from an uninterrupted run's", flush=True)

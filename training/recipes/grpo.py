@@ -15,18 +15,31 @@ checks `grpo_loss` against `GRPOTrainer._compute_loss` on a text-only model):
 - KL to the reference, exp(ref - logp) - (ref - logp) - 1, times the ratio when
   `bias_correction_kl` (trl's `use_bias_correction_kl`, default True), weighted by beta;
 - "grpo": mean over sequences of the per-sequence token mean; "bnpo": token mean over the
-  batch; "dapo": token sum over the generation batch's token count (one process, no
-  gradient accumulation: the same as bnpo here).
+  process's batch; "dapo": the token sum divided by all processes' completion tokens over
+  the number of processes (trl's normaliser: with the gradients averaged over the processes,
+  the step follows the whole generation batch's token sum over its token count; one
+  process: the same as bnpo).
 
 The reference model is the init checkpoint itself, frozen: its LoRA weights as the peft
 adapter "ref" (trl's own convention when re-training an existing adapter) and a frozen copy
 of its projector. Disabling the adapter instead would measure the KL to the base LLM that
 never learned the answer format, which SFT moved away from on purpose.
 
-Dropout stays off throughout (trl's `disable_dropout=True`). One process only: this loop
-does not run under `accelerate launch` (the SFT recipe does). Resumable: OUT/checkpoints
+Dropout stays off throughout (trl's `disable_dropout=True`). Resumable: OUT/checkpoints
 holds the fp32 trainable weights, AdamW's moments and the history every `eval_every`
-steps; every step reseeds from (seed, step), so a resumed run repeats an uninterrupted one.
+steps; every step reseeds from (seed, step, rank), so a resumed run repeats an uninterrupted
+one (with the same number of processes).
+
+Several processes (`accelerate launch --multi_gpu --num_processes N -m export.cli train grpo
+...`, or torchrun; training/recipes/distributed.py): each rank draws its own
+`prompts_per_step` questions per step (rank 0 the ones a plain process draws) and samples
+their G completions itself, so each group's advantages are the one-process ones; the
+trainable gradients (LoRA and projector) are averaged over the ranks before the clip and
+the AdamW step, so every rank keeps the same weights; N processes train on N x
+prompts_per_step questions a step. The reference adapter and projector are frozen copies
+on every rank. The logged loss, rewards and KL are over all ranks' samples; the held-out
+eval is shared out among the ranks. Rank 0 alone writes the checkpoints, history, plot and
+model (which records `world_size`).
 """
 
 from __future__ import annotations
@@ -49,6 +62,7 @@ from agent.core.outdir import OutputKind, output_folder
 from agent.core.scene import QA_LEVELS, QAItem
 from training.models.lalm import SpatialLALM, load_lalm, save_lalm
 from training.qa.score import is_correct
+from training.recipes.distributed import Dist, init_distributed, rank_seed, seed_int
 from training.recipes.grpo_rewards import RewardConfig, reward_parts, total_reward
 from training.recipes.lalm_cache import EncoderCache
 from training.recipes.lalm_data import Example, ExampleDataset, build_examples
@@ -67,7 +81,7 @@ RewardFn = Callable[[QAItem, str, bool], float]
 @dataclass
 class GrpoConfig:
     steps: int = 200
-    prompts_per_step: int = 4
+    prompts_per_step: int = 4  # per process: N processes train on N x this a step
     group_size: int = 8  # completions per prompt (trl: num_generations)
     max_new_tokens: int = 32
     temperature: float = 1.0
@@ -234,11 +248,6 @@ def as_reference(model: SpatialLALM, ref_projector):
 
 
 # -- the loop -----------------------------------------------------------------------------------
-def _device(cfg: GrpoConfig) -> torch.device:
-    cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    return torch.device("cuda" if cuda else "cpu")
-
-
 def _to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
@@ -297,18 +306,22 @@ def draw_prompts(by_level: dict[str, list[int]], weights: dict[str, float], n: i
 
 
 def evaluate(model: SpatialLALM, qa: list[QAItem], prompts: ExampleDataset, idx: list[int], cfg: GrpoConfig,
-             device: torch.device, chunk: int = 16) -> dict:
-    """Greedy answers to held-out questions: accuracy (overall and per level) and mean reward."""
-    correct, rewards, levels = [], [], []
-    for s in range(0, len(idx), chunk):
-        part = idx[s:s + chunk]
+             device: torch.device, chunk: int = 16, dist: Dist | None = None) -> dict:
+    """Greedy answers to held-out questions: accuracy (overall and per level) and mean reward.
+    With several processes (dist) each rank answers every world_size-th question and every rank
+    returns the figures over all of them."""
+    dist = dist or Dist()
+    mine = idx[dist.rank::dist.world_size]
+    answered = []  # (correct, reward, level) per question
+    for s in range(0, len(mine), chunk):
+        part = mine[s:s + chunk]
         batch = _to(model.collate([prompts[i] for i in part], left_pad=True), device)
         ids, stopped = sample_completions(model, batch, cfg.max_new_tokens, do_sample=False)
         texts = completion_texts(model, ids, completion_mask(ids, model.stop_id), stopped)
         for i, text, stop in zip(part, texts, stopped.tolist()):
-            correct.append(float(is_correct(qa[i], text)))
-            rewards.append(total_reward(qa[i], text, stop, cfg.rewards))
-            levels.append(qa[i].level)
+            answered.append((float(is_correct(qa[i], text)), total_reward(qa[i], text, stop, cfg.rewards),
+                             qa[i].level))
+    correct, rewards, levels = zip(*[a for rank in dist.gather(answered) for a in rank])
     out = {"eval_accuracy": float(np.mean(correct)), "eval_reward": float(np.mean(rewards))}
     for lv in QA_LEVELS:
         hits = [c for c, level in zip(correct, levels) if level == lv]
@@ -318,8 +331,12 @@ def evaluate(model: SpatialLALM, qa: list[QAItem], prompts: ExampleDataset, idx:
 
 
 def grpo_step(model: SpatialLALM, ref_projector, opt, params: list, qa: list[QAItem], prompts: ExampleDataset,
-              idx: list[int], cfg: GrpoConfig, reward_fn: RewardFn, device: torch.device) -> dict:
-    """Sample G completions for each prompt, score them, take one AdamW step; returns the step's stats."""
+              idx: list[int], cfg: GrpoConfig, reward_fn: RewardFn, device: torch.device,
+              dist: Dist | None = None) -> dict:
+    """Sample G completions for each prompt, score them, take one AdamW step; returns the step's stats.
+    With several processes (dist) idx are this rank's prompts, the gradients are averaged over the
+    ranks before the step and the stats are over every rank's samples."""
+    dist = dist or Dist()
     g = cfg.group_size
     encoded = [prompts[i] for i in idx]
     batch = _to(model.collate([e for e in encoded for _ in range(g)], left_pad=True), device)
@@ -336,21 +353,31 @@ def grpo_step(model: SpatialLALM, ref_projector, opt, params: list, qa: list[QAI
         with torch.no_grad(), as_reference(model, ref_projector):
             ref = completion_logps(model, batch, ids, mask, cfg.temperature)
     logps = completion_logps(model, batch, ids, mask, cfg.temperature)
+    m = mask.float()
+    # dapo: trl's normaliser, all ranks' completion tokens / processes (one process: this batch's)
+    num_items = dist.sum(m.sum()) / dist.world_size if cfg.loss_type == "dapo" else None
     loss = grpo_loss(logps, logps.detach(), ref, advantages, mask, cfg.epsilon, cfg.epsilon_upper, cfg.beta,
-                     cfg.loss_type, cfg.bias_correction_kl)
+                     cfg.loss_type, cfg.bias_correction_kl, num_items=num_items)
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    dist.average_gradients(p for _, p in params)
     grad_norm = torch.nn.utils.clip_grad_norm_([p for _, p in params], cfg.max_grad_norm)
     opt.step()
-    m = mask.float()
-    kl = float((per_token_kl(logps.detach(), ref) * m).sum() / m.sum().clamp(min=1.0)) if ref is not None else 0.0
-    return {"loss": float(loss.detach()), "reward": float(rewards.mean()), "reward_std": float(rewards.std()),
-            **{f"reward_{k}": float(np.mean([p[k] for p in parts])) for k in parts[0]},
-            "kl": kl, "grad_norm": float(grad_norm), "completion_tokens": float(m.sum(1).mean()),
-            "stopped": float(np.mean(stops)), "zero_std_groups": float((rewards.view(-1, g).std(1) == 0).float().mean())}
+    kl_sum = (per_token_kl(logps.detach(), ref) * m).sum() if ref is not None else torch.zeros(())
+    mean = dist.mean({"loss": float(loss.detach()), "kl_sum": float(kl_sum), "tokens": float(m.sum()),
+                      "completion_tokens": float(m.sum(1).mean()), "stopped": float(np.mean(stops)),
+                      **{f"reward_{k}": float(np.mean([p[k] for p in parts])) for k in parts[0]}})
+    every = torch.tensor([r for rank in dist.gather(rewards.tolist()) for r in rank])  # all ranks' rewards
+    kl_sum, tokens = mean.pop("kl_sum"), mean.pop("tokens")
+    return {"loss": mean.pop("loss"), "reward": float(every.mean()), "reward_std": float(every.std()),
+            **{k: v for k, v in mean.items() if k.startswith("reward_")},
+            "kl": kl_sum / max(tokens, 1.0), "grad_norm": float(grad_norm),
+            "completion_tokens": mean["completion_tokens"], "stopped": mean["stopped"],
+            "zero_std_groups": float((every.view(-1, g).std(1) == 0).float().mean())}
 
 
-def _save_state(folder: Path, step: int, params: list, opt, history: list, cfg: GrpoConfig, init: Path) -> None:
+def _save_state(folder: Path, step: int, params: list, opt, history: list, cfg: GrpoConfig, init: Path,
+                world_size: int = 1) -> None:
     from safetensors.torch import save_file  # noqa: PLC0415
 
     tensors = {}
@@ -366,7 +393,7 @@ def _save_state(folder: Path, step: int, params: list, opt, history: list, cfg: 
         save_file(tensors, str(tmp / "state.safetensors"))
         write_json(tmp / "state.json", {"format": STATE_FORMAT, "step": step, "config": cfg.to_dict(),
                                         "init": str(init.resolve()), "params": [n for n, _ in params],
-                                        "history": history})
+                                        "world_size": world_size, "history": history})
 
 
 def _load_state(folder: Path, params: list, opt, cfg: GrpoConfig, init: Path) -> tuple[int, list]:
@@ -399,7 +426,8 @@ def train_grpo(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str |
                reward_fn: RewardFn | None = None) -> Path:
     """GRPO from an SFT checkpoint `init`; returns OUT/model (also OUT/history.json, OUT/loss.png,
     OUT/checkpoints). reward_fn: (item, completion_text, stopped) -> reward; default the weighted
-    sum of grpo_rewards with cfg.rewards."""
+    sum of grpo_rewards with cfg.rewards. Under `accelerate launch` / torchrun every rank calls it
+    (module docstring); rank 0 writes the files, and every rank returns once they are written."""
     import copy  # noqa: PLC0415
 
     from tqdm import tqdm  # noqa: PLC0415
@@ -409,8 +437,9 @@ def train_grpo(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str |
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     reward_fn = reward_fn or (lambda item, text, stopped: total_reward(item, text, stopped, cfg.rewards))
+    dist = init_distributed(cfg.device)
+    device = dist.device
     model, init_meta, cache = _open_inputs(cache_dir, init)
-    device = _device(cfg)
     ref_projector = copy.deepcopy(model.projector).requires_grad_(False) if model.projector is not None else None
     add_reference_adapter(model)
     model.to(device).eval()  # dropout off: trl's disable_dropout
@@ -429,35 +458,45 @@ def train_grpo(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str |
     by_level = {lv: [i for i in train_idx if qa[i].level == lv] for lv in QA_LEVELS}
     prompts = ExampleDataset(model, cache, examples, with_target=False)
 
+    dist.broadcast_parameters(p for _, p in params)  # every rank starts from rank 0's weights
     state_dir = out / "checkpoints"
     step, history = 0, []
     if resume:
         step, history = _load_state(state_dir, params, opt, cfg, init)
     elif eval_idx:
-        history.append({"step": 0, **evaluate(model, qa, prompts, eval_idx, cfg, device)})
-    bar = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="grpo", unit="step", disable=not progress)
+        history.append({"step": 0, **evaluate(model, qa, prompts, eval_idx, cfg, device, dist=dist)})
+    bar = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="grpo", unit="step",
+               disable=not (progress and dist.is_main))
     for step in bar:
         t0 = time.perf_counter()
-        torch.manual_seed(cfg.seed * 1_000_003 + step)  # per-step seeds: a resumed run repeats the same samples
-        idx = draw_prompts(by_level, cfg.level_weights, cfg.prompts_per_step, np.random.default_rng([cfg.seed, step]))
-        stats = grpo_step(model, ref_projector, opt, params, qa, prompts, idx, cfg, reward_fn, device)
+        # per-step seeds: a resumed run repeats the same samples; rank 0's are a plain process's
+        torch.manual_seed(cfg.seed * 1_000_003 + step if dist.is_main
+                          else seed_int(rank_seed(dist.rank, cfg.seed, step)))
+        idx = draw_prompts(by_level, cfg.level_weights, cfg.prompts_per_step,
+                           np.random.default_rng(rank_seed(dist.rank, cfg.seed, step)))
+        stats = grpo_step(model, ref_projector, opt, params, qa, prompts, idx, cfg, reward_fn, device, dist=dist)
         history.append({"step": step + 1, **stats, "seconds": time.perf_counter() - t0})
         bar.set_postfix(reward=f"{stats['reward']:.3f}", kl=f"{stats['kl']:.4f}")
         done = step + 1
         if done % cfg.eval_every == 0 or done == cfg.steps:
             if eval_idx:
-                history.append({"step": done, **evaluate(model, qa, prompts, eval_idx, cfg, device)})
-            _save_state(state_dir, done, params, opt, history, cfg, init)
-            out.mkdir(parents=True, exist_ok=True)
-            write_json(out / "history.json", history)
-            plot_grpo(history, out / "loss.png", f"GRPO ({cfg.loss_type}, G={cfg.group_size}, beta={cfg.beta})")
+                history.append({"step": done, **evaluate(model, qa, prompts, eval_idx, cfg, device, dist=dist)})
+            if dist.is_main:
+                _save_state(state_dir, done, params, opt, history, cfg, init, dist.world_size)
+                out.mkdir(parents=True, exist_ok=True)
+                write_json(out / "history.json", history)
+                plot_grpo(history, out / "loss.png", f"GRPO ({cfg.loss_type}, G={cfg.group_size}, beta={cfg.beta})")
+            dist.barrier()
     meta = {"stage": "grpo", "train_config": cfg.to_dict(), "data": str(Path(data).resolve()),
             "init": str(init.resolve()), "reference": "the init checkpoint (LoRA adapter 'ref', frozen projector)",
             "encoder_checkpoint_sha256": cache.meta["encoder_checkpoint_sha256"],
             "encoder_mirror_tta": cache.meta["mirror_tta"], "labels": cache.meta["labels"],
-            "train_questions": len(train_idx), "eval_questions": len(eval_idx),
+            "train_questions": len(train_idx), "eval_questions": len(eval_idx), "world_size": dist.world_size,
             "lineage": [*init_meta.get("lineage", []), init_meta.get("stage")]}
-    return save_lalm(model, out / "model", **meta)
+    if dist.is_main:
+        save_lalm(model, out / "model", **meta)
+    dist.barrier()
+    return out / "model"
 
 
 def plot_grpo(history: list[dict], path: Path, title: str) -> None:
