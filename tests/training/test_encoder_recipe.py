@@ -195,7 +195,9 @@ def test_the_command_line_runs_unchanged_under_accelerate_launch_with_two_proces
     assert run.returncode == 0, run.stderr[-3000:]
     # one cache, whole (the one a plain process builds), one report, no half-written file
     built = FeatureCache(tmp_path / "features")
-    assert np.array_equal(built.spatial, cache.spatial) and np.array_equal(built.active, cache.active)
+    # the same features (up to the last float16 bit: threaded FFTs may round otherwise) and labels
+    assert np.allclose(built.spatial.astype(np.float32), cache.spatial.astype(np.float32), rtol=2e-3, atol=2e-3)
+    assert np.array_equal(built.active, cache.active)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["features", "run"]
     assert run.stdout.count("best checkpoint -> ") == 1 and run.stdout.count("x 2 processes") == 1
     assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
