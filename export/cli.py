@@ -188,6 +188,13 @@ def cmd_bench_speed(args) -> int:
     r = bench_speed(model, args.checkpoint, seconds=args.seconds, hop_frames=args.hop_frames,
                     torch_baseline=not args.no_torch)
     print(speed_table(r))
+    if args.llm:  # the language model side by side (export/llm_speed.py), each backend in its own process
+        from export.llm_speed import bench_llm_speed, llm_speed_table  # noqa: PLC0415
+
+        r["llm"] = bench_llm_speed(args.llm, lalm=args.lalm, base=args.base, threads=args.llm_threads)
+        int4 = r["llm"]["backends"].get("onnxruntime-int4", {})
+        r["ttft_ms"], r["decode_tok_s"] = int4.get("ttft_ms"), int4.get("decode_tok_s")
+        print("\n" + llm_speed_table(r["llm"]))
     from agent.core.dataset import write_json  # noqa: PLC0415
 
     write_json(args.out, r)
@@ -331,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--seconds", type=float, default=30.0)
     bp.add_argument("--hop-frames", type=int, default=5, help="output frames per hop (5 = 0.5 s)")
     bp.add_argument("--no-torch", action="store_true", help="skip the torch eager baseline")
+    bp.add_argument("--llm", metavar="BUNDLE", help="also the language model: torch fp32, bitsandbytes NF4, "
+                                                    "the bundle's ONNX fp32 and int4 (ttft, tokens/s, RSS, size)")
+    bp.add_argument("--lalm", help="the checkpoint the bundle came from, for the torch rows (its LoRA merged)")
+    bp.add_argument("--base", help="the base LLM for the torch rows (default: the embedded SmolLM2)")
+    bp.add_argument("--llm-threads", type=int, default=2)
     bp.add_argument("--out", required=True)
     bp.set_defaults(func=cmd_bench_speed)
 

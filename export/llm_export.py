@@ -3,8 +3,9 @@
 Writes into a folder: `decoder_fp32.onnx` (torch.onnx.export of a small wrapper: inputs_embeds,
 attention_mask, position_ids and the per-layer KV cache in; logits and the new cache out; the
 I/O agent/answer/decoder.py runs), `decoder_int4.onnx` (the same graph with every constant
-MatMul, lm_head included, quantized by ONNX Runtime's MatMulNBits quantizer: 4 bits, blocks of
-32 along the input dimension), `embed_tokens.npy` (the input-embedding table) and
+MatMul, lm_head included, as ONNX Runtime's MatMulNBits: 4 bits, blocks of 32 along the input
+dimension, the values chosen by GPTQ on calibration prompts (export/llm_quant.py) or by plain
+round-to-nearest), `embed_tokens.npy` (the input-embedding table) and
 `tokenizer.json`, and returns the manifest's `llm` section. export/bundle.py writes the
 manifest around it. Why this exporter and these settings: docs/bundle.md (measured).
 """
@@ -25,16 +26,21 @@ from agent.core.prompt import IM_END
 
 DECODER = {"fp32": "decoder_fp32.onnx", "int4": "decoder_int4.onnx"}
 EMBEDDINGS, TOKENIZER = "embed_tokens.npy", "tokenizer.json"
+METHODS = ("gptq", "rtn")
 
 
 @dataclass
 class LlmExportConfig:
-    """precisions: which decoders to write ("fp32", "int4"). block_size, symmetric,
-    accuracy_level: the MatMulNBits quantizer's (accuracy_level 4 computes with int8
-    activations: the fast CPU kernel; 0 leaves it to the provider). embeddings_dtype: the
-    table's ("float16" halves it at a cost below the int4 weights' error; "float32")."""
+    """precisions: which decoders to write ("fp32", "int4"). method: how the 4-bit values are
+    chosen: "gptq" (rounding error compensated with calibration statistics, the default) or
+    "rtn" (round to nearest: 11 times the next-token KL divergence on SmolLM2-135M, see
+    docs/bundle.md). block_size, symmetric, accuracy_level: the MatMulNBits format's
+    (accuracy_level 4 computes with int8 activations: the fast CPU kernel, measured as
+    accurate as 0, which leaves it to the provider). embeddings_dtype: the table's ("float16"
+    halves it at a cost below the int4 weights' error; "float32")."""
 
     precisions: tuple[str, ...] = ("fp32", "int4")
+    method: str = "gptq"
     block_size: int = 32
     symmetric: bool = False
     accuracy_level: int = 4
@@ -45,6 +51,8 @@ class LlmExportConfig:
         problems = []
         if not self.precisions or set(self.precisions) - set(DECODER):
             problems.append(f"precisions {list(self.precisions)}: choose from {list(DECODER)}")
+        if self.method not in METHODS:
+            problems.append(f"method must be one of {list(METHODS)}, got {self.method!r}")
         if self.block_size not in (16, 32, 64, 128, 256):
             problems.append(f"block_size must be a power of two in 16..256, got {self.block_size}")
         if self.accuracy_level not in range(5):
@@ -116,8 +124,11 @@ def export_fp32(llm, path: Path, opset: int = 17) -> None:
                           opset_version=opset, dynamo=False, do_constant_folding=True)
 
 
-def quantize_int4(src: Path, dst: Path, cfg: LlmExportConfig) -> None:
-    """MatMulNBits 4-bit weights for every MatMul with a constant weight (lm_head included)."""
+def quantize_int4(src: Path, dst: Path, cfg: LlmExportConfig, llm=None, tokenizer=None) -> None:
+    """MatMulNBits 4-bit weights for every MatMul with a constant weight (lm_head included):
+    ONNX Runtime's quantizer writes the nodes (round to nearest); with cfg.method "gptq" their
+    values are then replaced by GPTQ's, from `llm` (the torch model `src` was exported from)
+    run on calibration prompts written with `tokenizer`."""
     import onnx  # noqa: PLC0415
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer  # noqa: PLC0415
 
@@ -128,7 +139,15 @@ def quantize_int4(src: Path, dst: Path, cfg: LlmExportConfig) -> None:
     q.process()
     if not any(n.op_type == "MatMulNBits" for n in q.model.model.graph.node):
         raise BinauraError(f"{src}: the quantizer found no MatMul with constant weights to make 4-bit")
-    q.model.save_model_to_file(str(dst), use_external_data_format=False)
+    if cfg.method == "gptq":
+        from export.llm_quant import apply_gptq, calibration_hessians  # noqa: PLC0415
+
+        if llm is None or tokenizer is None:
+            raise BinauraError("GPTQ needs the torch model and its tokenizer (or LlmExportConfig(method='rtn'))")
+        apply_gptq(q.model.model, llm, calibration_hessians(llm, tokenizer), cfg.block_size, cfg.symmetric)
+    tmp = dst.with_name(dst.name + ".partial")
+    q.model.save_model_to_file(str(tmp), use_external_data_format=False)
+    tmp.replace(dst)
 
 
 def export_llm(model, tokenizer, out: str | os.PathLike, cfg: LlmExportConfig | None = None) -> dict:
@@ -151,12 +170,13 @@ def export_llm(model, tokenizer, out: str | os.PathLike, cfg: LlmExportConfig | 
     fp32 = out / DECODER["fp32"]
     export_fp32(llm, fp32, cfg.opset)
     if "int4" in cfg.precisions:
-        quantize_int4(fp32, out / DECODER["int4"], cfg)
+        quantize_int4(fp32, out / DECODER["int4"], cfg, llm, tokenizer)
     if "fp32" not in cfg.precisions:
         fp32.unlink()
     return {**shape, "decoders": {p: DECODER[p] for p in cfg.precisions}, "embeddings": EMBEDDINGS,
             "tokenizer": TOKENIZER, "tokenizer_vocab_size": len(tokenizer), "stop_tokens": stop,
             "placeholder_token": placeholder, "exporter": "torch.onnx.export (TorchScript)",
-            "quantization": {"int4": {"method": "MatMulNBits", "bits": 4, **{k: v for k, v in asdict(cfg).items()
-                             if k in ("block_size", "symmetric", "accuracy_level")}}} if "int4" in cfg.precisions else {},
+            "quantization": {"int4": {"method": "MatMulNBits", "bits": 4, "rounding": cfg.method, **{
+                k: v for k, v in asdict(cfg).items() if k in ("block_size", "symmetric", "accuracy_level")}}}
+            if "int4" in cfg.precisions else {},
             "embeddings_dtype": cfg.embeddings_dtype, "architecture": type(llm).__name__}
