@@ -76,6 +76,13 @@ def make_answerer(name: str, ds, seed: int = 0):
         from agent.answer.hearing import encoder_hearing  # noqa: PLC0415
 
         return baselines.PerceptionBoundAnswerer(encoder_hearing(name.partition(":")[2] or None), name)
+    if name.startswith("bundle:"):  # the edge bundle (docs/bundle.md): its encoder hears, its decoder writes
+        from agent.answer.bundle_answerer import BundleAnswerer  # noqa: PLC0415
+
+        folder, _, precision = name[len("bundle:"):].partition(":")
+        if precision not in ("", "int4", "fp32"):
+            raise BinauraError(f"--model {name!r}: expected bundle:DIR, bundle:DIR:int4 or bundle:DIR:fp32")
+        return BundleAnswerer(folder, precision or None, threads=2, name=name, fallback=None)  # no fallback: as bench qa
     from export.lalm_cli import is_program_model, model_folder  # noqa: PLC0415
 
     path, mono = (name[:-len(":mono")], True) if name.endswith(":mono") else (name, False)
@@ -95,4 +102,4 @@ def make_answerer(name: str, ds, seed: int = 0):
         return LalmAnswerer(folder, name=f"lalm:{name}")
     raise BinauraError(f"--model {name!r}: expected one of {', '.join(BASELINE_ANSWERERS)}, default (the shipped "
                        f"language model) or a language-model folder (RUN/model from `binaura train parse|sft`; "
-                       f"a program-aided one also as PATH:mono)")
+                       f"a program-aided one also as PATH:mono), or bundle:DIR[:int4|fp32] (an edge bundle)")

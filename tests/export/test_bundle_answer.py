@@ -209,3 +209,20 @@ def test_the_live_answerer_runs_programs_on_the_recent_tracks(tiny):
     assert "".join(live("Where is the dog?", pipeline)) == "The dog is to your right, about 1 metre away."
     assert live.last_program == "sector a=dog" and not asked
     assert "".join(live("What is the person saying?", pipeline)) == "tracks." and asked == ["What is the person saying?"]
+
+
+def test_bench_qa_takes_a_bundle_beside_the_torch_model(tiny, tmp_path, capsys):
+    """`bench qa --model bundle:DIR:fp32` beside the torch model it was exported from, in one run:
+    every question is answered by both and scored alike (the random tiny model writes programs
+    that run nowhere, so both score 0; token-for-token equality is tested above)."""
+    lalm, bundle = tiny
+    data = tmp_path / "ds"
+    assert main(["synth", "--preset", "demo", "--scenes", "2", "--seed", "5", "--out", str(data), "--quiet"]) == 0
+    out = tmp_path / "qa.json"
+    assert main(["bench", "qa", "--data", str(data), "--model", f"bundle:{bundle}:fp32,{lalm}", "--out", str(out),
+                 "--quiet"]) == 0
+    b, t = json.loads(out.read_text())["models"].values()
+    assert b["model"].startswith("bundle:") and t["model"].startswith("program:")
+    assert b["n"] == t["n"] > 10 and b["by_task"] == t["by_task"] and b["programs"] == t["programs"]
+    assert main(["bench", "qa", "--data", str(data), "--model", f"bundle:{bundle}:int8", "--out", str(out)]) == 2
+    assert "bundle:DIR:int4" in capsys.readouterr().err
