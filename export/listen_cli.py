@@ -83,6 +83,14 @@ def make_answerer(model: str | None):
 
     if model in (None, "tracks"):
         return TrackAnswerer(), "tracks (rule-based, no language model)"
+    if model.startswith("bundle:"):  # the edge bundle: no torch (docs/bundle.md)
+        from agent.answer.bundle_answerer import LiveBundleAnswerer  # noqa: PLC0415
+
+        folder, _, precision = model[len("bundle:"):].partition(":")
+        if precision not in ("", "int4", "fp32"):
+            raise BinauraError(f"--model {model!r}: expected bundle:DIR, bundle:DIR:int4 or bundle:DIR:fp32")
+        live = LiveBundleAnswerer(folder, TrackAnswerer(), precision=precision or None, threads=2)
+        return live, f"program-aided language model, {live.name} (ONNX Runtime), on the tracks"
     from export.lalm_cli import model_folder  # noqa: PLC0415
 
     folder = model_folder(model)
@@ -225,8 +233,8 @@ def add_listen_parser(sub) -> None:
     s.add_argument("--summary", action="store_true", help="print what was heard where and when at the end")
     s.add_argument("--narration", choices=NARRATION_STYLES, default="words",
                    help="how narration says where: words, clock (9 o'clock), degrees; off")
-    s.add_argument("--model", help="the answerer: tracks (default; no language model) or a language-model "
-                                   "folder")
+    s.add_argument("--model", help="the answerer: tracks (default; no language model), a language-model "
+                                   "folder (torch), or bundle:DIR[:int4|fp32] (the edge bundle, no torch)")
     s.add_argument("--encoder", help="exported encoder folder (default: the shipped one)")
     s.add_argument("--hop-frames", type=int, default=1, help="encoder frames per hop (0.1 s each)")
     s.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for the encoder")

@@ -226,3 +226,16 @@ def test_bench_qa_takes_a_bundle_beside_the_torch_model(tiny, tmp_path, capsys):
     assert b["n"] == t["n"] > 10 and b["by_task"] == t["by_task"] and b["programs"] == t["programs"]
     assert main(["bench", "qa", "--data", str(data), "--model", f"bundle:{bundle}:int8", "--out", str(out)]) == 2
     assert "bundle:DIR:int4" in capsys.readouterr().err
+
+
+def test_listen_answers_through_the_bundle(tiny, wav, tmp_path, capsys):
+    """`listen --model bundle:DIR:fp32`: the live agent's questions go through the bundle's decoder
+    (a random tiny model's program runs nowhere, so the tracks' answerer speaks: nothing is heard)."""
+    _, bundle = tiny
+    events = tmp_path / "events.jsonl"
+    assert main(["listen", "--source", f"wav:{wav}", "--fast", "--model", f"bundle:{bundle}:fp32", "--narration", "off",
+                 "--ask", "What do you hear?", "--events", str(events)]) == 0
+    assert "ONNX Runtime" in capsys.readouterr().out
+    answers = [e for e in map(json.loads, events.read_text().splitlines()) if e["type"] == "answer"]
+    assert len(answers) == 1 and answers[0]["question"] == "What do you hear?" and answers[0]["text"]
+    assert main(["listen", "--source", f"wav:{wav}", "--fast", "--model", f"bundle:{bundle}:int2"]) == 2
