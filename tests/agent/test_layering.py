@@ -1,15 +1,8 @@
 """The agent and the firmware bridge must import without torch (ARCHITECTURE.md)."""
 
-import subprocess
-import sys
+from tests.torchless import run_without_torch
 
 BLOCK = """
-import sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split('.')[0] in {'torch', 'transformers', 'peft', 'trl', 'optimum', 'training', 'export'}:
-            raise ImportError('blocked: ' + name)
-sys.meta_path.insert(0, Block())
 import agent.core.audio, agent.core.geometry, agent.core.labels, agent.core.scene
 import agent.core.dataset, agent.core.predictor, agent.localize.gccphat, firmware_bridge
 import agent.core.features, agent.core.seld, agent.localize.encoder, agent.localize.long_clip
@@ -26,6 +19,6 @@ print('ok')
 
 
 def test_agent_imports_without_torch():
-    res = subprocess.run([sys.executable, "-c", BLOCK], capture_output=True, text=True)
+    res = run_without_torch(BLOCK)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "ok"

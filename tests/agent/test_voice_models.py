@@ -4,14 +4,13 @@ SHA-256; a missing package is named with the command that fetches it; no torch a
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import zipfile
 
 import pytest
 
 from agent.core.errors import BinauraError
 from agent.voice import models
+from tests.torchless import run_without_torch
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +67,6 @@ def test_a_corrupt_wheel_is_named(tmp_path):
 
 
 BLOCK = """
-import sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split('.')[0] in {'torch', 'transformers', 'peft', 'trl', 'optimum', 'training', 'export'}:
-            raise ImportError('blocked: ' + name)
-sys.meta_path.insert(0, Block())
 import numpy as np
 import agent.voice, agent.voice.models, agent.voice.vad, agent.voice.asr, agent.voice.steer
 import agent.voice.spoken
@@ -88,7 +81,6 @@ print('ok')
 
 def test_voice_runs_without_torch(installed):
     """The agent's voice stack (and faster-whisper under it) loads and runs with torch blocked."""
-    res = subprocess.run([sys.executable, "-c", BLOCK], capture_output=True, text=True,
-                         env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
+    res = run_without_torch(BLOCK, env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "ok"

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,6 +21,7 @@ from agent.core.predictor import Clip
 from agent.core.scene import QAItem, SourceLabel
 from agent.qa.programs import parse_program, run_program
 from export.cli import main
+from tests.torchless import run_without_torch
 
 QUESTIONS = ("Where is the dog?", "Is the siren behind me on the left?", "How many sounds do you hear?",
              "If I turn around, where will the bird be?")
@@ -112,12 +111,6 @@ def test_the_answer_is_the_programs_run_on_what_was_heard(tiny):
 
 
 BLOCKED = """
-import sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split('.')[0] in {'torch', 'transformers', 'peft', 'trl', 'optimum', 'training', 'export'}:
-            raise ImportError('blocked: ' + name)
-sys.meta_path.insert(0, Block())
 import numpy as np
 from agent.answer.bundle_answerer import BundleAnswerer
 from agent.core.predictor import Clip
@@ -135,7 +128,7 @@ def test_the_answering_path_runs_with_torch_blocked(tiny):
     """The whole path (bundle check, encoder hearing, decoder, programs, sentences) with torch,
     transformers, training and export unimportable: silence holds no dog."""
     _, bundle = tiny
-    res = subprocess.run([sys.executable, "-c", BLOCKED, str(bundle)], capture_output=True, text=True, timeout=60)
+    res = run_without_torch(BLOCKED, bundle, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split("\n")[:2] == ["I don't hear a dog.", "True False"]
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,6 +17,7 @@ from agent.core.errors import BinauraError
 from export.bundle import build_llm_bundle, write_manifest
 from export.llm_export import LlmExportConfig, quantize_int4
 from export.llm_parity import CHAT_PROMPTS, PROGRAM_PROMPTS, decoder_file, parity
+from tests.torchless import run_without_torch
 
 PROMPTS = ("Where is the dog?", "The capital of France is", "How many sources are there?",
            "<|im_start|>user\nWhat do you hear?<|im_end|>\n<|im_start|>assistant\n")
@@ -276,12 +275,6 @@ def test_tokenizer_of_another_model_refused(tiny, tmp_path):
 
 
 BLOCKED = """
-import sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split('.')[0] in {'torch', 'transformers', 'peft', 'trl', 'optimum', 'training', 'export'}:
-            raise ImportError('blocked: ' + name)
-sys.meta_path.insert(0, Block())
 from agent.answer.decoder import OnnxDecoder, GenerationConfig
 d = OnnxDecoder.from_bundle(sys.argv[1], 'int4')
 g = d.generate(d.embed(d.encode('Where is the dog?')), GenerationConfig(max_new_tokens=4))
@@ -291,6 +284,6 @@ print(len(g.tokens) + (g.stop_reason == 'stop'))
 
 def test_runtime_without_torch(tiny):
     _, bundle, _ = tiny
-    res = subprocess.run([sys.executable, "-c", BLOCKED, str(bundle)], capture_output=True, text=True)
+    res = run_without_torch(BLOCKED, bundle)
     assert res.returncode == 0, res.stderr
     assert 1 <= int(res.stdout.strip()) <= 4
