@@ -116,7 +116,9 @@ def cmd_bench_localize(args) -> int:
     for m in models:
         all_metrics[m.name], all_results[m.name] = run_localize(ds, m, progress=not args.quiet)
     print(localize_table(all_metrics, conditions=not args.brief))
-    if any("head_orientation" in sc.extra for sc in ds.scenes):
+    from agent.core.rotation import HEAD_ORIENTATION_KEY  # noqa: PLC0415
+
+    if any(HEAD_ORIENTATION_KEY in sc.extra for sc in ds.scenes):
         print("\nnote: these clips' heads turn (docs/turning.md); the table above scores each clip's estimates "
               "against the head frame at t = 0, which a head-frame localizer cannot know: score them with "
               "--tracker (world-frame tracks, and frame by frame against where each source is heard)")

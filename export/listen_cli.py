@@ -47,14 +47,11 @@ def bridge_orientation(source, spec: str):
     placed on the stream clock by the source, into an OrientationInput (which refuses, holds
     and falls back as for any input). Its "future" is measured from the audio delivered."""
     from agent.capture.bridge import BridgeAudioSource  # noqa: PLC0415
-    from agent.track.orientation import OrientationInput  # noqa: PLC0415
 
     if not isinstance(source, BridgeAudioSource):
         raise BinauraError(f"--orientation bridge reads the head's orientation from the firmware bridge: --source "
                            f"must be bridge:URI (e.g. bridge:udp://127.0.0.1:5005), got {spec!r}")
-    orientation = OrientationInput(clock=lambda: source.stream_s)
-    source.on_orientation = lambda t_s, q: orientation.push(t_s, quaternion=q)
-    return orientation
+    return source.orientation_input()
 
 
 def tracker_config(spec: str | None):
@@ -84,12 +81,10 @@ def make_answerer(model: str | None):
     if model in (None, "tracks"):
         return TrackAnswerer(), "tracks (rule-based, no language model)"
     if model.startswith("bundle:"):  # the edge bundle: no torch (docs/bundle.md)
-        from agent.answer.bundle_answerer import LiveBundleAnswerer  # noqa: PLC0415
+        from agent.answer.bundle_answerer import LiveBundleAnswerer, parse_model_name  # noqa: PLC0415
 
-        folder, _, precision = model[len("bundle:"):].partition(":")
-        if precision not in ("", "int4", "fp32"):
-            raise BinauraError(f"--model {model!r}: expected bundle:DIR, bundle:DIR:int4 or bundle:DIR:fp32")
-        live = LiveBundleAnswerer(folder, TrackAnswerer(), precision=precision or None, threads=2)
+        folder, precision = parse_model_name(model)
+        live = LiveBundleAnswerer(folder, TrackAnswerer(), precision=precision, threads=2)
         return live, f"program-aided language model, {live.name} (ONNX Runtime), on the tracks"
     from export.lalm_cli import model_folder  # noqa: PLC0415
 

@@ -77,12 +77,10 @@ def make_answerer(name: str, ds, seed: int = 0):
 
         return baselines.PerceptionBoundAnswerer(encoder_hearing(name.partition(":")[2] or None), name)
     if name.startswith("bundle:"):  # the edge bundle (docs/bundle.md): its encoder hears, its decoder writes
-        from agent.answer.bundle_answerer import BundleAnswerer  # noqa: PLC0415
+        from agent.answer.bundle_answerer import BundleAnswerer, parse_model_name  # noqa: PLC0415
 
-        folder, _, precision = name[len("bundle:"):].partition(":")
-        if precision not in ("", "int4", "fp32"):
-            raise BinauraError(f"--model {name!r}: expected bundle:DIR, bundle:DIR:int4 or bundle:DIR:fp32")
-        return BundleAnswerer(folder, precision or None, threads=2, name=name, fallback=None)  # no fallback: as bench qa
+        folder, precision = parse_model_name(name)
+        return BundleAnswerer(folder, precision, threads=2, name=name, fallback=None)  # no fallback: as bench qa
     from export.lalm_cli import is_program_model, model_folder  # noqa: PLC0415
 
     path, mono = (name[:-len(":mono")], True) if name.endswith(":mono") else (name, False)

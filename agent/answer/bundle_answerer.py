@@ -30,6 +30,19 @@ from agent.core.prompt import render_program
 PROGRAM_OUTPUT = "program"
 
 
+#: How a command line names a bundle as its answerer: `bundle:DIR`, `bundle:DIR:int4`, `bundle:DIR:fp32`.
+MODEL_PREFIX = "bundle:"
+
+
+def parse_model_name(name: str) -> tuple[str, str | None]:
+    """`bundle:DIR[:int4|fp32]` -> (DIR, precision or None: the bundle's default); BinauraError
+    naming the form for another precision."""
+    folder, _, precision = name[len(MODEL_PREFIX):].partition(":")
+    if precision not in ("", "int4", "fp32"):
+        raise BinauraError(f"--model {name!r}: expected bundle:DIR, bundle:DIR:int4 or bundle:DIR:fp32")
+    return folder, precision or None
+
+
 def as_bundle(bundle: Bundle | str | os.PathLike) -> Bundle:
     return bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
 

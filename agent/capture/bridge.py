@@ -128,6 +128,16 @@ class BridgeAudioSource:
         """The stream clock at the end of the audio delivered so far (s)."""
         return self._t_samples / self._rate if self._rate else 0.0
 
+    def orientation_input(self, config=None):
+        """A new agent.track.orientation.OrientationInput fed by this device's ORIENTATION frames
+        (what `binaura listen --orientation bridge` uses); its "future" is measured from the audio
+        delivered, which the encoder's frames trail."""
+        from agent.track.orientation import OrientationInput  # noqa: PLC0415
+
+        orientation = OrientationInput(config, clock=lambda: self.stream_s)
+        self.on_orientation = lambda t_s, q: orientation.push(t_s, quaternion=q)
+        return orientation
+
     def _place_orientation(self, device_s: float, stream_s: float) -> None:
         """Map the link's orientation samples onto the stream clock against a block that starts
         at device time device_s and stream time stream_s; hand them to on_orientation."""

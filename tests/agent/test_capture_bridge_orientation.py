@@ -34,17 +34,10 @@ def yaw_at(orientation: OrientationInput, t_s: float) -> float:
     return float(matrix_to_ypr(pose.matrix)[0])
 
 
-def wire(src: BridgeAudioSource) -> OrientationInput:
-    """As `binaura listen --orientation bridge` does (export/listen_cli.py)."""
-    orientation = OrientationInput(clock=lambda: src.stream_s)
-    src.on_orientation = lambda t_s, q: orientation.push(t_s, quaternion=q)
-    return orientation
-
-
 def test_a_turn_streamed_beside_the_audio_is_on_the_audio_clock():
     x = np.random.default_rng(3).uniform(-0.5, 0.5, (int(2.5 * RATE), 2)).astype(np.float32)
     src = BridgeAudioSource("bridge:udp://127.0.0.1:0", correct_drift=False)  # samples as sent: found exactly
-    orientation = wire(src)
+    orientation = src.orientation_input()  # as `listen --orientation bridge` wires it
     emu = DeviceEmulator(x, RATE, FRAME, sample_format=P.F32, orientation=turn_left_90, orientation_rate_hz=50)
     link = UdpLink(emu, "127.0.0.1", src.local_address[1], FaultConfig(), speed=SPEED).start()
     guard = threading.Timer(len(x) / RATE / SPEED + 2.0, src.close)
