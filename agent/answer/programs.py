@@ -107,6 +107,14 @@ class ProgramAnswering:
     def write_programs(self, questions: list[str]) -> list[str]:
         raise NotImplementedError(f"{type(self).__name__} must say how its programs are written")
 
+    def program_questions(self, items: list[QAItem]) -> list[str]:
+        """The distinct questions among `items` that go through a program, shortest first (a
+        model batches them with the least padding): what `bench qa` has written up front, in
+        batches, before it goes clip by clip (a program depends on the question alone)."""
+        asked = {q.question for q in items
+                 if self.fallback is None or q.options is not None or not asks_tracks(q.question)}
+        return sorted(asked, key=lambda q: (len(q), q))
+
     def heard_scene(self, clip: Clip) -> Scene:
         """The clip as the encoder heard it: its decoded sources with their time spans."""
         if clip.scene_id != self._scene_id or self._heard is None:

@@ -153,3 +153,40 @@ def test_more_names_for_training_keep_the_held_out_names_unseen():
         assert any(n in r.question.lower() for slot_label in (q.extra["params"].get(k) for k in ("a", "b", "c", "label"))
                    if slot_label for n in names.get(slot_label, ()))
     assert done >= 50
+
+
+def test_bench_writes_every_program_up_front_shortest_first_and_answers_alike():
+    """`bench qa` has a program-aided model write its distinct questions' programs first, in
+    batches, shortest first (least padding); the answers equal those written clip by clip."""
+    from types import SimpleNamespace
+
+    from agent.answer.programs import ProgramAnswering
+    from training.eval import bench
+
+    scenes, items = _qa("bench", 12)
+
+    class Reference(ProgramAnswering):
+        needs_audio = False
+
+        def __init__(self):
+            super().__init__(None, "reference")
+            self.calls: list[list[str]] = []
+            self.by_question = {q.question: program_of(q).text() for q in items}
+
+        def write_programs(self, questions):
+            self.calls.append(list(questions))
+            return [self.by_question[q] for q in questions]
+
+        def heard_scene(self, clip):
+            return clip.truth  # what was heard: the truth (the oracle)
+
+    ds = SimpleNamespace(qa=items, by_id=scenes, root="mem")
+    ahead = Reference()
+    got = bench.run_qa(ds, ahead, progress=False)
+    distinct = sorted({q.question for q in items}, key=lambda q: (len(q), q))
+    n_up_front = -(-len(distinct) // bench.PROGRAM_BATCH)
+    assert [q for c in ahead.calls[:n_up_front] for q in c] == distinct
+    assert all(len(c) <= bench.PROGRAM_BATCH for c in ahead.calls[:n_up_front])
+    plain = Reference()
+    plain.program_questions = None  # no pass up front: clip by clip only
+    assert bench.run_qa(ds, plain, progress=False)["overall"] == got["overall"] == 1.0

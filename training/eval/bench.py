@@ -51,6 +51,10 @@ def run_localize(ds: Dataset, model: Localizer, progress: bool = True) -> tuple[
     return metrics, results
 
 
+#: Questions a program-aided model writes per call when `run_qa` writes them up front.
+PROGRAM_BATCH = 64
+
+
 def run_qa(ds: Dataset, model: Answerer, progress: bool = True) -> dict:
     if not ds.qa:
         raise BinauraError(f"{ds.root}: no qa.jsonl; build one with binaura synth (QA is generated with the scenes)")
@@ -61,6 +65,12 @@ def run_qa(ds: Dataset, model: Answerer, progress: bool = True) -> dict:
     for item in ds.qa:
         groups[item.scene_id].append(item)
     answers: dict[str, str] = {}
+    ahead = getattr(model, "program_questions", None)  # a program-aided model: its programs first
+    if ahead is not None:
+        questions = ahead(ds.qa)
+        for i in tqdm(range(0, len(questions), PROGRAM_BATCH), desc=f"programs[{model.name}]",
+                      unit=f"x{PROGRAM_BATCH}", disable=not progress):
+            model.write_programs(questions[i:i + PROGRAM_BATCH])
     bar = tqdm(total=len(ds.qa), desc=f"qa[{model.name}]", disable=not progress)
     for scene_id, items in groups.items():
         clip = _clip(ds, ds.by_id[scene_id], model.needs_audio)

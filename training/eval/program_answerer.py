@@ -34,7 +34,7 @@ def _load_program_model(path: str | os.PathLike):
 
 
 class ProgramAnswerer(ProgramAnswering):
-    def __init__(self, path: str | os.PathLike, hear: Hearing, batch_size: int = 16,
+    def __init__(self, path: str | os.PathLike, hear: Hearing, batch_size: int = 64,
                  max_new_tokens: int = MAX_NEW_TOKENS, name: str | None = None, fallback: Fallback | None = None):
         """hear: clip -> the sources an encoder heard in it, with their time spans
         (agent.answer.hearing.encoder_hearing over the shipped ONNX encoder). fallback: for an
