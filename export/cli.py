@@ -56,9 +56,27 @@ def cmd_synth(args) -> int:
     if args.sample_rate_hz is not None:
         cfg.sample_rate_hz = args.sample_rate_hz
     cfg.validate()
-    scenes = build_dataset(args.out, cfg, args.scenes, args.seed, start=args.start,
+    start, n_scenes, shard = args.start or 0, args.scenes, ""
+    if args.shard:
+        from training.synth.shards import parse_shard, shard_range  # noqa: PLC0415
+
+        if args.start is not None:
+            raise BinauraError(f"--shard {args.shard} computes the first scene itself; give --shard (with the "
+                               f"whole dataset's --scenes) or --start (with this slice's --scenes), not both")
+        k, n = parse_shard(args.shard)
+        start, end = shard_range(args.scenes, k, n)
+        n_scenes, shard = end - start, f", shard {k}/{n}: scenes {start}..{end - 1} of {args.scenes}"
+    scenes = build_dataset(args.out, cfg, n_scenes, args.seed, start=start,
                            workers=args.workers, with_qa=not args.no_qa, progress=not args.quiet)
-    print(f"wrote {len(scenes)} scenes to {args.out} (preset {args.preset}, seed {args.seed})")
+    print(f"wrote {len(scenes)} scenes to {args.out} (preset {args.preset}, seed {args.seed}{shard})")
+    return 0
+
+
+def cmd_synth_merge(args) -> int:
+    from training.synth.shards import merge_shards  # noqa: PLC0415
+
+    n = merge_shards(args.out, args.shards, expected_scenes=args.scenes, progress=not args.quiet)
+    print(f"merged {len(args.shards)} shards into {args.out}: scenes 0..{n - 1}, as one `binaura synth` writes them")
     return 0
 
 
@@ -277,9 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("synth", help="synthesize a binaural dataset (scenes.jsonl, qa.jsonl, audio/)")
     s.add_argument("--out", required=True, help="dataset folder to write")
-    s.add_argument("--scenes", type=int, required=True, help="number of scenes")
+    s.add_argument("--scenes", type=int, required=True,
+                   help="number of scenes (with --shard: of the whole dataset, which the shards split)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--start", type=int, default=0, help="first scene index (re-render any slice alone)")
+    s.add_argument("--start", type=int, help="first scene index (re-render any slice alone; default 0)")
+    s.add_argument("--shard", metavar="K/N",
+                   help="render shard K (0-based) of N near-equal contiguous slices of --scenes; join the "
+                        "shard folders with `binaura synth-merge` (docs/cluster.md)")
     s.add_argument("--preset", choices=("train", "bench", "demo", "turning", "bench-real"), default="train",
                    help="turning: the benchmark split whose heads turn (docs/turning.md); bench-real: its real split "
                         "(held-out real recordings, `make sounds`; docs/benchmark.md)")
@@ -290,6 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-qa", action="store_true", help="skip qa.jsonl")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_synth)
+
+    m = sub.add_parser("synth-merge", help="join shard folders of one (preset, seed) into the dataset one "
+                                           "`binaura synth` writes, byte for byte (docs/cluster.md)")
+    m.add_argument("--out", required=True, help="dataset folder to write (replaced whole at the end; only an "
+                                                "empty folder or a dataset is replaced)")
+    m.add_argument("--scenes", type=int, help="the scenes the shards must cover, 0..N-1 (default: what they cover, "
+                                              "from 0 without gaps)")
+    m.add_argument("--quiet", action="store_true")
+    m.add_argument("shards", nargs="+", metavar="SHARD", help="shard folders (`binaura synth --shard K/N`), "
+                                                               "in any order")
+    m.set_defaults(func=cmd_synth_merge)
 
     k = sub.add_parser("synth-kit", help="pack KEMAR, theme sounds and a speech pool so `synth` runs on a "
                                          "machine without slab/PortAudio, espeak-ng and flite (docs/encoder.md)")

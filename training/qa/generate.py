@@ -40,6 +40,8 @@ from training.qa.tasks import (
 )
 
 N_OPTIONS = len(OPTION_LETTERS)
+#: qa.jsonl ids: "q" and the item's row number in the file, 7 digits (more past 9,999,999).
+QA_ID_FORM = "q{:07d}"
 _LABEL_OF_DISPLAY = {display(c): c for c in LABELS}
 _SLOT_OF_FIELD = {f: slot for slot in ("a", "b", "label")
                   for f in (slot, slot.capitalize(), f"{slot}_is", f"{slot.capitalize()}_is")}
@@ -152,10 +154,19 @@ def make_question(task: Task, scene: Scene, rng: np.random.Generator, qid: str, 
     return QAItem(qid, scene.id, task.level, task.name, text, options, letter, extra)
 
 
+def qa_id(row: int) -> str:
+    """The id of the item on row `row` (0-based) of qa.jsonl."""
+    return QA_ID_FORM.format(row)
+
+
 def generate_qa(scenes: list[Scene], seed: int, split: str = "train",
                 per_scene: int | None = None, cfg: QAConfig | None = None) -> list[QAItem]:
     """Questions for every scene: each task that applies, or per_scene sampled tasks. A scene
-    whose head turns is asked about in the head frame at its end (agent.core.rotation.scene_heard_at)."""
+    whose head turns is asked about in the head frame at its end (agent.core.rotation.scene_heard_at).
+
+    A scene's items are a function of (seed, scene, split) alone; only their ids, the row
+    numbers (qa_id), depend on the scenes before it, so a dataset rendered in shards gets the
+    whole build's qa.jsonl by renumbering the shards' rows in order (training/synth/shards.py)."""
     out: list[QAItem] = []
     for scene in map(scene_heard_at, scenes):
         rng = np.random.default_rng([seed, zlib.crc32(scene.id.encode()), zlib.crc32(split.encode()), 7])
@@ -163,7 +174,7 @@ def generate_qa(scenes: list[Scene], seed: int, split: str = "train",
         if per_scene is not None:
             tasks = [tasks[i] for i in rng.permutation(len(tasks))[:per_scene]]
         for task in tasks:
-            item = make_question(task, scene, rng, f"q{len(out):07d}", split, cfg)
+            item = make_question(task, scene, rng, qa_id(len(out)), split, cfg)
             if item is not None:
                 out.append(item)
     return out

@@ -3,7 +3,8 @@
 Each wav is written to a temporary name and renamed, and scenes.jsonl / qa.jsonl
 are written only after every scene is rendered, so an interrupted run leaves
 no file that looks complete. Scenes are deterministic from (seed, index):
-``start`` renders any slice alone.
+``start`` renders any slice alone, and training/synth/shards.py joins slices rendered by
+separate processes or machines into the folder one build writes (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from agent.core.errors import ConfigError
 from agent.core.scene import Scene
 from training.synth.config import SynthConfig
 from training.synth.scenes import render_scene, sample_spec
+
+#: The build's record: {"seed", "start", "scenes", "config"}: the scene indices start..start+scenes-1
+#: of (config, seed). Its scenes.jsonl is written last and marks the folder complete.
+SYNTH_CONFIG_FILE = "synth_config.json"
 
 _CFG: SynthConfig | None = None
 _OUT: Path | None = None
@@ -36,6 +41,19 @@ def _render_one(args: tuple[int, int]) -> dict:
     audio, scene = render_scene(spec, _CFG)
     write_wav(_OUT / scene.audio, audio, _CFG.sample_rate_hz, _CFG.sample_format)
     return scene.to_json()
+
+
+def write_synth_config(out: Path, seed: int, start: int, n_scenes: int, config: dict) -> None:
+    """Write out/synth_config.json: what the folder holds (config: SynthConfig.to_dict() or its JSON)."""
+    write_json(out / SYNTH_CONFIG_FILE, {"seed": seed, "start": start, "scenes": n_scenes, "config": config})
+
+
+def _cores() -> int:
+    """The cores this process may run on (a Slurm task's allocation, not the whole node's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity outside Linux
+        return os.cpu_count() or 1
 
 
 def build_dataset(out: str | os.PathLike, cfg: SynthConfig, n_scenes: int, seed: int,
@@ -59,7 +77,7 @@ def build_dataset(out: str | os.PathLike, cfg: SynthConfig, n_scenes: int, seed:
     (out / AUDIO_DIR).mkdir(parents=True, exist_ok=True)
     for stale in (SCENES_FILE, QA_FILE):  # an old index must not describe new audio
         (out / stale).unlink(missing_ok=True)
-    workers = workers or max(1, min(os.cpu_count() or 1, n_scenes))
+    workers = workers or max(1, min(_cores(), n_scenes))
     jobs = [(seed, i) for i in range(start, start + n_scenes)]
     bar = tqdm(total=n_scenes, desc="synth", unit="scene", disable=not progress)
     rows: list[dict] = []
@@ -83,7 +101,6 @@ def build_dataset(out: str | os.PathLike, cfg: SynthConfig, n_scenes: int, seed:
     if with_qa:
         qa = generate_qa(scenes, seed=seed, split=cfg.split)
         write_jsonl(out / QA_FILE, [q.to_json() for q in qa])
-    write_json(out / "synth_config.json", {"seed": seed, "start": start, "scenes": n_scenes,
-                                            "config": cfg.to_dict()})
+    write_synth_config(out, seed, start, n_scenes, cfg.to_dict())
     write_jsonl(out / SCENES_FILE, rows)  # last: its presence marks a complete dataset
     return scenes
