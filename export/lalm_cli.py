@@ -152,11 +152,28 @@ def is_program_model(folder: Path) -> bool:
 def _bundle_answerer(args) -> tuple:
     """(answerer, the encoder's sample rate in Hz, what answered) for `ask --bundle`."""
     from agent.answer.bundle_answerer import BundleAnswerer  # noqa: PLC0415
+    from export.bundle_setup import resolve_bundle  # noqa: PLC0415
 
     if args.model:
         raise BinauraError("--bundle and --model: pass one (a bundle holds its own language model and encoder)")
-    answerer = BundleAnswerer(args.bundle, precision=args.precision, threads=args.threads)
-    return answerer, answerer.hear.sample_rate_hz, f"{args.bundle} ({answerer.writer.precision})"
+    folder = resolve_bundle(args.bundle)
+    answerer = BundleAnswerer(folder, precision=args.precision, threads=args.threads)
+    return answerer, answerer.hear.sample_rate_hz, f"{folder} ({answerer.writer.precision})"
+
+
+def _default_answerer(args) -> tuple:
+    """`ask` with neither --model nor --bundle: the default edge bundle where set-up built it
+    (ONNX Runtime, no torch), else the shipped model through torch, saying why."""
+    from export.bundle_setup import built_default_bundle  # noqa: PLC0415
+
+    built = built_default_bundle()
+    if built is not None:
+        args.bundle = str(built)
+        return _bundle_answerer(args)
+    if built is None:
+        print("binaura: the default edge bundle is not built (`make setup` builds it); answering through torch",
+              file=sys.stderr)
+    return _model_answerer(args)
 
 
 def _model_answerer(args) -> tuple:
@@ -190,7 +207,12 @@ def cmd_ask(args) -> int:
     options = [o.strip() for o in args.options.split("|")] if args.options else None
     item = QAItem("ask", "ask", "L1", "ask", args.question, options, "A" if options else "?")
     audio, rate = read_wav(args.audio)  # a missing or bad file is refused before any model loads
-    answerer, model_rate, model = _bundle_answerer(args) if args.bundle else _model_answerer(args)
+    if args.bundle:
+        answerer, model_rate, model = _bundle_answerer(args)
+    elif args.model:
+        answerer, model_rate, model = _model_answerer(args)
+    else:
+        answerer, model_rate, model = _default_answerer(args)
     if rate != model_rate:
         print(f"binaura: {args.audio} is {rate} Hz; resampled to {model_rate} Hz "
               f"(below 32 kHz the pinna cues for front/back and elevation are gone)", file=sys.stderr)
@@ -218,10 +240,11 @@ def add_ask_parser(sub) -> None:
     a = sub.add_parser("ask", help="ask the audio-language model about a binaural recording")
     a.add_argument("question")
     a.add_argument("--audio", required=True, help="binaural wav (left, right), any rate >= 16 kHz")
-    a.add_argument("--model", help="language-model folder (RUN/model from `binaura train parse|sft`); default: "
-                                    "the shipped one")
-    a.add_argument("--bundle", help="an edge bundle folder (`binaura export bundle`): its encoder hears, its ONNX "
-                                    "decoder writes the program; no torch on this path")
+    a.add_argument("--model", help="language-model folder (RUN/model from `binaura train parse|sft`) or default "
+                                    "(the shipped one), run through torch; without --model and --bundle: the "
+                                    "default edge bundle where set-up built it, else the shipped model")
+    a.add_argument("--bundle", help="an edge bundle folder (`binaura export bundle`), or default (the one set-up "
+                                    "builds): its encoder hears, its ONNX decoder writes the program; no torch")
     a.add_argument("--precision", choices=("int4", "fp32"), help="with --bundle: the decoder (default: int4 "
                                                                   "where the bundle has it)")
     a.add_argument("--threads", type=int, default=1, help="with --bundle: ONNX Runtime threads")

@@ -82,9 +82,10 @@ def make_answerer(model: str | None):
         return TrackAnswerer(), "tracks (rule-based, no language model)"
     if model.startswith("bundle:"):  # the edge bundle: no torch (docs/bundle.md)
         from agent.answer.bundle_answerer import LiveBundleAnswerer, parse_model_name  # noqa: PLC0415
+        from export.bundle_setup import resolve_bundle  # noqa: PLC0415
 
         folder, precision = parse_model_name(model)
-        live = LiveBundleAnswerer(folder, TrackAnswerer(), precision=precision, threads=2)
+        live = LiveBundleAnswerer(resolve_bundle(folder), TrackAnswerer(), precision=precision, threads=2)
         return live, f"program-aided language model, {live.name} (ONNX Runtime), on the tracks"
     from export.lalm_cli import model_folder  # noqa: PLC0415
 
@@ -229,7 +230,8 @@ def add_listen_parser(sub) -> None:
     s.add_argument("--narration", choices=NARRATION_STYLES, default="words",
                    help="how narration says where: words, clock (9 o'clock), degrees; off")
     s.add_argument("--model", help="the answerer: tracks (default; no language model), a language-model "
-                                   "folder (torch), or bundle:DIR[:int4|fp32] (the edge bundle, no torch)")
+                                   "folder (torch), or bundle:DIR[:int4|fp32] (the edge bundle, no torch; bundle:default: "
+                                   "the one set-up builds)")
     s.add_argument("--encoder", help="exported encoder folder (default: the shipped one)")
     s.add_argument("--hop-frames", type=int, default=1, help="encoder frames per hop (0.1 s each)")
     s.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for the encoder")

@@ -78,9 +78,11 @@ def make_answerer(name: str, ds, seed: int = 0):
         return baselines.PerceptionBoundAnswerer(encoder_hearing(name.partition(":")[2] or None), name)
     if name.startswith("bundle:"):  # the edge bundle (docs/bundle.md): its encoder hears, its decoder writes
         from agent.answer.bundle_answerer import BundleAnswerer, parse_model_name  # noqa: PLC0415
+        from export.bundle_setup import resolve_bundle  # noqa: PLC0415
 
         folder, precision = parse_model_name(name)
-        return BundleAnswerer(folder, precision, threads=2, name=name, fallback=None)  # no fallback: as bench qa
+        # no fallback: every question goes through its program, as in bench qa
+        return BundleAnswerer(resolve_bundle(folder), precision, threads=2, name=name, fallback=None)
     from export.lalm_cli import is_program_model, model_folder  # noqa: PLC0415
 
     path, mono = (name[:-len(":mono")], True) if name.endswith(":mono") else (name, False)
@@ -100,4 +102,5 @@ def make_answerer(name: str, ds, seed: int = 0):
         return LalmAnswerer(folder, name=f"lalm:{name}")
     raise BinauraError(f"--model {name!r}: expected one of {', '.join(BASELINE_ANSWERERS)}, default (the shipped "
                        f"language model) or a language-model folder (RUN/model from `binaura train parse|sft`; "
-                       f"a program-aided one also as PATH:mono), or bundle:DIR[:int4|fp32] (an edge bundle)")
+                       f"a program-aided one also as PATH:mono), or bundle:DIR[:int4|fp32] (an edge bundle; "
+                       f"bundle:default: the one set-up builds)")

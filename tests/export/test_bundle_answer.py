@@ -232,3 +232,41 @@ def test_listen_answers_through_the_bundle(tiny, wav, tmp_path, capsys):
     answers = [e for e in map(json.loads, events.read_text().splitlines()) if e["type"] == "answer"]
     assert len(answers) == 1 and answers[0]["question"] == "What do you hear?" and answers[0]["text"]
     assert main(["listen", "--source", f"wav:{wav}", "--fast", "--model", f"bundle:{bundle}:int2"]) == 2
+
+
+def test_the_default_bundle_is_built_once_found_by_its_parts_and_answers_ask(tiny, wav, tmp_path, monkeypatch,
+                                                                               capsys):
+    """Set-up builds the default bundle into the cache under a key of the parts it is built
+    from; `ask` without --model or --bundle answers through it (ONNX Runtime), and
+    `bundle:default` / `--bundle default` name it; other parts name another folder, so a
+    stale bundle is never used; before set-up, `--bundle default` says how to build it."""
+    from agent.answer.default_bundle import default_bundle_dir, is_built
+    from agent.localize.encoder import DEFAULT_ENCODER_DIR
+    from export import bundle_setup
+
+    lalm, _ = tiny
+    monkeypatch.setenv("BINAURA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(bundle_setup, "default_parts", lambda: (lalm, DEFAULT_ENCODER_DIR))
+    assert bundle_setup.built_default_bundle() is None
+    _refused(["ask", "--bundle", "default", "--audio", str(wav), "Where is the dog?"], capsys, "make setup")
+
+    folder = bundle_setup.ensure_default_bundle(progress=False)
+    assert folder == default_bundle_dir(lalm, DEFAULT_ENCODER_DIR) and is_built(folder)
+    assert folder.parent == tmp_path / "cache" / "bundle"
+    assert set(read_bundle(folder).llm.decoders) == {"int4"}  # the edge's decoder only
+    stamp = (folder / MANIFEST).stat().st_mtime_ns
+    assert bundle_setup.ensure_default_bundle(progress=False) == folder  # built once
+    assert (folder / MANIFEST).stat().st_mtime_ns == stamp
+
+    assert main(["ask", "--audio", str(wav), "--json", "Where is the dog?"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"] == f"{folder} (int4)" and "program" in out and out["answer"]
+    assert bundle_setup.resolve_bundle("default") == folder
+
+    other = tmp_path / "lalm2"
+    shutil.copytree(lalm, other)
+    meta = json.loads((other / "lalm.json").read_text())
+    (other / "lalm.json").write_text(json.dumps({**meta, "note": "retrained"}))
+    assert default_bundle_dir(other, DEFAULT_ENCODER_DIR) != folder  # another model: another bundle
+    monkeypatch.setattr(bundle_setup, "default_parts", lambda: (other, DEFAULT_ENCODER_DIR))
+    assert bundle_setup.built_default_bundle() is None

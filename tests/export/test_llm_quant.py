@@ -1,0 +1,75 @@
+"""GPTQ's calibration and grouping (export/llm_quant.py): batching the calibration and
+quantising the linears that read one tensor together change nothing but the time."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from export.llm_quant import calibration_hessians, calibration_sequences, gptq
+
+
+@pytest.fixture(scope="module")
+def tiny_llm():
+    from transformers import AutoModelForCausalLM, LlamaConfig  # noqa: PLC0415
+
+    from training.models.tiny_tokenizer import build_tiny_tokenizer  # noqa: PLC0415
+
+    tok = build_tiny_tokenizer()
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      tie_word_embeddings=True, initializer_range=0.1, bos_token_id=tok.bos_token_id,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
+    return model, tok
+
+
+QUESTIONS = ("Where is the dog?", "Which is closer, the siren or the phone?", "How many sounds can you hear?",
+             "Is the bird singing above me?", "Turn me to face the siren: which way and how far?")
+
+
+def test_batched_calibration_equals_one_prompt_at_a_time(tiny_llm):
+    """Left-padded generation and right-padded statistics: the same sequences and the same
+    x x^T sums as prompt by prompt (padding tokens never counted)."""
+    model, tok = tiny_llm
+    with torch.no_grad():
+        one = calibration_sequences(model, tok, QUESTIONS, max_new_tokens=6, batch_size=1)
+        many = calibration_sequences(model, tok, QUESTIONS, max_new_tokens=6, batch_size=4)
+    assert one == many
+    h1 = calibration_hessians(model, tok, QUESTIONS, max_new_tokens=6, batch_size=1)
+    h4 = calibration_hessians(model, tok, QUESTIONS, max_new_tokens=6, batch_size=4)
+    assert h1.keys() == h4.keys()
+    for name in h1:
+        assert torch.allclose(h1[name], h4[name], rtol=1e-4, atol=1e-4 * float(h1[name].abs().max())), name
+    layer = "model.layers.0."
+    assert h4[layer + "self_attn.k_proj"] is h4[layer + "self_attn.q_proj"] is h4[layer + "self_attn.v_proj"]
+    assert h4[layer + "mlp.up_proj"] is h4[layer + "mlp.gate_proj"]
+    assert h4[layer + "mlp.down_proj"] is not h4[layer + "mlp.up_proj"]
+    assert h4[layer + "self_attn.o_proj"] is not h4[layer + "self_attn.q_proj"]
+
+
+def test_gptq_rows_are_independent_so_stacked_linears_quantise_alike():
+    """One Hessian, two weight matrices: GPTQ of the stack equals GPTQ of each (rows only
+    share the Hessian), and on inputs drawn from that Hessian it beats round-to-nearest."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(400, 64, generator=g) @ torch.randn(64, 64, generator=g) * 0.3  # correlated inputs
+    h = (x.T @ x).double()
+    w1, w2 = torch.randn(12, 64, generator=g), torch.randn(5, 64, generator=g)
+    q, s, z = gptq(torch.cat([w1, w2]), h)
+    q1, s1, z1 = gptq(w1, h)
+    q2, s2, z2 = gptq(w2, h)
+    assert (q[:12] == q1).mean() > 0.999 and (q[12:] == q2).mean() > 0.999
+    assert abs(s[:12] - s1).max() < 1e-6 * abs(s1).max() and (z[12:] == z2).all()
+
+    def output_error(qq, ss, zz, w):
+        deq = (torch.tensor(qq, dtype=torch.float32) - torch.tensor(zz, dtype=torch.float32).repeat_interleave(32, 1)) \
+            * torch.tensor(ss).repeat_interleave(32, 1)
+        return float(((x @ (deq - w).T) ** 2).mean())
+
+    lo, up = w1.reshape(12, 2, 32).amin(2).clamp_max(0), w1.reshape(12, 2, 32).amax(2).clamp_min(0)
+    rs = (up - lo) / 15
+    rz = torch.round(-lo / rs)
+    rq = torch.clamp(torch.round(w1 / rs.repeat_interleave(32, 1) + rz.repeat_interleave(32, 1)), 0, 15)
+    assert output_error(q1, s1, z1, w1) < 0.8 * output_error(rq.numpy(), rs.numpy(), rz.numpy(), w1)
