@@ -14,6 +14,8 @@ BASELINE_LOCALIZERS = ("gccphat", "chance", "oracle")
 #: `--model encoder` (or no --model): the encoder shipped in agent/assets, run by ONNX Runtime.
 BASELINE_ANSWERERS = ("chance", "text-only", "oracle", "perception-bound")
 DEFAULT_LOCALIZER = "encoder"
+#: an exported encoder's mirror options: (mirror_tta, mirror_mode), forced (agent.localize.mirror)
+MIRROR_OPTIONS = {"mirror": (True, "mean"), "mirror-polar": (True, "polar"), "single": (False, None)}
 
 
 
@@ -29,11 +31,11 @@ def make_localizer(name: str, seed: int = 0):
     base, _, tail = name.partition(":")
     opts = set(tail.split(":")) if tail else set()
     scales = {o for o in opts if o.startswith("scale=")}
-    if opts - scales - {"fp16", "mirror", "single"} or {"mirror", "single"} <= opts or len(scales) > 1:
+    if opts - scales - {"fp16", *MIRROR_OPTIONS} or len(opts & set(MIRROR_OPTIONS)) > 1 or len(scales) > 1:
         base, opts, scales = name, set(), set()  # a path that itself holds a colon
     precision = "fp16" if "fp16" in opts else "fp32"
-    # mirror averaging: forced on or off, else the export's own default (its manifest)
-    mirror = True if "mirror" in opts else (False if "single" in opts else None)
+    # mirror averaging: forced on (and how it combines) or off, else the export's own default (its manifest)
+    mirror, mode = next((MIRROR_OPTIONS[o] for o in opts if o in MIRROR_OPTIONS), (None, None))
     # the listening head's size over the encoder's (agent.core.features), e.g. encoder:scale=1.2
     head_scale = 1.0
     if scales:
@@ -45,7 +47,8 @@ def make_localizer(name: str, seed: int = 0):
     if base == "encoder":
         from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
 
-        return EncoderLocalizer(precision=precision, mirror_tta=mirror, name=f"encoder{tag}", head_scale=head_scale)
+        return EncoderLocalizer(precision=precision, mirror_tta=mirror, name=f"encoder{tag}", head_scale=head_scale,
+                                mirror_mode=mode)
     path = Path(base)
     if path.is_file() and path.suffix in (".pt", ".pth") and not opts:
         from training.eval.torch_localizer import TorchEncoderLocalizer  # noqa: PLC0415
@@ -54,12 +57,13 @@ def make_localizer(name: str, seed: int = 0):
     if path.is_dir() or (path.is_file() and path.suffix == ".onnx"):
         from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
 
-        return EncoderLocalizer(path, precision=precision, mirror_tta=mirror,
+        return EncoderLocalizer(path, precision=precision, mirror_tta=mirror, mirror_mode=mode,
                                 name=f"onnx-{precision}{mirror_tag}:{path.name}", head_scale=head_scale)
     raise BinauraError(f"--model {name!r}: expected encoder, one of {', '.join(BASELINE_LOCALIZERS)}, a training "
                        f"checkpoint (.pt) or an exported encoder (folder or .onnx); an exported encoder takes "
-                       f":fp16 (its fp16 variant), :mirror or :single (left-right mirror averaging on or off; "
-                       f"default: as its manifest says) and :scale=S (the listening head's size over KEMAR's, "
+                       f":fp16 (its fp16 variant), one of :mirror, :mirror-polar or :single (left-right mirror "
+                       f"averaging on, as a Cartesian mean or on the cone of confusion, or off; default: as its "
+                       f"manifest says) and :scale=S (the listening head's size over KEMAR's, "
                        f"features warped to match), e.g. encoder:single, encoder:scale=1.2")
 
 

@@ -33,6 +33,7 @@ from agent.core.features import (
 from agent.core.predictor import LONG_CLIP_S, Clip
 from agent.core.scene import SourceEstimate
 from agent.core.seld import DecodeConfig, decode_clip
+from agent.localize.mirror import check_mirror_mode, combine_mirror
 
 MANIFEST = "encoder.json"
 MANIFEST_FORMAT = "binaura-encoder-onnx-v1"
@@ -63,10 +64,12 @@ class EncoderRuntime:
     """An exported encoder folder, validated, with an ONNX Runtime session."""
 
     def __init__(self, path: str | os.PathLike | None = None, precision: str = "fp32", threads: int = 1,
-                 mirror_tta: bool | None = None, head_scale: float = 1.0):
-        """mirror_tta: run each window also left-right mirrored and average (twice the compute);
+                 mirror_tta: bool | None = None, head_scale: float = 1.0, mirror_mode: str | None = None):
+        """mirror_tta: run each window also left-right mirrored and combine (twice the compute);
         None takes the export's own choice (manifest "mirror_tta", made on a selection set when
-        it was shipped; off when absent). head_scale: the listening head's size over the
+        it was shipped; off when absent). mirror_mode: how the two passes combine, "mean" or
+        "polar" (agent.localize.mirror); None takes the manifest's "mirror_mode" ("mean" when
+        absent). head_scale: the listening head's size over the
         encoder's training head (KEMAR, 1.0); the features are warped to match
         (agent.core.features), e.g. 1.2 for a robot head a fifth wider than KEMAR."""
         self.head_scale = check_head_scale(head_scale)
@@ -128,15 +131,19 @@ class EncoderRuntime:
         self.history_frames = int(stream.get("history_frames", 0))
         self.front_context_left, self.front_context_right = (int(x) for x in stream.get(
             "front_context_frames", (self.context_left, self.context_right)))
-        #: also run the left-right mirrored scene and average it back (twice the compute)
+        #: also run the left-right mirrored scene and combine it back (twice the compute)
         self.mirror_tta = bool(m.get("mirror_tta", False)) if mirror_tta is None else bool(mirror_tta)
+        #: how the two passes combine (agent.localize.mirror.MIRROR_MODES)
+        self.mirror_mode = check_mirror_mode(m.get("mirror_mode", "mean") if mirror_mode is None else mirror_mode,
+                                             f"{mpath}: mirror_mode" if mirror_mode is None else "mirror_mode")
 
     def run(self, spatial: np.ndarray, semantic: np.ndarray) -> EncoderFrames:
         """spatial (6, T, F), semantic (T, F) feature frames -> T // time_pool output frames.
 
         With mirror_tta the batch holds the clip and its left-right mirror image (ears
         swapped, mirror_spatial); the mirror's ACCDOA vectors are reflected back (y -> -y)
-        and averaged with the clip's, as are the distances. Class logits come from the
+        and combined with the clip's as `mirror_mode` says (agent.localize.mirror), the
+        log-distances averaged. Class logits come from the
         mono mix, which mirroring leaves alone; the embeddings stay the clip's own."""
         sp, se = self._batch(spatial, semantic)
         return self._frames(self.session.run(list(OUTPUTS), {"spatial": sp, "semantic": se}))
@@ -183,9 +190,8 @@ class EncoderRuntime:
     def _frames(self, out: list[np.ndarray]) -> EncoderFrames:
         frames = EncoderFrames(0, *(o[0] for o in out))
         if self.mirror_tta:
-            back = out[0][1] * np.array([1.0, -1.0, 1.0], np.float32)
-            frames.accdoa = 0.5 * (frames.accdoa + back)
-            frames.log_distance = 0.5 * (frames.log_distance + out[1][1])
+            frames.accdoa, frames.log_distance = combine_mirror(frames.accdoa, frames.log_distance,
+                                                                out[0][1], out[1][1], self.mirror_mode)
         return frames
 
     def run_audio(self, audio: np.ndarray, sample_rate_hz: int, where: str = "audio") -> EncoderFrames:
@@ -205,8 +211,9 @@ class EncoderLocalizer:
 
     def __init__(self, path: str | os.PathLike | None = None, precision: str = "fp32", threads: int = 1,
                  decode: DecodeConfig | None = None, name: str | None = None, mirror_tta: bool | None = None,
-                 head_scale: float = 1.0):
-        self.runtime = EncoderRuntime(path, precision, threads, mirror_tta=mirror_tta, head_scale=head_scale)
+                 head_scale: float = 1.0, mirror_mode: str | None = None):
+        self.runtime = EncoderRuntime(path, precision, threads, mirror_tta=mirror_tta, head_scale=head_scale,
+                                      mirror_mode=mirror_mode)
         self.decode = decode or self.runtime.decode
         self.name = name or ("encoder" if path is None else f"encoder:{Path(path).name}")
 
