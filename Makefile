@@ -60,7 +60,7 @@ bench: setup
 	$(BIN)/binaura export encoder --checkpoint training/assets/encoder_small.pt --out out/encoder-export --verify-data data/bench --mirror
 	$(BIN)/binaura bench localize --data data/bench --model encoder,encoder:single,out/encoder-export:fp16,training/assets/encoder_small.pt,gccphat,chance,oracle --out out/bench_localize.json
 	$(BIN)/binaura bench speed --model out/encoder-export --out out/bench_speed.json
-	$(BIN)/binaura bench qa --data data/bench --model default,default:mono,perception-bound,text-only,chance --out out/bench_qa.json
+	$(BIN)/binaura bench qa --data data/bench --model default,default:mono,bundle:default,perception-bound,oracle,text-only,chance --out out/bench_qa.json
 	$(BIN)/binaura synth --preset turning --scenes 40 --seed 20261203 --out data/turning --no-qa
 	$(BIN)/binaura bench localize --data data/turning --model encoder,gccphat --tracker --out out/bench_turning.json
 	$(BIN)/binaura bench synth --scenes 40 --out out/bench_synth.json
