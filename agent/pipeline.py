@@ -7,7 +7,8 @@
 size, so replays and tests are exact; the runners (agent/run.py) put threads and queues
 around it. Time is the stream's clock (0 = the source's first sample); a block that starts
 later than the previous one ended (audio lost upstream) is preceded by silence, counted in
-`lost_s`, so the encoder and the tracker never see time jump.
+`lost_s`, so the encoder and the tracker never see time jump. Whether the source can carry
+front/back and elevation cues is judged once (agent/core/cues.py): one warning if not.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import numpy as np
 
 from agent.capture.block import PcmBlock
 from agent.core.audio import StreamResampler
+from agent.core.cues import BandMeter, CueLimits, rate_limits
 from agent.core.errors import BinauraError
 from agent.localize.encoder import EncoderFrames, EncoderRuntime, StreamingEncoder
-from agent.track.events import Event, HealthEvent, OffsetEvent
+from agent.track.events import Event, HealthEvent, OffsetEvent, WarningEvent
 from agent.track.fusion import Fusion, FusionConfig, warning_events
 from agent.track.tracker import Tracker, TrackerConfig, detections_from_frames
 
@@ -32,6 +34,8 @@ from agent.track.tracker import Tracker, TrackerConfig, detections_from_frames
 LIVE_TRACKER = {"confirm_hits": 2, "hold_s": 2.0}
 #: A block may start this much after the previous one ended before it counts as lost audio.
 _CLOCK_SLACK_S = 1e-3
+#: A source's band is judged on its first 5 s of audio (a benchmark clip's length); silence defers it.
+CUE_CHECK_S = 5.0
 
 
 @dataclass
@@ -85,6 +89,8 @@ class Pipeline:
         self._lock = threading.Lock()  # tracks, audio and frames are read by question threads
         self._resampler: StreamResampler | None = None
         self._source_rate: int | None = None
+        self._band: BandMeter | None = None  # the content rule, until the source's band is judged
+        self._cues: CueLimits | None = None  # the judgement (agent/core/cues.py), once made
         self._t_next: float | None = None  # where the next block should start (stream clock)
         self._audio: deque[np.ndarray] = deque()  # recent audio at the encoder's rate
         self._audio_n = 0
@@ -106,6 +112,7 @@ class Pipeline:
             self._source_rate = block.rate_hz
             self._resampler = StreamResampler(block.rate_hz, self.rate_hz)
             self._t_next = block.t_s
+            self._band = BandMeter(block.rate_hz)
         elif block.rate_hz != self._source_rate:
             raise BinauraError(f"the source changed its rate from {self._source_rate} to {block.rate_hz} Hz mid-stream")
         events: list[Event] = []
@@ -116,6 +123,7 @@ class Pipeline:
         self.counters["blocks"] += 1
         self.counters["gap_blocks"] += int(block.gap)
         self._t_next = block.t_s + block.duration_s
+        events += self._judge_band(block.samples, block.t_s)
         events += self._push(block.samples)
         self.counters["compute_s"] += time.perf_counter() - t0
         return events
@@ -125,6 +133,8 @@ class Pipeline:
         if self._finished:
             return []
         events: list[Event] = []
+        if self._band is not None and self._cues is None:  # a stream shorter than CUE_CHECK_S
+            events += self._judge_band(None, self.stream_t)
         if self._resampler is not None:
             tail = self._resampler.flush()
             if tail.shape[-1]:
@@ -137,6 +147,32 @@ class Pipeline:
         events.append(self.health(self.stream_t))
         self._finished = True
         return events
+
+    def _judge_band(self, samples: np.ndarray | None, t_s: float) -> list[Event]:
+        """Judge the source's band: at once for a rate below 32 kHz, else once CUE_CHECK_S of
+        its audio went in (block by block, starting at t_s; None: now, on what there is). One
+        warning event when it is band-limited."""
+        if self._cues is not None:
+            return []
+        m = self._band
+        if samples is not None and not rate_limits(m.rate_hz).limited:
+            used = m.push_until(samples, CUE_CHECK_S)
+            if used is None:
+                return []
+            t_s += used / m.rate_hz
+        self._cues = m.limits()
+        self._band = None
+        if not self._cues.limited:
+            return []
+        return [WarningEvent(t_s, f"Front/back and elevation are not reliable: {self._cues.reason}.", self._cues)]
+
+    @property
+    def cues(self) -> CueLimits | None:
+        """What the source can carry: the judgement once made, the rate rule alone before it
+        (None before the first block)."""
+        if self._cues is not None:
+            return self._cues
+        return None if self._source_rate is None else rate_limits(self._source_rate)
 
     def _push(self, samples: np.ndarray) -> list[Event]:
         x = self._resampler.push(samples)

@@ -100,7 +100,8 @@ class Runner:
         for c in chunks:
             text.append(c)
             yield c
-        self.outputs.emit([AnswerEvent(self.pipeline.stream_t, "".join(text).strip(), question)], exclude)
+        self.outputs.emit([AnswerEvent(self.pipeline.stream_t, "".join(text).strip(), question,
+                                       cues=self.pipeline.cues)], exclude)
 
     def ask(self, question: str) -> str:
         return "".join(self.ask_stream(question)).strip()

@@ -200,6 +200,7 @@ def _model_answerer(args) -> tuple:
 
 
 def cmd_ask(args) -> int:
+    from agent.core.cues import cue_limits  # noqa: PLC0415
     from agent.core.dataset import read_wav  # noqa: PLC0415
     from agent.core.predictor import Clip  # noqa: PLC0415
     from agent.core.scene import QAItem  # noqa: PLC0415
@@ -207,6 +208,7 @@ def cmd_ask(args) -> int:
     options = [o.strip() for o in args.options.split("|")] if args.options else None
     item = QAItem("ask", "ask", "L1", "ask", args.question, options, "A" if options else "?")
     audio, rate = read_wav(args.audio)  # a missing or bad file is refused before any model loads
+    cues = cue_limits(audio, rate)  # whether it can carry front/back and elevation (agent/core/cues.py)
     if args.bundle:
         answerer, model_rate, model = _bundle_answerer(args)
     elif args.model:
@@ -225,9 +227,11 @@ def cmd_ask(args) -> int:
         program = getattr(answerer, "programs", {}).get(item.id)  # a program-aided model's program
         print(json.dumps({"question": args.question, "options": options, "answer": text, "seconds": round(seconds, 3),
                           "model": model, **({"program": program} if program is not None else {}),
-                          "heard": [dataclasses.asdict(s) for s in heard]}))
+                          "heard": [dataclasses.asdict(s) for s in heard], "cues": cues.to_json()}))
         return 0
     print(text)
+    if cues.limited:
+        print(cues.note())
     if args.verbose:
         from agent.core.prompt import heard_line  # noqa: PLC0415
 

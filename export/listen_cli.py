@@ -162,7 +162,8 @@ def cmd_listen(args) -> int:
                         narrator=narrator)
     runner = Runner(source, pipeline, outputs, answerer=answerer, duration_s=args.duration)
     if hub is not None:
-        hub.set_asker(lambda q: runner.ask_stream(q, exclude=hub))  # the hub publishes its own answers
+        hub.set_asker(lambda q: runner.ask_stream(q, exclude=hub),  # the hub publishes its own answers
+                      cues=lambda: pipeline.cues)
         if args.orientation == "api":  # POST /api/orientation; samples without t_s take the stream clock
             hub.set_orientation(orientation, lambda: pipeline.stream_t)
     print(f"binaura listen: {source.describe()}; encoder {runtime.root.name} ({runtime.precision}); "

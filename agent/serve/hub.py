@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from agent.core.cues import CueLimits
 from agent.core.errors import BinauraError
 from agent.track.events import AnswerEvent, Event, dumps
 
@@ -105,6 +106,7 @@ class Hub:
         self._lock = threading.Lock()
         self._ask_lock = threading.Lock()
         self._asker: Asker | None = None
+        self._cues: Callable[[], CueLimits | None] | None = None
         self._orientation = None  # agent.track.orientation.OrientationInput, with --orientation api
         self._tracks: dict[int, dict[str, Any]] = {}
         self._log: deque[dict[str, Any]] = deque(maxlen=log_size)
@@ -172,9 +174,11 @@ class Hub:
         with self._lock:
             return len(self._subs)
 
-    def set_asker(self, fn: Asker | None) -> None:
-        """fn(question) -> Iterator[str] of answer text chunks, token by token; None: no answers."""
+    def set_asker(self, fn: Asker | None, cues: Callable[[], CueLimits | None] | None = None) -> None:
+        """fn(question) -> Iterator[str] of answer text chunks, token by token; None: no answers.
+        cues() -> what the input can tell (CueLimits or None), put on each answer event."""
         self._asker = fn
+        self._cues = cues
 
     def ask(self, question: str, on_chunk: Callable[[str], None] | None = None) -> AnswerEvent:
         """Answer one question (blocking; call from a worker thread): each chunk goes to
@@ -193,7 +197,8 @@ class Hub:
                     on_chunk(str(chunk))
         finally:
             self._ask_lock.release()
-        event = AnswerEvent(self._now(), text="".join(parts).strip(), question=q)
+        event = AnswerEvent(self._now(), text="".join(parts).strip(), question=q,
+                            cues=None if self._cues is None else self._cues())
         self.publish(event)
         return event
 

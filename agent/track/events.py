@@ -2,9 +2,11 @@
 
 Every event is one JSON object on one line. All events carry the same common keys, in the
 same order, with null where a key does not apply; narration and answer events add "text"
-(and "question"), health events add "counters". Consumers must ignore keys they do not
-know: adding a key or an event type keeps the schema name, while removing or renaming a
-key, or changing a unit or a meaning, makes it "binaura-events-2".
+(and "question"), health events add "counters"; answer and warning events also carry "cues"
+(what the input can tell, agent/core/cues.py; null where not known or not about the input).
+Consumers must ignore keys they do not know: adding a key or an event type keeps the schema
+name, while removing or renaming a key, or changing a unit or a meaning, makes it
+"binaura-events-2".
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from agent.core.cues import CueLimits
 from agent.core.errors import BinauraError
 
 SCHEMA = "binaura-events-1"
@@ -25,6 +28,9 @@ COMMON_KEYS = ("schema", "type", "t_s", "track_id", "label", "azimuth_deg", "ele
 #: Keys only some event types carry.
 EXTRA_KEYS = {"narration": ("text",), "answer": ("text", "question"), "health": ("counters",),
               "suggestion": ("text", "turn_deg"), "warning": ("text",)}
+#: Keys added within binaura-events-1: written on every event of the type by this version,
+#: absent from older files (check_event checks their form where present).
+ADDED_KEYS = {"answer": ("cues",), "warning": ("cues",)}
 #: Decimals written per key: 1 ms, 0.01 deg, 1 mm; the values themselves keep full precision.
 _DECIMALS = {"t_s": 3, "t_start": 3, "t_end": 3, "azimuth_deg": 2, "elevation_deg": 2,
              "distance_m": 3, "confidence": 3, "uncertainty_deg": 2}
@@ -120,12 +126,18 @@ class NarrationEvent(Event):
         return d
 
 
+def _cues_json(cues: CueLimits | None) -> dict[str, Any] | None:
+    return None if cues is None else cues.to_json()
+
+
 @dataclass(frozen=True)
 class AnswerEvent(Event):
-    """The answer to a question (typed or spoken), complete."""
+    """The answer to a question (typed or spoken), complete. cues: what the input heard so far
+    can tell (front/back, elevation, bandwidth; agent/core/cues.py), None when not known."""
 
     text: str
     question: str
+    cues: CueLimits | None = None
 
     type = "answer"
 
@@ -133,6 +145,7 @@ class AnswerEvent(Event):
         d = super().to_json()
         d["text"] = str(self.text)
         d["question"] = str(self.question)
+        d["cues"] = _cues_json(self.cues)
         return d
 
 
@@ -173,15 +186,19 @@ class SuggestionEvent(Event):
 
 @dataclass(frozen=True)
 class WarningEvent(Event):
-    """Something about the input the user should know (e.g. orientation samples refused or lost)."""
+    """Something about the input the user should know (e.g. orientation samples refused or
+    lost). cues: set on the warning that the input cannot carry front/back or elevation cues
+    (agent/core/cues.py), None on other warnings."""
 
     text: str
+    cues: CueLimits | None = None
 
     type = "warning"
 
     def to_json(self) -> dict[str, Any]:
         d = super().to_json()
         d["text"] = str(self.text)
+        d["cues"] = _cues_json(self.cues)
         return d
 
 
@@ -205,6 +222,12 @@ def check_event(obj: Any) -> list[str]:
         p.append(f"missing key(s) {missing}")
     if not isinstance(obj.get("t_s"), (int, float)):
         p.append(f"t_s must be a number, got {obj.get('t_s')!r}")
+    cues = obj.get("cues")
+    if kind in ADDED_KEYS and cues is not None and not (
+            isinstance(cues, dict) and isinstance(cues.get("front_back"), bool)
+            and isinstance(cues.get("elevation"), bool) and isinstance(cues.get("bandwidth_hz"), (int, float))):
+        p.append(f"cues must be null or an object with booleans front_back and elevation and a number "
+                 f"bandwidth_hz, got {cues!r}")
     if kind in ("onset", "update", "offset"):
         for k in ("track_id", "label", "azimuth_deg", "elevation_deg", "confidence", "t_start"):
             if obj.get(k) is None:
