@@ -170,7 +170,8 @@ def cmd_bench_localize(args) -> int:
 
 def cmd_bench_qa(args) -> int:
     from agent.core.dataset import read_dataset  # noqa: PLC0415
-    from training.eval.bench import qa_table, run_qa, save_metrics  # noqa: PLC0415
+    from training.eval.bench import direction_table, qa_table, run_qa, save_metrics  # noqa: PLC0415
+    from training.qa.report import direction_differences  # noqa: PLC0415
 
     ds = read_dataset(args.data)
     names = _models(args.model, "oracle")
@@ -181,8 +182,11 @@ def cmd_bench_qa(args) -> int:
             raise BinauraError(f"--model: two models both report as {m.name!r}; results are keyed by name")
         all_metrics[m.name] = run_qa(ds, m, progress=not args.quiet)
     print(qa_table(all_metrics))
+    print()
+    print(direction_table(all_metrics))  # issue 20: the direction tasks apart, binaural minus mono
     out = dict(next(iter(all_metrics.values())))
     out["models"] = all_metrics
+    out["direction_differences"] = direction_differences(all_metrics)
     out["data"] = str(args.data)
     save_metrics(args.out, out)
     print(f"metrics -> {args.out}")

@@ -54,6 +54,12 @@ def test_bench_qa_oracle_scores_100(tiny):
     m = json.loads(out.read_text())
     assert m["overall"] == 1.0 and m["L1"] == 1.0 and m["L2"] == 1.0 and m["L3"] == 1.0
     assert m["models"]["chance"]["overall"] < 0.5
+    # the direction tasks apart (issue 20): the oracle minus chance on them, recorded
+    d, o = m["direction"]["direction"], m["direction"]["other"]
+    assert d["accuracy"] == o["accuracy"] == 1.0 and d["n"] + o["n"] == m["n"]
+    diff = m["direction_differences"]
+    assert diff["model"] == "oracle" and set(diff["minus"]) == {"text-only", "chance"}
+    assert diff["minus"]["chance"] == pytest.approx(1.0 - m["models"]["chance"]["direction"]["direction"]["accuracy"])
 
 
 def test_bad_input_gives_one_clear_error(tiny, tmp_path, capsys):

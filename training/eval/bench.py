@@ -22,7 +22,7 @@ from training.eval.metrics import (
     localization_metrics,
     match_clip,
 )
-from training.qa.report import breakdown
+from training.qa.report import DIRECTION_GROUPS, breakdown, direction_differences, direction_split
 from training.qa.score import is_correct
 
 
@@ -93,6 +93,8 @@ def run_qa(ds: Dataset, model: Answerer, progress: bool = True) -> dict:
             "L3": acc(by_level["L3"]), "by_task": {k: acc(v) for k, v in sorted(by_task.items())},
             # held-out vs seen wording, question form, absent-class questions (training.qa.report)
             "breakdown": breakdown(ds.qa, oks), "model": model.name,
+            # the direction tasks apart from the others (agent.qa.tasks.DIRECTION_TASKS)
+            "direction": direction_split(ds.qa, oks),
             # a program-aided model: how often it wrote the question's program (ProgramAnswerer.report)
             **({"programs": model.report(ds)} if hasattr(model, "report") else {})}
 
@@ -229,6 +231,25 @@ def qa_table(all_metrics: dict[str, dict]) -> str:
     for t in tasks:
         rows.append([t] + [_fmt(all_metrics[m]["by_task"].get(t), True) for m in models])
     rows.append(["n"] + [str(all_metrics[m]["n"]) for m in models])
+    return _render(rows)
+
+
+def direction_table(all_metrics: dict[str, dict]) -> str:
+    """The direction tasks (agent.qa.tasks.DIRECTION_TASKS) and the other tasks: each model's
+    accuracy and question count, then the first model's direction accuracy minus each other
+    model's, in percentage points (issue 20: binaural minus mono >= 25)."""
+    models = list(all_metrics)
+    rows = [["", *models]]
+    for g in DIRECTION_GROUPS:
+        cells = []
+        for m in models:
+            s = (all_metrics[m].get("direction") or {}).get(g)
+            cells.append("-" if s is None else f"{_fmt(s['accuracy'], True)} (n={s['n']})")
+        rows.append([f"{g} tasks"] + cells)
+    if len(models) > 1:
+        minus = direction_differences(all_metrics)["minus"]
+        rows.append([f"direction: {models[0]} - this"] + ["-"] + [
+            "-" if minus[m] is None else f"{100 * minus[m]:+.1f} pts" for m in models[1:]])
     return _render(rows)
 
 
