@@ -1,12 +1,14 @@
 """A causal LM (optionally with its LoRA merged in) -> the bundle's language-model files.
 
-Writes into a folder: `decoder_fp32.onnx` (torch.onnx.export of a small wrapper: inputs_embeds,
-attention_mask, position_ids and the per-layer KV cache in; logits and the new cache out; the
-I/O agent/answer/decoder.py runs), `decoder_int4.onnx` (the same graph with every constant
-MatMul, lm_head included, as ONNX Runtime's MatMulNBits: 4 bits, blocks of 32 along the input
-dimension, the values chosen by GPTQ on calibration prompts (export/llm_quant.py) or by plain
-round-to-nearest), `embed_tokens.npy` (the input-embedding table) and
-`tokenizer.json`, and returns the manifest's `llm` section. export/bundle.py writes the
+Writes into a folder: `decoder_fp32.onnx` (inputs_embeds, attention_mask and the per-layer KV
+cache in; logits and the new cache out; the I/O agent/answer/decoder.py runs),
+`decoder_int4.onnx` (the same graph with every linear, lm_head included, as ONNX Runtime's
+MatMulNBits: 4 bits, blocks of 32 along the input dimension, the values chosen by GPTQ on
+calibration prompts (export/llm_quant.py) or by plain round-to-nearest), `embed_tokens.npy`
+(the input-embedding table) and `tokenizer.json`, and returns the manifest's `llm` section.
+Llama-family models are written by export/llm_graph.py (fused operators, from the weights);
+any other causal LM by torch.onnx.export of a small wrapper (with position_ids) and ONNX
+Runtime's quantizer, whose values GPTQ then replaces. export/bundle.py writes the
 manifest around it. Why this exporter and these settings: docs/bundle.md (measured).
 """
 
@@ -150,10 +152,39 @@ def quantize_int4(src: Path, dst: Path, cfg: LlmExportConfig, llm=None, tokenize
     tmp.replace(dst)
 
 
+def built_decoders(llm, tokenizer, out: Path, cfg: LlmExportConfig) -> None:
+    """The decoders written by export/llm_graph.py (fused ONNX Runtime operators) straight
+    from the torch weights: GPTQ's 4-bit values from one calibration pass, or round to nearest."""
+    import onnx  # noqa: PLC0415
+
+    from export.llm_graph import DecoderBuilder, block_quantize  # noqa: PLC0415
+
+    for precision in cfg.precisions:
+        quantize = None
+        if precision == "int4" and cfg.method == "gptq":
+            from export.llm_quant import calibration_hessians, gptq  # noqa: PLC0415
+
+            hessians = calibration_hessians(llm, tokenizer)
+
+            def quantize(sources, w, hessians=hessians):
+                return gptq(torch.from_numpy(w), hessians[sources[0]], cfg.block_size, cfg.symmetric)
+        elif precision == "int4":
+            def quantize(_sources, w):
+                return block_quantize(w, cfg.block_size, cfg.symmetric)
+        graph = DecoderBuilder(llm, quantize, cfg.block_size, cfg.accuracy_level, cfg.opset).build()
+        tmp = out / (DECODER[precision] + ".partial")
+        onnx.save(graph, str(tmp))
+        tmp.replace(out / DECODER[precision])
+
+
 def export_llm(model, tokenizer, out: str | os.PathLike, cfg: LlmExportConfig | None = None) -> dict:
     """Write the language-model files into the folder `out` (which must exist) and return the
     manifest's `llm` section (paths relative to `out`). model: a causal LM, a peft model (its
-    LoRA is merged) or a SpatialLALM; tokenizer: its Hugging Face tokenizer."""
+    LoRA is merged) or a SpatialLALM; tokenizer: its Hugging Face tokenizer. A Llama-family
+    model goes through the graph builder (export/llm_graph.py); another through torch's
+    exporter and ONNX Runtime's quantizer, and the section's `exporter` says which and why."""
+    from export.llm_graph import unsupported  # noqa: PLC0415
+
     cfg = cfg or LlmExportConfig()
     out = Path(out)
     llm = merged_llm(model)
@@ -167,15 +198,21 @@ def export_llm(model, tokenizer, out: str | os.PathLike, cfg: LlmExportConfig | 
     table = llm.get_input_embeddings().weight.detach().to(torch.float32).numpy()
     np.save(out / EMBEDDINGS, table.astype(cfg.embeddings_dtype))
     tokenizer.backend_tokenizer.save(str(out / TOKENIZER))
-    fp32 = out / DECODER["fp32"]
-    export_fp32(llm, fp32, cfg.opset)
-    if "int4" in cfg.precisions:
-        quantize_int4(fp32, out / DECODER["int4"], cfg, llm, tokenizer)
-    if "fp32" not in cfg.precisions:
-        fp32.unlink()
+    why = unsupported(llm)
+    if why is None:
+        exporter = "binaura graph builder (export/llm_graph.py: GroupQueryAttention, MatMulNBits)"
+        built_decoders(llm, tokenizer, out, cfg)
+    else:
+        exporter = f"torch.onnx.export (TorchScript); not the graph builder: {why}"
+        fp32 = out / DECODER["fp32"]
+        export_fp32(llm, fp32, cfg.opset)
+        if "int4" in cfg.precisions:
+            quantize_int4(fp32, out / DECODER["int4"], cfg, llm, tokenizer)
+        if "fp32" not in cfg.precisions:
+            fp32.unlink()
     return {**shape, "decoders": {p: DECODER[p] for p in cfg.precisions}, "embeddings": EMBEDDINGS,
             "tokenizer": TOKENIZER, "tokenizer_vocab_size": len(tokenizer), "stop_tokens": stop,
-            "placeholder_token": placeholder, "exporter": "torch.onnx.export (TorchScript)",
+            "placeholder_token": placeholder, "exporter": exporter,
             "quantization": {"int4": {"method": "MatMulNBits", "bits": 4, "rounding": cfg.method, **{
                 k: v for k, v in asdict(cfg).items() if k in ("block_size", "symmetric", "accuracy_level")}}}
             if "int4" in cfg.precisions else {},

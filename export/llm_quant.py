@@ -10,8 +10,8 @@ dimension, one scale and a 4-bit zero point each) cuts the next-token KL diverge
 (98/100 programs the same, RTN 86/100), at the same size and speed.
 
 `calibration_hessians` runs the torch model on calibration prompts (the program prompt of
-CALIBRATION_QUESTIONS, each followed by the model's own greedy answer) and sums x x^T of
-every nn.Linear's input. `gptq` quantises one weight; `apply_gptq` overwrites the
+CALIBRATION_QUESTIONS, each followed by the model's own greedy answer, gathered as it writes
+it) and sums x x^T of every nn.Linear's input. `gptq` quantises one weight; `apply_gptq` overwrites the
 MatMulNBits initializers ONNX Runtime's quantizer wrote (its layout: B (N, blocks, bs/2)
 uint8, low nibble first; scales (N, blocks); zero points (N, ceil(blocks/2)) uint8).
 """
@@ -53,13 +53,14 @@ CALIBRATION_QUESTIONS = (
 )
 
 
-def calibration_sequences(llm, tokenizer, questions=CALIBRATION_QUESTIONS, max_new_tokens: int = 32,
-                          batch_size: int = 16) -> list[list[int]]:
-    """Each calibration question's program prompt followed by the model's own greedy answer
-    (through its end-of-turn token), as token ids: generated in left-padded batches."""
+def _eos_ids(tokenizer) -> list[int]:
     eos = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>",) if t in tokenizer.get_vocab()]
-    eos = eos or [tokenizer.eos_token_id]
-    seqs = []
+    return eos or [tokenizer.eos_token_id]
+
+
+def _generate(llm, tokenizer, questions, max_new_tokens: int, batch_size: int, eos: list[int]):
+    """Greedy answers to each question's program prompt, in left-padded batches: yields
+    (prompts, generated rows) per batch."""
     for i in range(0, len(questions), batch_size):
         prompts = [tokenizer(render_program(q).before, add_special_tokens=False).input_ids
                    for q in questions[i:i + batch_size]]
@@ -68,54 +69,96 @@ def calibration_sequences(llm, tokenizer, questions=CALIBRATION_QUESTIONS, max_n
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
         out = llm.generate(ids, attention_mask=mask, do_sample=False, eos_token_id=eos,
                            max_new_tokens=max_new_tokens, pad_token_id=eos[0])
-        for p, row in zip(prompts, out[:, width:].tolist(), strict=True):
-            stop = next((j for j, t in enumerate(row) if t in eos), len(row) - 1)
-            seqs.append(p + row[:stop + 1])
+        yield prompts, out[:, width:].tolist()
+
+
+def calibration_sequences(llm, tokenizer, questions=CALIBRATION_QUESTIONS, max_new_tokens: int = 32,
+                          batch_size: int = 16) -> list[list[int]]:
+    """Each calibration question's program prompt followed by the model's own greedy answer
+    (through its end-of-turn token), as token ids."""
+    eos = _eos_ids(tokenizer)
+    seqs = []
+    with torch.no_grad():
+        for prompts, rows in _generate(llm, tokenizer, questions, max_new_tokens, batch_size, eos):
+            for p, row in zip(prompts, rows, strict=True):
+                stop = next((j for j, t in enumerate(row) if t in eos), len(row) - 1)
+                seqs.append(p + row[:stop + 1])
     return seqs
 
 
 def calibration_hessians(llm, tokenizer, questions=CALIBRATION_QUESTIONS, max_new_tokens: int = 32,
                          batch_size: int = 16) -> dict:
     """{module name: (K, K) float64 sum of x x^T over every calibration token} for each
-    nn.Linear of the causal LM `llm` (plain, LoRA merged). Linears that read one tensor (a
-    layer's q/k/v projections, its gate/up pair) share one matrix object: `apply_gptq`
-    quantises them together."""
+    nn.Linear of the causal LM `llm` (plain, LoRA merged), gathered while the model writes its
+    own greedy answers (one pass: the prompt's real tokens, then each answer token through the
+    end-of-turn token; left padding and the steps after a row has ended are not counted). The
+    output head's statistics come from the final hidden states (generation computes its logits
+    at the last position only). Linears that read one tensor (a layer's q/k/v projections, its
+    gate/up pair) share one matrix object: GPTQ quantises them together."""
+    eos = _eos_ids(tokenizer)
+    eos_t = torch.tensor(eos)
+    head = llm.get_output_embeddings()
+    head_name = next(n for n, m in llm.named_modules() if m is head)
     sums: dict[str, torch.Tensor] = {}
-    last: dict = {"x": None, "name": None}
-    rows: dict = {"keep": None}  # the batch's real tokens (right padding dropped)
+    rows: dict[str, list[torch.Tensor]] = {}  # the kept input rows of the batch being generated
+    shared: dict[str, str] = {}  # a linear -> the one before it that read the same tensor
+    state: dict = {"keep": None, "done": None, "x": None, "name": None}
 
-    def hook(name):
-        def add(_mod, inp, _out):
-            x = inp[0]
-            if x is last["x"]:  # the same input as the linear before it (held, so not a reused address)
-                sums[name] = sums[last["name"]]
-                return
-            flat = x.detach().reshape(-1, x.shape[-1])[rows["keep"]].float()
+    def before_step(_mod, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids.shape[1] > 1:  # the prompt: its real tokens (left padding dropped)
+            mask = kwargs.get("attention_mask")  # generate leaves it out when nothing is padded
+            state["keep"] = (torch.ones_like(ids) if mask is None else mask[:, -ids.shape[1]:]).reshape(-1).bool()
+            state["done"] = torch.zeros(ids.shape[0], dtype=torch.bool)
+        else:  # one answer token per row: counted through the end-of-turn token, not after it
+            state["keep"] = ~state["done"]
+            state["done"] = state["done"] | torch.isin(ids[:, -1], eos_t)
+        state["x"] = None
+
+    def add(name, x):
+        if x is state["x"]:  # the same input as the linear before it (held, so not a reused address)
+            shared[name] = state["name"]
+            return
+        rows.setdefault(name, []).append(x.detach().reshape(-1, x.shape[-1])[state["keep"]].float())
+        state["x"], state["name"] = x, name
+
+    def flush():  # one x^T x per linear and batch: a step's few rows are not worth a (K, K) update
+        for name, chunks in rows.items():
+            flat = torch.cat(chunks)
             xtx = (flat.T @ flat).double()
-            if name in sums:
-                sums[name] += xtx
-            else:
-                sums[name] = xtx
-            last["x"], last["name"] = x, name
-        return add
+            sums[name] = sums[name] + xtx if name in sums else xtx
+        rows.clear()
 
-    with torch.no_grad():
-        seqs = calibration_sequences(llm, tokenizer, questions, max_new_tokens, batch_size)
-        hooks = [m.register_forward_hook(hook(n)) for n, m in llm.named_modules() if isinstance(m, torch.nn.Linear)]
-        try:
-            for i in range(0, len(seqs), batch_size):
-                chunk = seqs[i:i + batch_size]
-                width = max(map(len, chunk))
-                ids = torch.tensor([s + [0] * (width - len(s)) for s in chunk])  # right padding: causal, unseen
-                mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in chunk])
-                rows["keep"] = mask.reshape(-1).bool()
-                last["x"] = None
-                llm(ids, attention_mask=mask)
-        finally:
-            for h in hooks:
-                h.remove()
-            last["x"] = None
+    def linear_hook(name):
+        return lambda _mod, inp, _out: add(name, inp[0])
+
+    def final_hook(_mod, _inp, out):
+        add(head_name, out[0] if isinstance(out, tuple) else out.last_hidden_state)
+
+    hooks = [llm.register_forward_pre_hook(before_step, with_kwargs=True),
+             llm.base_model.register_forward_hook(final_hook)]
+    hooks += [m.register_forward_hook(linear_hook(n)) for n, m in llm.named_modules()
+              if isinstance(m, torch.nn.Linear) and m is not head]
+    try:
+        with torch.no_grad():
+            for _ in _generate(llm, tokenizer, questions, max_new_tokens, batch_size, eos):
+                flush()
+    finally:
+        for h in hooks:
+            h.remove()
+        state["x"] = None
+        rows.clear()
+    for name, first in shared.items():
+        sums[name] = sums[first]
     return sums
+
+
+def inverse_cholesky(h: torch.Tensor) -> torch.Tensor:
+    """The upper Cholesky factor U of h^-1 (h^-1 = U^T U) from one factorisation: with P the
+    reversal, P h P = L L^T gives h^-1 = (P L^-T P)(P L^-1 P), so U = P L^-1 P (half the work
+    of factorising, inverting and factorising again)."""
+    low = torch.linalg.cholesky(h.flip(0, 1))
+    return torch.linalg.solve_triangular(low, torch.eye(len(h), dtype=h.dtype), upper=False).flip(0, 1)
 
 
 def gptq(weight: torch.Tensor, hessian: torch.Tensor, block_size: int = 32, symmetric: bool = False,
@@ -123,8 +166,9 @@ def gptq(weight: torch.Tensor, hessian: torch.Tensor, block_size: int = 32, symm
     """weight (N out, K in), hessian (K, K) -> (q (N, K) uint8 in 0..15, scales (N, K/bs) float32,
     zero points (N, K/bs) uint8; 8 when symmetric). Dequantised: (q - zero) * scale per block.
     Blocks follow the input order (no act-order), each block's scale set when GPTQ reaches it.
-    The inverse's Cholesky factor is taken in float64, the sweeps run in float32 numpy (as GPTQ's
-    reference code; numpy's small column operations cost a fraction of torch's per call)."""
+    The damped Hessian is formed in float64; its inverse's Cholesky factor and the sweeps are
+    float32 (as GPTQ's reference code; numpy's small column operations cost a fraction of
+    torch's per call)."""
     n, k = weight.shape
     if k % block_size:
         raise BinauraError(f"GPTQ needs the input width {k} to be a multiple of the block size {block_size}")
@@ -132,7 +176,7 @@ def gptq(weight: torch.Tensor, hessian: torch.Tensor, block_size: int = 32, symm
     dead = torch.diag(h) == 0
     h[dead, dead] = 1
     h += damp * torch.mean(torch.diag(h)) * torch.eye(k, dtype=h.dtype)
-    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True).float().numpy()
+    hinv = inverse_cholesky(h.float()).numpy()
     w = weight.detach().float().numpy().copy()
     w[:, dead.numpy()] = 0
     wt = np.ascontiguousarray(w.T)  # (K, N): a column of the weight is a contiguous row here

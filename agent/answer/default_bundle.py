@@ -23,9 +23,10 @@ from pathlib import Path
 from agent.answer.bundle import FORMAT_VERSION, MANIFEST
 from agent.core.digest import sha256_file
 
-#: The export recipe of the default bundle: int4 decoder by GPTQ (batched calibration on
-#: CALIBRATION_QUESTIONS, float32 sweeps), float16 embeddings. Bump on any change to it.
-RECIPE_VERSION = 2
+#: The export recipe of the default bundle: the decoder graph written from the weights
+#: (export/llm_graph.py: fused attention, packed q/k/v), int4 by GPTQ (statistics gathered while
+#: generating on CALIBRATION_QUESTIONS, float32 sweeps), float16 embeddings. Bump on any change.
+RECIPE_VERSION = 3
 PRECISION = "int4"
 #: `bundle:default` on a command line names this bundle.
 DEFAULT_NAME = "default"

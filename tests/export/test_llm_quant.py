@@ -65,3 +65,33 @@ def test_gptq_rows_are_independent_so_stacked_linears_quantise_alike():
     rz = torch.round(-lo / rs)
     rq = torch.clamp(torch.round(w1 / rs.repeat_interleave(32, 1) + rz.repeat_interleave(32, 1)), 0, 15)
     assert output_error(q1, s1, z1, w1) < 0.8 * output_error(rq.numpy(), rs.numpy(), rz.numpy(), w1)
+
+
+def test_statistics_gathered_while_generating_equal_a_forward_over_the_answers(tiny_llm):
+    """One pass: x x^T gathered during generation equals a plain forward over each prompt and
+    the model's own answer (the tokens it was fed: through the end-of-turn token, or all but the
+    last when it hit the token limit), and the output head's comes from every position."""
+    model, tok = tiny_llm
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    with torch.no_grad():
+        seqs = calibration_sequences(model, tok, QUESTIONS, max_new_tokens=6, batch_size=4)
+        got = calibration_hessians(model, tok, QUESTIONS, max_new_tokens=6, batch_size=4)
+    ref: dict = {}
+
+    def hook(name):
+        def add(_mod, inp, _out):
+            x = inp[0].reshape(-1, inp[0].shape[-1]).double()
+            ref[name] = ref.get(name, 0) + x.T @ x
+        return add
+
+    hooks = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    try:
+        with torch.no_grad():
+            for s in seqs:
+                model(torch.tensor([s if s[-1] == eos else s[:-1]]))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert got.keys() == ref.keys() and "lm_head" in got
+    for name, r in ref.items():
+        assert torch.allclose(got[name], r, rtol=1e-4, atol=1e-5 * float(r.abs().max())), name

@@ -131,10 +131,11 @@ def check_llm_fingerprint(expected: dict, model, tokenizer, what: str = "checkpo
                            "load it with the base it was trained on:\n" + "\n".join(f"  - {b}" for b in bad))
 
 
-def save_tiny_llm(out_dir: str | os.PathLike, arch: str = "llama", seed: int = 0) -> Path:
+def save_tiny_llm(out_dir: str | os.PathLike, arch: str = "llama", seed: int = 0, head_dim: int = 8) -> Path:
     """A tiny random causal LM + the tiny tokenizer, saved as a normal Hugging Face folder.
 
-    arch "llama" (SmolLM2's shape: tied embeddings, grouped KV heads) or "qwen2".
+    arch "llama" (SmolLM2's shape: tied embeddings, grouped KV heads) or "qwen2"; 4 attention
+    heads of `head_dim` (ONNX Runtime's fused attention needs a multiple of 16).
     """
     from transformers import AutoModelForCausalLM, GenerationConfig, LlamaConfig, Qwen2Config  # noqa: PLC0415
 
@@ -142,7 +143,7 @@ def save_tiny_llm(out_dir: str | os.PathLike, arch: str = "llama", seed: int = 0
 
     tok = build_tiny_tokenizer()
     ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
-    shape = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    shape = dict(vocab_size=len(tok), hidden_size=4 * head_dim, intermediate_size=8 * head_dim, num_hidden_layers=2,
                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, **ids)
     if arch == "llama":
         cfg = LlamaConfig(tie_word_embeddings=True, **shape)
