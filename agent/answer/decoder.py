@@ -3,8 +3,9 @@
 The decoder takes `inputs_embeds` (batch 1, S, hidden), `attention_mask` (1, past + S),
 `position_ids` where the graph has it, and per layer `past_key_values.N.key/value`
 (1, kv_heads, past, head_dim); it returns `logits` (1, S, vocab) and `present.N.key/value`
-(1, kv_heads, past + S, head_dim). Both graphs export/llm_export.py writes follow it (torch's
-exporter, and onnxruntime-genai's builder with `exclude_embeds=true`). The token-embedding
+(1, kv_heads, past + S, head_dim). Every graph export/llm_export.py writes follows it (its own
+builder's, export/llm_graph.py, with no position_ids; torch's exporter's), as does
+onnxruntime-genai's builder with `exclude_embeds=true`. The token-embedding
 table lives beside it as a .npy, so a prompt can mix text tokens with given rows: the audio
 embeddings a projector makes are written over placeholder positions, as
 training/models/lalm.py (`SpatialLALM.embed`) does.
