@@ -57,6 +57,8 @@ def cmd_train_lalm(args) -> int:
                                    ("device", args.device)) if v is not None}
     if getattr(args, "rename", False):
         overrides["rename"] = True
+    if getattr(args, "rewordings", False):
+        overrides["rewordings"] = True
     if stage == "align" and args.lr is None:
         overrides["lr"] = 1e-3  # a fresh projector alone takes a larger step
     cfg = dataclasses.replace(LalmTrainConfig(stage=stage), **overrides).validate()
@@ -121,6 +123,9 @@ def add_train_parsers(t) -> None:
         if stage == "parse":
             s.add_argument("--rename", action="store_true", help="also ask each question with other names for "
                                                                  "its classes (AudioSet's; training/qa/augment.py)")
+            s.add_argument("--rewordings", action="store_true",
+                           help="also ask each question once more in a wording written for training only: another "
+                                "template of its task, some class names swapped (training/qa/rewording.py)")
         s.add_argument("--resume", action="store_true", help="continue OUT/checkpoints")
         s.add_argument("--quiet", action="store_true")
         s.set_defaults(func=cmd_train_lalm)

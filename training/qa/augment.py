@@ -42,6 +42,13 @@ def _heldout_words() -> set[str]:
     return {w for label in LABELS for name in name_pools(label)[1] for w in _words(name)}
 
 
+def near_heldout(name: str, held: set[str] | None = None) -> bool:
+    """The name holds a word that shares a stem with a word of a held-out name (so training
+    may not use it); held: _heldout_words(), when computed already."""
+    held = _heldout_words() if held is None else held
+    return any(_same_stem(w, h) for w in _words(name) for h in held)
+
+
 def extra_names() -> dict[str, tuple[str, ...]]:
     """label -> names from AudioSet's class names that are neither a seen nor near a held-out
     name ("Bird vocalization, bird call, bird song" -> "the bird vocalization", "the bird call", ...)."""
@@ -54,7 +61,7 @@ def extra_names() -> dict[str, tuple[str, ...]]:
             for part in cls.split(","):
                 phrase = re.sub(r"\(.*?\)", "", part).strip().lower()
                 name = f"the {phrase}"
-                if not phrase or name in names or any(_same_stem(w, h) for w in _words(phrase) for h in held):
+                if not phrase or name in names or near_heldout(phrase, held):
                     continue
                 names.append(name)
     # a word that names two classes ("keyboard": music's "Keyboard (musical)"; "tap": knocking and

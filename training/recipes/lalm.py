@@ -50,6 +50,7 @@ class LalmTrainConfig:
     seed: int = 0
     threads: int = 0  # torch threads (0: as torch chooses)
     rename: bool = False  # parse stage: also ask each question with other names for its classes
+    rewordings: bool = False  # parse stage: also ask each question in an extra wording (training/qa/rewording.py)
     device: str = "auto"
 
     def validate(self) -> LalmTrainConfig:
@@ -131,7 +132,8 @@ def train_lalm(data: str | os.PathLike, cache_dir: str | os.PathLike | None, out
         load_trainable(model, init)
     ds = read_dataset(data, check_audio=False)
     train_ids, val_ids = _split(ds, cfg.val_clips, cfg.seed)
-    examples = build_examples(ds, cache, cfg.stage, heard=model_cfg.heard_line, seed=cfg.seed, rename=cfg.rename)
+    examples = build_examples(ds, cache, cfg.stage, heard=model_cfg.heard_line, seed=cfg.seed, rename=cfg.rename,
+                              rewordings=cfg.rewordings)
     train = [e for e in examples if e.scene_id in train_ids]
     val = [e for e in examples if e.scene_id in val_ids][:400]
     if not train:

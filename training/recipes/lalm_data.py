@@ -29,6 +29,7 @@ from agent.core.seld import SELD_PER_CLASS, DecodeConfig, heard_sources
 from agent.qa.programs import program_of
 from agent.qa.sentences import capitalise, metres, where
 from training.qa.augment import extra_names, renamed
+from training.qa.rewording import reworded
 from training.recipes.lalm_cache import EncoderCache
 
 STAGES = ("align", "sft", "parse")
@@ -75,10 +76,13 @@ def heard_in(cache: EncoderCache, row: int, decode: DecodeConfig | None = None) 
 
 
 def build_examples(ds: Dataset, cache: EncoderCache | None, stage: str, heard: bool = False,
-                   seed: int = 0, rename: bool = False) -> list[Example]:
+                   seed: int = 0, rename: bool = False, rewordings: bool = False) -> list[Example]:
     """Every example of `stage` whose clip is in the cache (a dataset and its cache must match;
     the parse stage needs no cache). rename (parse stage): each question that names a class is
-    also asked with other names for it (training/qa/augment.py)."""
+    also asked with other names for it (training/qa/augment.py). rewordings (parse stage):
+    each question is also asked once in a wording written for training only, an extra
+    template of its task and, for half its class names, extra names (training/qa/rewording.py):
+    one more example per question, so the questions' examples double (beside rename's)."""
     if stage not in STAGES:
         raise BinauraError(f"stage must be one of {STAGES}, got {stage!r}")
     if stage != "align" and not ds.qa:
@@ -88,6 +92,9 @@ def build_examples(ds: Dataset, cache: EncoderCache | None, stage: str, heard: b
         if rename:
             names, rng = extra_names(), np.random.default_rng([seed, 20])
             items += [r for r in (renamed(q, names, rng) for q in ds.qa) if r is not None]
+        if rewordings:
+            rng = np.random.default_rng([seed, 21])
+            items += [r for r in (reworded(q, rng) for q in ds.qa) if r is not None]
         return [Example(-1, q.question, None, program_of(q).text(), None, q.scene_id) for q in items]
     index = cache.index if cache is not None else {s.id: -1 for s in ds.scenes}  # no audio: no rows
     missing = [s.id for s in ds.scenes if s.id not in index]
