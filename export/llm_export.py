@@ -157,7 +157,8 @@ def built_decoders(llm, tokenizer, out: Path, cfg: LlmExportConfig) -> None:
     from the torch weights: GPTQ's 4-bit values from one calibration pass, or round to nearest."""
     import onnx  # noqa: PLC0415
 
-    from export.llm_graph import DecoderBuilder, block_quantize  # noqa: PLC0415
+    from export.llm_graph import DecoderBuilder  # noqa: PLC0415
+    from export.llm_quant import block_quantize  # noqa: PLC0415
 
     for precision in cfg.precisions:
         quantize = None

@@ -12,7 +12,7 @@ what onnxruntime-genai's model builder writes for the same models:
     MatMulNBits (down)
 
 and the weights come from the torch modules directly: float32 MatMul for the fp32 decoder,
-4-bit blocks for the int4 one (GPTQ's or round-to-nearest, export/llm_quant.py), so no fp32
+4-bit blocks for the int4 one (GPTQ's or round to nearest: export/llm_quant.py), so no fp32
 file is written and read back. Its inputs and outputs are agent/answer/decoder.py's
 (inputs_embeds, attention_mask, past_key_values.N.key/value in; logits, present.N.* out); the
 positions come from the attention mask (batch 1, no padding: the runtime's contract), as in
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from agent.core.errors import BinauraError
+from export.llm_quant import pack_nibbles
 
 ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM")
 MAX_POSITIONS = 8192  # rows of the rotary tables: far above any binaura prompt, 2 MB for SmolLM2
@@ -36,6 +37,7 @@ MAX_POSITIONS = 8192  # rows of the rotary tables: far above any binaura prompt,
 
 def unsupported(llm) -> str | None:
     """Why `llm` cannot go through this builder (None: it can)."""
+    from export.llm_export import llm_shape  # noqa: PLC0415 - llm_export imports this module
     arch = type(llm).__name__
     if arch not in ARCHITECTURES:
         return f"architecture {arch} (the graph builder covers {', '.join(ARCHITECTURES)})"
@@ -46,7 +48,7 @@ def unsupported(llm) -> str | None:
         return "MLP biases"
     if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):
         return f"a sliding attention window ({cfg.sliding_window})"
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    head_dim = llm_shape(llm)["head_dim"]
     if head_dim % 16:
         return f"head size {head_dim} (GroupQueryAttention needs a multiple of 16)"
     attn = llm.model.layers[0].self_attn
@@ -55,29 +57,6 @@ def unsupported(llm) -> str | None:
     if getattr(llm.model, "rotary_emb", None) is None:
         return "no rotary-embedding module"
     return None
-
-
-def block_quantize(weight: np.ndarray, block_size: int, symmetric: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Round to nearest in MatMulNBits' blocks: weight (N, K) -> (q (N, K) uint8 0..15,
-    scales (N, K/bs), zero points (N, K/bs) uint8), the same scale and zero rule as GPTQ's."""
-    n, k = weight.shape
-    w = weight.reshape(n, k // block_size, block_size).astype(np.float32)
-    if symmetric:
-        s = np.maximum(np.abs(w).max(-1) / 8, 1e-12)
-        z = np.full_like(s, 8.0)
-    else:
-        lo, up = np.minimum(w.min(-1), 0), np.maximum(w.max(-1), 0)
-        s = np.maximum((up - lo) / 15, 1e-12)
-        z = np.clip(np.round(-lo / s), 0, 15)
-    q = np.clip(np.round(w / s[..., None] + z[..., None]), 0, 15).astype(np.uint8)
-    return q.reshape(n, k), s.astype(np.float32), z.astype(np.uint8)
-
-
-def pack_nibbles(values: np.ndarray) -> np.ndarray:
-    """(rows, m) uint8 in 0..15 -> (rows, ceil(m/2)) uint8, element 2i in the low nibble."""
-    if values.shape[1] % 2:
-        values = np.pad(values, ((0, 0), (0, 1)))
-    return (values[:, 0::2] | (values[:, 1::2] << 4)).astype(np.uint8)
 
 
 class _Graph:
@@ -105,11 +84,13 @@ class _Graph:
 
 class DecoderBuilder:
     """Writes the decoder graph of `llm` (plain, LoRA merged). `quantize(sources, (N, K) float32)`
-    gives a linear's 4-bit values, (q, scales, zeros) as block_quantize returns them, for the
+    gives a linear's 4-bit values, (q, scales, zeros) as llm_quant.block_quantize returns them, for the
     int4 graph (sources: the torch module names whose weights are stacked in it, e.g. a
     layer's q/k/v projections); None writes the fp32 graph."""
 
     def __init__(self, llm, quantize=None, block_size: int = 32, accuracy_level: int = 4, opset: int = 17):
+        from export.llm_export import llm_shape  # noqa: PLC0415 - llm_export imports this module
+
         why = unsupported(llm)
         if why:
             raise BinauraError(f"the ONNX graph builder cannot write this model: {why}")
@@ -118,7 +99,7 @@ class DecoderBuilder:
         cfg = llm.config.get_text_config()
         self.cfg = cfg
         self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
-        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.head_dim = llm_shape(llm)["head_dim"]
         self.g = _Graph()
         self.names = {id(m): n for n, m in llm.named_modules()}
 
@@ -172,17 +153,17 @@ class DecoderBuilder:
                       outputs=[f"{name}/out", "", "", f"{name}/sum"], epsilon=eps)
         return outs[0], outs[3]
 
-    def attention(self, h: str, layer, i: int, seqlens: str, total: str, cos: str, sin: str) -> tuple[str, str, str]:
-        """(output, present key, present value) of layer i's self-attention."""
+    def attention(self, h: str, layer, i: int, seqlens: str, total: str, cos: str, sin: str) -> str:
+        """Layer i's self-attention output; its cache goes out as present.i.key/value."""
         a = layer.self_attn
         name = f"model.layers.{i}.self_attn"
         qkv = self.linear(h, f"{name}.qkv_proj", [a.q_proj, a.k_proj, a.v_proj])
-        out, key, value = self.g.node(
+        out = self.g.node(
             "GroupQueryAttention", [qkv, "", "", f"past_key_values.{i}.key", f"past_key_values.{i}.value", seqlens, total,
                                     cos, sin], domain="com.microsoft", name=f"{name}/GroupQueryAttention",
             outputs=[f"{name}/out", f"present.{i}.key", f"present.{i}.value"], num_heads=self.n_heads,
-            kv_num_heads=self.n_kv, scale=float(a.scaling), do_rotary=1, rotary_interleaved=0, local_window_size=-1)
-        return self.linear(out, f"{name}.o_proj", [a.o_proj]), key, value
+            kv_num_heads=self.n_kv, scale=float(a.scaling), do_rotary=1, rotary_interleaved=0, local_window_size=-1)[0]
+        return self.linear(out, f"{name}.o_proj", [a.o_proj])
 
     def mlp(self, h: str, layer, i: int) -> str:
         m, name, g = layer.mlp, f"model.layers.{i}.mlp", self.g
@@ -207,13 +188,11 @@ class DecoderBuilder:
                                                   g.const("dim1", np.array(1, np.int64))], axis=0)[0]],
                        to=TensorProto.INT32)[0]
         cos, sin = self.rotary_tables()
-        x, residual, presents = "inputs_embeds", None, []
         layers = self.llm.model.layers
         eps = float(cfg.rms_norm_eps)
-        h, residual = self.norm(x, None, layers[0].input_layernorm.weight, eps, "model.layers.0.input_layernorm")
+        h, residual = self.norm("inputs_embeds", None, layers[0].input_layernorm.weight, eps, "model.layers.0.input_layernorm")
         for i, layer in enumerate(layers):
-            attn, key, value = self.attention(h, layer, i, seqlens, total, cos, sin)
-            presents += [key, value]
+            attn = self.attention(h, layer, i, seqlens, total, cos, sin)
             h, residual = self.norm(attn, residual, layer.post_attention_layernorm.weight, eps,
                                     f"model.layers.{i}.post_attention_layernorm")
             mlp = self.mlp(h, layer, i)
@@ -223,11 +202,10 @@ class DecoderBuilder:
         logits = self.linear(h, "lm_head", [self.llm.get_output_embeddings()])
         g.nodes.append(helper.make_node("Identity", [logits], ["logits"], name="logits"))
         f32 = TensorProto.FLOAT
-        kv = [(f"{kind}.{i}.{k}", length) for kind, length in (("past_key_values", "past_sequence_length"),)
-              for i in range(n_layers) for k in ("key", "value")]
         inputs = [helper.make_tensor_value_info("inputs_embeds", f32, [1, "sequence_length", cfg.hidden_size]),
                   helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [1, "total_sequence_length"])]
-        inputs += [helper.make_tensor_value_info(n, f32, [1, self.n_kv, length, hd]) for n, length in kv]
+        inputs += [helper.make_tensor_value_info(f"past_key_values.{i}.{k}", f32, [1, self.n_kv, "past_sequence_length", hd])
+                   for i in range(n_layers) for k in ("key", "value")]
         outputs = [helper.make_tensor_value_info("logits", f32, [1, "sequence_length", vocab])]
         outputs += [helper.make_tensor_value_info(f"present.{i}.{k}", f32, [1, self.n_kv, "total_sequence_length", hd])
                     for i in range(n_layers) for k in ("key", "value")]

@@ -161,6 +161,28 @@ def inverse_cholesky(h: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve_triangular(low, torch.eye(len(h), dtype=h.dtype), upper=False).flip(0, 1)
 
 
+def block_scales(wmin: np.ndarray, wmax: np.ndarray, symmetric: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(scales, zero points as float) of 4-bit blocks from each block's smallest and largest
+    weight: asymmetric over [min(wmin, 0), max(wmax, 0)] in 15 steps, or symmetric about 8."""
+    if symmetric:
+        s = np.maximum(np.maximum(-wmin, wmax) / 8, 1e-12)
+        return s, np.full_like(s, 8.0)
+    lo, up = np.minimum(wmin, 0), np.maximum(wmax, 0)
+    s = np.maximum((up - lo) / 15, 1e-12)
+    return s, np.clip(np.round(-lo / s), 0, 15)
+
+
+def block_quantize(weight: np.ndarray, block_size: int, symmetric: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Round to nearest in MatMulNBits' blocks: weight (N, K) -> (q (N, K) uint8 0..15,
+    scales (N, K/bs), zero points (N, K/bs) uint8), GPTQ's scale and zero rule without its
+    error compensation."""
+    n, k = weight.shape
+    w = weight.reshape(n, k // block_size, block_size).astype(np.float32)
+    s, z = block_scales(w.min(-1), w.max(-1), symmetric)
+    q = np.clip(np.round(w / s[..., None] + z[..., None]), 0, 15).astype(np.uint8)
+    return q.reshape(n, k), s.astype(np.float32), z.astype(np.uint8)
+
+
 def gptq(weight: torch.Tensor, hessian: torch.Tensor, block_size: int = 32, symmetric: bool = False,
          damp: float = 0.01) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """weight (N out, K in), hessian (K, K) -> (q (N, K) uint8 in 0..15, scales (N, K/bs) float32,
@@ -186,13 +208,7 @@ def gptq(weight: torch.Tensor, hessian: torch.Tensor, block_size: int = 32, symm
     for bi in range(blocks):
         b0, b1 = bi * block_size, (bi + 1) * block_size
         w1, hi = wt[b0:b1], hinv[b0:b1, b0:b1]  # a view: updated in place
-        if symmetric:
-            s = np.maximum(np.abs(w1).max(0) / 8, 1e-12)
-            z = np.full_like(s, 8.0)
-        else:
-            lo, up = np.minimum(w1.min(0), 0), np.maximum(w1.max(0), 0)
-            s = np.maximum((up - lo) / 15, 1e-12)
-            z = np.clip(np.round(-lo / s), 0, 15)
+        s, z = block_scales(w1.min(0), w1.max(0), symmetric)
         scales[bi], zeros[bi] = s, z
         err = np.empty_like(w1)
         for j in range(block_size):
@@ -205,7 +221,7 @@ def gptq(weight: torch.Tensor, hessian: torch.Tensor, block_size: int = 32, symm
     return np.ascontiguousarray(q.T), np.ascontiguousarray(scales.T), np.ascontiguousarray(zeros.T).astype(np.uint8)
 
 
-def _pack(values: np.ndarray) -> np.ndarray:
+def pack_nibbles(values: np.ndarray) -> np.ndarray:
     """(rows, m) uint8 in 0..15 -> (rows, ceil(m/2)) uint8, element 2i in the low nibble."""
     if values.shape[1] % 2:
         values = np.pad(values, ((0, 0), (0, 1)))
@@ -255,10 +271,10 @@ def apply_gptq(model, llm, hessians: dict, block_size: int, symmetric: bool) -> 
 def _write_node(node, inits: dict, numpy_helper, q, s, z, n_out: int, k: int, block_size: int,
                 symmetric: bool) -> None:
     """One MatMulNBits node's B, scales and zero points from GPTQ's (q, scales, zeros)."""
-    blob = _pack(q.reshape(n_out * (k // block_size), block_size)).reshape(n_out, k // block_size, block_size // 2)
+    blob = pack_nibbles(q.reshape(n_out * (k // block_size), block_size)).reshape(n_out, k // block_size, block_size // 2)
     new = {node.input[1]: blob, node.input[2]: s}
     if len(node.input) > 3 and node.input[3]:
-        new[node.input[3]] = _pack(z)
+        new[node.input[3]] = pack_nibbles(z)
     elif not symmetric:
         raise BinauraError(f"{node.name}: the quantizer wrote no zero points for an asymmetric export")
     for key, arr in new.items():

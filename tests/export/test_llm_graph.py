@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from export.llm_graph import DecoderBuilder, block_quantize, unsupported
-from export.llm_quant import gptq
+from export.llm_graph import DecoderBuilder, unsupported
+from export.llm_quant import block_quantize, gptq
 
 IDS = [5, 9, 14, 3, 22, 7, 11, 30, 2]
 
