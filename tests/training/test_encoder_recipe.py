@@ -16,6 +16,7 @@ from training.recipes.encoder import (
     _fit_steps,
     common_mode_eq,
     evaluate,
+    polar_mask,
     seld_loss,
     seld_score,
     validation_indices,
@@ -291,3 +292,17 @@ def test_two_ranks_average_the_gradients_of_their_halves(cache, tmp_path):
             for how in ("ddp", "avg"):
                 for g, w in zip(r[f"{how}_{name}"], want):
                     torch.testing.assert_close(g, w, atol=1e-6, rtol=1e-4)
+
+
+def test_band_limited_and_first_order_scenes_train_no_polar_head(tmp_path):
+    cfg = SynthConfig(duration_s=0.5, event_duration_s=(0.3, 0.5), heads=("kemar-mit",), max_sources=1,
+                      p_reverberant=0.0, p_band_limited=0.5, band_limited_rates_hz=(16_000, 24_000),
+                      p_ambisonic=0.4, ambisonic_orders=(1, 2)).validate()
+    build_dataset(tmp_path / "ds", cfg, 8, seed=2, workers=1, with_qa=False, progress=False)
+    build_cache(tmp_path / "ds", tmp_path / "cache", BUILDERS["tiny"](), workers=1, progress=False)
+    scenes = read_dataset(tmp_path / "ds").scenes
+    mask = polar_mask(FeatureCache(tmp_path / "cache"), EncoderTrainConfig(no_polar_heads=("sphere",)))
+    limited = [s.extra.get("device", {}).get("rate_hz", 48_000) < 32_000 for s in scenes]
+    first = [s.extra.get("ambisonic_order") == 1 for s in scenes]
+    assert mask.tolist() == [not (a or b) for a, b in zip(limited, first, strict=True)]
+    assert any(limited) and any(first) and mask.any()  # the draw made every kind

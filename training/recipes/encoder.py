@@ -184,9 +184,12 @@ def seld_score(row: dict) -> float:
 
 
 def polar_mask(cache: FeatureCache, cfg: EncoderTrainConfig) -> np.ndarray:
-    """(N,) bool: clips whose head has polar (pinna) cues."""
+    """(N,) bool: clips whose head has polar (pinna) cues and whose recording kept them (not
+    band-limited, not first-order ambisonic: training/synth/device.carries_pinna_cues; caches
+    built before that was recorded count every clip as keeping them)."""
     heads = cache.meta.get("hrtf") or [""] * len(cache)
-    return np.array([h not in cfg.no_polar_heads for h in heads])
+    kept = cache.meta.get("pinna_cues") or [True] * len(cache)
+    return np.array([h not in cfg.no_polar_heads and bool(k) for h, k in zip(heads, kept, strict=True)])
 
 
 def common_mode_eq(rng: np.random.Generator, n: int, eq_db: float,

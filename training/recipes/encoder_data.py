@@ -21,6 +21,7 @@ from agent.core.features import SPATIAL_CHANNELS, FeatureConfig, compute_feature
 from agent.core.outdir import OutputKind, output_folder
 from training.models.config import EncoderConfig
 from training.models.targets import seld_targets
+from training.synth.device import carries_pinna_cues
 
 CACHE_FORMAT = "binaura-feature-cache-v1"
 #: A cache folder (and how one made before output markers is recognised).
@@ -91,6 +92,7 @@ def _write_cache(ds, data, tmp: Path, cfg: EncoderConfig, n_frames: int, n_out: 
         "format": CACHE_FORMAT, "data": str(Path(data).resolve()), "n_clips": n, "n_frames": n_frames,
         "n_out": n_out, "time_pool": pool, "features": feat.to_dict(), "labels": list(cfg.labels),
         "ids": [s.id for s in ds.scenes], "hrtf": [s.hrtf for s in ds.scenes],
+        "pinna_cues": [carries_pinna_cues(s.extra) for s in ds.scenes],
         "rooms": [s.room_kind for s in ds.scenes], "n_sources": [len(s.sources) for s in ds.scenes],
         "spatial_mean": sp.mean(axis=(0, 2)).tolist(), "spatial_std": sp.std(axis=(0, 2)).tolist(),
         "semantic_mean": se.mean(axis=(0, 1)).tolist(), "semantic_std": se.std(axis=(0, 1)).tolist()})

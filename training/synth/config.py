@@ -63,6 +63,13 @@ class SynthConfig:
     real_share: float = 0.0
     real_band_limited_weight: float = 0.25
     real_background_share: float = 0.0
+    # The recording device (training/synth/device.py): the share of scenes whose level is drawn
+    # from device_rms_dbfs and clipped at full scale instead of scaled down, and the share
+    # recorded at one of band_limited_rates_hz and upsampled back as the runtime does.
+    p_device_level: float = 0.0
+    device_rms_dbfs: tuple[float, float] = (-65.0, -5.0)
+    p_band_limited: float = 0.0
+    band_limited_rates_hz: tuple[int, ...] = (16_000, 22_050, 24_000)
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> SynthConfig:
@@ -102,6 +109,15 @@ class SynthConfig:
         for name in ("real_share", "real_band_limited_weight", "real_background_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 p.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("p_device_level", "p_band_limited"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                p.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        self._range(p, "device_rms_dbfs", self.device_rms_dbfs, -90.0, 20.0)
+        rates = self.band_limited_rates_hz
+        if (not isinstance(rates, tuple | list) or not rates
+                or not all(isinstance(r, int) and 8_000 <= r < self.sample_rate_hz for r in rates)):
+            p.append(f"band_limited_rates_hz must list integer rates in [8000, sample_rate_hz="
+                     f"{self.sample_rate_hz}), got {rates!r}")
         self._range(p, "rt60_s", self.rt60_s, 0.05, 3.0)
         self._range(p, "distance_m", self.distance_m, 0.2, 20.0)
         self._range(p, "elevation_deg", self.elevation_deg, -90.0, 90.0)

@@ -20,6 +20,7 @@ from agent.core.geometry import great_circle_deg, wrap_azimuth_deg
 from agent.core.rotation import HEAD_ORIENTATION_KEY, HeadPath
 from agent.core.scene import Scene, SourceLabel
 from training.synth.ambisonics import AMBISONIC_ORDER_KEY, AmbisonicHead
+from training.synth.device import DEVICE_KEY, apply_device, draw_device
 from training.synth.config import SynthConfig
 from training.synth.dsp import normalize_rms
 from training.synth.heads import Head, label_elevation_deg, make_head
@@ -111,6 +112,10 @@ def sample_spec(cfg: SynthConfig, seed: int, index: int, scene_id: str | None = 
         from training.synth.realsounds.draw import draw_real  # noqa: PLC0415
 
         extra.update(draw_real(cfg, sources, scene_rng(seed, index, cfg.split + "/real")))
+    if cfg.p_device_level > 0 or cfg.p_band_limited > 0:  # its own generator (training/synth/device.py)
+        device = draw_device(cfg, scene_rng(seed, index, cfg.split + "/device"))
+        if device:
+            extra[DEVICE_KEY] = device
     return SceneSpec(
         id=scene_id or f"s{index:06d}", seed=seed, index=index, head=head, head_path=head_path,
         head_seed=int(rng.integers(0, 1 << 31)), room=room, sources=sources,
@@ -222,6 +227,8 @@ def render_scene(spec: SceneSpec, cfg: SynthConfig) -> tuple[np.ndarray, Scene]:
     if peak > 0.99:  # keep the relative levels, avoid clipping
         gain *= 0.99 / peak
     mix *= gain
+    if DEVICE_KEY in spec.extra:
+        mix = apply_device(mix, spec.extra[DEVICE_KEY], rate)
     return mix, spec_to_scene(spec, cfg, head)
 
 
@@ -239,6 +246,8 @@ def spec_to_scene(spec: SceneSpec, cfg: SynthConfig, head: Head | None = None) -
              "snr_db": round(spec.snr_db, 2), "head_params": head.params if head else {}}
     if AMBISONIC_ORDER_KEY in spec.extra:
         extra[AMBISONIC_ORDER_KEY] = spec.extra[AMBISONIC_ORDER_KEY]
+    if DEVICE_KEY in spec.extra:
+        extra[DEVICE_KEY] = dict(spec.extra[DEVICE_KEY])
     if spec.extra.get("real_ambience"):
         extra["real_ambience"] = spec.extra["real_ambience"]
     if spec.head_path is not None:  # source positions stay in the head frame at t = 0
