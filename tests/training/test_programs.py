@@ -127,20 +127,20 @@ def test_more_names_for_training_keep_the_held_out_names_unseen():
     a held-out name holds (those stay a test of generalisation), nor a word of two classes."""
     import numpy as np
 
-    from training.qa.augment import _same_stem, _words, extra_names, renamed
+    from training.qa.augment import extra_names, name_words, renamed, same_stem
     from training.qa.phrasing import name_pools
 
     names = extra_names()
-    held = {w for lab in LABELS for n in name_pools(lab)[1] for w in _words(n)}
+    held = {w for lab in LABELS for n in name_pools(lab)[1] for w in name_words(n)}
     assert sum(map(len, names.values())) >= 60 and {"the bird call", "the buzzer", "the typewriter"} <= {
         n for v in names.values() for n in v}
     for label, pool in names.items():
         for n in pool:
-            assert not any(_same_stem(w, h) for w in _words(n) for h in held), n
+            assert not any(same_stem(w, h) for w in name_words(n) for h in held), n
             assert n not in name_pools(label)[0]
             others = {w for lab in LABELS if lab != label for x in (*name_pools(lab)[0], *names[lab])
-                      for w in _words(x)}
-            assert not set(_words(n)) & others, n
+                      for w in name_words(x)}
+            assert not set(name_words(n)) & others, n
     _, items = _qa("train", 20)
     rng = np.random.default_rng(0)
     done = 0

@@ -12,7 +12,7 @@ import pytest
 from agent.core.labels import LABELS
 from agent.qa.programs import program_of
 from training.qa import rewording
-from training.qa.augment import _heldout_words, near_heldout
+from training.qa.augment import heldout_words, near_heldout
 from training.qa.generate import generate_qa
 from training.qa.phrasing import PHRASINGS, is_yesno, name_pools
 from training.qa.rewording import EXTRA_NAMES, EXTRA_PHRASINGS, check, normalise, reworded
@@ -53,7 +53,7 @@ def test_no_extra_phrasing_is_or_near_copies_a_held_out_one_nor_repeats_a_seen_o
 
 
 def test_no_extra_name_is_near_a_held_out_name_or_a_seen_one():
-    held = _heldout_words()
+    held = heldout_words()
     seen = {n.lower() for lab in LABELS for n in name_pools(lab)[0]}
     for label, pool in EXTRA_NAMES.items():
         for n in pool:

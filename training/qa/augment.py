@@ -30,29 +30,32 @@ _STOP = {"the", "a", "an", "that", "some", "at", "of", "on", "in", "and", "or", 
 STEM = 5
 
 
-def _words(name: str) -> list[str]:
+def name_words(name: str) -> list[str]:
+    """The content words of a class name, lower case (articles and the like dropped)."""
     return [w for w in re.findall(r"[a-z]+", name.lower()) if w not in _STOP]
 
 
-def _same_stem(a: str, b: str) -> bool:
+def same_stem(a: str, b: str) -> bool:
+    """Two words count as one when either starts the other or they share the first STEM letters."""
     return a.startswith(b) or b.startswith(a) or (len(a) >= STEM and len(b) >= STEM and a[:STEM] == b[:STEM])
 
 
-def _heldout_words() -> set[str]:
-    return {w for label in LABELS for name in name_pools(label)[1] for w in _words(name)}
+def heldout_words() -> set[str]:
+    """Every content word of every held-out class name."""
+    return {w for label in LABELS for name in name_pools(label)[1] for w in name_words(name)}
 
 
 def near_heldout(name: str, held: set[str] | None = None) -> bool:
     """The name holds a word that shares a stem with a word of a held-out name (so training
-    may not use it); held: _heldout_words(), when computed already."""
-    held = _heldout_words() if held is None else held
-    return any(_same_stem(w, h) for w in _words(name) for h in held)
+    may not use it); held: heldout_words(), when computed already."""
+    held = heldout_words() if held is None else held
+    return any(same_stem(w, h) for w in name_words(name) for h in held)
 
 
 def extra_names() -> dict[str, tuple[str, ...]]:
     """label -> names from AudioSet's class names that are neither a seen nor near a held-out
     name ("Bird vocalization, bird call, bird song" -> "the bird vocalization", "the bird call", ...)."""
-    held = _heldout_words()
+    held = heldout_words()
     seen = {label: {n.lower() for n in name_pools(label)[0]} for label in LABELS}
     cands: dict[str, list[str]] = {}
     for label, classes in AUDIOSET_TO_LABEL.items():
@@ -69,10 +72,10 @@ def extra_names() -> dict[str, tuple[str, ...]]:
     owners: dict[str, set[str]] = {}
     for label in LABELS:
         for name in (*seen[label], *cands[label]):
-            for w in _words(name):
+            for w in name_words(name):
                 owners.setdefault(w, set()).add(label)
     return {label: tuple(n for n in cands[label] if n not in seen[label]
-                         and all(owners[w] == {label} for w in _words(n))) for label in LABELS}
+                         and all(owners[w] == {label} for w in name_words(n))) for label in LABELS}
 
 
 def renamed(item: QAItem, names: dict[str, tuple[str, ...]], rng: np.random.Generator) -> QAItem | None:

@@ -28,7 +28,7 @@ import numpy as np
 
 from agent.core.labels import LABELS, name_key
 from agent.core.scene import QAItem
-from training.qa.augment import _heldout_words, _words, extra_names, near_heldout
+from training.qa.augment import extra_names, heldout_words, name_words, near_heldout
 from training.qa.phrasing import PHRASINGS, is_yesno, name_pools, render
 from training.qa.rewording_data import EXTRA_NAMES, EXTRA_PHRASINGS
 from training.qa.tasks import TASKS_BY_NAME
@@ -113,11 +113,11 @@ def phrasing_problems() -> list[str]:
 
 def name_problems() -> list[str]:
     """Extra names that are too few, seen already, near a held-out name or shared with another class."""
-    held, augment = _heldout_words(), extra_names()
+    held, augment = heldout_words(), extra_names()
     seen = {name_key(n) for label in LABELS for n in name_pools(label)[0]}
     audioset = {n for pool in augment.values() for n in pool}
     words_of = {label: {w for n in (*name_pools(label)[0], *augment[label], *EXTRA_NAMES.get(label, ()))
-                        for w in _words(n)} for label in LABELS}
+                        for w in name_words(n)} for label in LABELS}
     out = [f"{label}: not a label" for label in set(EXTRA_NAMES) - set(LABELS)]
     for label in LABELS:
         pool = EXTRA_NAMES.get(label, ())
@@ -127,11 +127,11 @@ def name_problems() -> list[str]:
         for n in pool:
             if near_heldout(n, held):
                 out.append(f"{label}: {n!r} shares a stem with a held-out name")
-            if set(_words(n)) & HELDOUT_SYNONYMS:
+            if set(name_words(n)) & HELDOUT_SYNONYMS:
                 out.append(f"{label}: {n!r} holds a synonym of a held-out name")
             if name_key(n) in seen or n in audioset:
                 out.append(f"{label}: {n!r} is a seen name (or AudioSet's)")
-            if shared := sorted(set(_words(n)) & others):
+            if shared := sorted(set(name_words(n)) & others):
                 out.append(f"{label}: {n!r} holds {shared}, a word of another class's names")
     return out
 
