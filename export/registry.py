@@ -16,6 +16,8 @@ BASELINE_ANSWERERS = ("chance", "text-only", "oracle", "perception-bound")
 DEFAULT_LOCALIZER = "encoder"
 #: an exported encoder's mirror options: (mirror_tta, mirror_mode), forced (agent.localize.mirror)
 MIRROR_OPTIONS = {"mirror": (True, "mean"), "mirror-polar": (True, "polar"), "single": (False, None)}
+#: an exported encoder's option: YAMNet may rename its sources, directions kept (agent.localize.relabel)
+YAMNET_OPTION = "yamnet"
 
 
 
@@ -31,7 +33,8 @@ def make_localizer(name: str, seed: int = 0):
     base, _, tail = name.partition(":")
     opts = set(tail.split(":")) if tail else set()
     scales = {o for o in opts if o.startswith("scale=")}
-    if opts - scales - {"fp16", *MIRROR_OPTIONS} or len(opts & set(MIRROR_OPTIONS)) > 1 or len(scales) > 1:
+    if (opts - scales - {"fp16", YAMNET_OPTION, *MIRROR_OPTIONS} or len(opts & set(MIRROR_OPTIONS)) > 1
+            or len(scales) > 1):
         base, opts, scales = name, set(), set()  # a path that itself holds a colon
     precision = "fp16" if "fp16" in opts else "fp32"
     # mirror averaging: forced on (and how it combines) or off, else the export's own default (its manifest)
@@ -47,8 +50,8 @@ def make_localizer(name: str, seed: int = 0):
     if base == "encoder":
         from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
 
-        return EncoderLocalizer(precision=precision, mirror_tta=mirror, name=f"encoder{tag}", head_scale=head_scale,
-                                mirror_mode=mode)
+        return _with_yamnet(EncoderLocalizer(precision=precision, mirror_tta=mirror, name=f"encoder{tag}",
+                                             head_scale=head_scale, mirror_mode=mode), opts)
     path = Path(base)
     if path.is_file() and path.suffix in (".pt", ".pth") and not opts:
         from training.eval.torch_localizer import TorchEncoderLocalizer  # noqa: PLC0415
@@ -57,14 +60,27 @@ def make_localizer(name: str, seed: int = 0):
     if path.is_dir() or (path.is_file() and path.suffix == ".onnx"):
         from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
 
-        return EncoderLocalizer(path, precision=precision, mirror_tta=mirror, mirror_mode=mode,
-                                name=f"onnx-{precision}{mirror_tag}:{path.name}", head_scale=head_scale)
+        return _with_yamnet(EncoderLocalizer(path, precision=precision, mirror_tta=mirror, mirror_mode=mode,
+                                             name=f"onnx-{precision}{mirror_tag}:{path.name}",
+                                             head_scale=head_scale), opts)
     raise BinauraError(f"--model {name!r}: expected encoder, one of {', '.join(BASELINE_LOCALIZERS)}, a training "
                        f"checkpoint (.pt) or an exported encoder (folder or .onnx); an exported encoder takes "
                        f":fp16 (its fp16 variant), one of :mirror, :mirror-polar or :single (left-right mirror "
                        f"averaging on, as a Cartesian mean or on the cone of confusion, or off; default: as its "
                        f"manifest says) and :scale=S (the listening head's size over KEMAR's, "
-                       f"features warped to match), e.g. encoder:single, encoder:scale=1.2")
+                       f"features warped to match) and :yamnet (YAMNet renames the sources it hears, directions "
+                       f"kept), e.g. encoder:single, encoder:scale=1.2, encoder:yamnet")
+
+
+def _with_yamnet(encoder, opts: set[str]):
+    """The encoder localizer as it is, or with :yamnet wrapped so that YAMNet may rename its
+    sources (agent.localize.relabel); its name (which already shows :yamnet) is kept. Fails
+    with YamnetRuntime's error, naming the set-up command, when YAMNet is not set up."""
+    if YAMNET_OPTION not in opts:
+        return encoder
+    from agent.localize.relabel import YamnetRelabelLocalizer  # noqa: PLC0415
+
+    return YamnetRelabelLocalizer(encoder, name=encoder.name)
 
 
 def make_answerer(name: str, ds, seed: int = 0):

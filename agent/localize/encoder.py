@@ -223,19 +223,23 @@ class EncoderLocalizer:
     def localize(self, clip: Clip) -> list[SourceEstimate]:
         """One pass over a short clip; a long one (over LONG_CLIP_S, or given by path) goes
         through the exact streaming path in bounded memory (agent.localize.long_clip)."""
+        accdoa, log_distance = self.frames(clip)
+        return decode_clip(accdoa, log_distance, self.runtime.labels, self.runtime.output_rate_hz, self.decode)
+
+    def frames(self, clip: Clip) -> tuple[np.ndarray, np.ndarray]:
+        """The clip's accdoa (T, C, 3) and log_distance (T, C) at runtime.output_rate_hz, what
+        `localize` decodes (agent.localize.relabel reads each source's active frames from them)."""
         from agent.localize.long_clip import array_blocks, encode_blocks, encode_file  # noqa: PLC0415
 
         if clip.audio is None:
             if clip.path is None:
                 raise BinauraError(f"{clip.scene_id}: the clip has neither audio nor a path to read it from")
-            accdoa, log_distance = encode_file(self.runtime, clip.path)
-        elif clip.audio.shape[-1] > LONG_CLIP_S * clip.sample_rate_hz:
-            accdoa, log_distance = encode_blocks(self.runtime, array_blocks(clip.audio, clip.sample_rate_hz),
-                                                 clip.sample_rate_hz, clip.scene_id)
-        else:
-            frames = self.runtime.run_audio(clip.audio, clip.sample_rate_hz, clip.scene_id)
-            accdoa, log_distance = frames.accdoa, frames.log_distance
-        return decode_clip(accdoa, log_distance, self.runtime.labels, self.runtime.output_rate_hz, self.decode)
+            return encode_file(self.runtime, clip.path)
+        if clip.audio.shape[-1] > LONG_CLIP_S * clip.sample_rate_hz:
+            return encode_blocks(self.runtime, array_blocks(clip.audio, clip.sample_rate_hz),
+                                 clip.sample_rate_hz, clip.scene_id)
+        frames = self.runtime.run_audio(clip.audio, clip.sample_rate_hz, clip.scene_id)
+        return frames.accdoa, frames.log_distance
 
 
 class StreamingEncoder:

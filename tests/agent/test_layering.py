@@ -5,7 +5,7 @@ from tests.torchless import run_without_torch
 BLOCK = """
 import agent.core.audio, agent.core.geometry, agent.core.labels, agent.core.scene
 import agent.core.dataset, agent.core.predictor, agent.localize.gccphat, firmware_bridge
-import agent.core.features, agent.core.seld, agent.localize.encoder, agent.localize.long_clip
+import agent.core.features, agent.core.seld, agent.localize.encoder, agent.localize.long_clip, agent.localize.relabel
 import agent.core.prompt, agent.core.outdir, agent.core.digest, agent.track, agent.track.tracker, agent.track.events
 import agent.capture, agent.narrate, agent.serve, agent.voice, agent.answer.tracks, agent.pipeline, agent.run
 import agent.console, agent.qa.programs, agent.answer.programs, agent.answer.hearing, agent.answer.bundle_answerer

@@ -20,8 +20,8 @@ from agent.core.geometry import great_circle_deg, wrap_azimuth_deg
 from agent.core.rotation import HEAD_ORIENTATION_KEY, HeadPath
 from agent.core.scene import Scene, SourceLabel
 from training.synth.ambisonics import AMBISONIC_ORDER_KEY, AmbisonicHead
-from training.synth.device import DEVICE_KEY, apply_device, draw_device
 from training.synth.config import SynthConfig
+from training.synth.device import DEVICE_KEY, apply_device, draw_device
 from training.synth.dsp import normalize_rms
 from training.synth.heads import Head, label_elevation_deg, make_head
 from training.synth.room import (

@@ -1,0 +1,227 @@
+"""YAMNet names the encoder's sources (the model option `encoder:yamnet`).
+
+The encoder localizes well but names real recordings poorly; YAMNet (AudioSet, run by
+agent.localize.yamnet) was trained on real recordings and knows nothing of direction. Here
+every source the encoder decodes keeps its direction, distance and confidence (the very
+SourceEstimate the plain encoder returns) and only its label may change:
+- YAMNet hears each source on its own stretch of the clip (`analysis_window`: from its first
+  to its last active encoder frame, widened about its centre to one 0.96 s patch when
+  shorter), steered toward it (agent.voice.steer; STEER_METHOD, the ear on its side), its
+  patch scores averaged with weights for how much of each patch the source is active in
+  (`patch_weights`), then folded into binaura's labels by agent.core.audioset's table (a
+  label's score: the largest among its AudioSet classes, in [0, 1]).
+- `relabel` (the rule): YAMNet's top label t replaces the encoder's label when YAMNet gives
+  t at least MIN_SCORE and the encoder is less sure of its own label than MAX_CONFIDENCE
+  (the source's confidence: its mean ACCDOA activity over its active frames, the encoder's
+  own class evidence). Each source is decided alone: two sources may end up with one label,
+  and both are kept, each at its own direction (two talkers are two sources; merging would
+  throw a direction away). Forbidding it (a source keeps its label when another source of
+  the clip holds YAMNet's) was measured worse on select_real (below): the label it defers to
+  is the encoder's, which is usually the wrong one on real recordings.
+- A label the table gives no AudioSet class (or that is not one of binaura's LABELS) is
+  never relabelled into, and a source that carries one is never relabelled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from agent.core.audioset import AUDIOSET_TO_LABEL
+from agent.core.errors import BinauraError
+from agent.core.labels import LABELS
+from agent.core.predictor import Clip
+from agent.core.scene import SourceEstimate
+from agent.core.seld import decode_clip
+from agent.core.yamnet_features import FRAME_RATE_HZ, PATCH_FRAMES
+from agent.voice.steer import STEER_METHODS, STEER_RATE_HZ, steer
+
+#: One YAMNet patch (s): a source active for less is heard on a patch centred on its span.
+PATCH_S = PATCH_FRAMES / FRAME_RATE_HZ
+#: The longest stretch (s) YAMNet hears per source: a source active over a longer span (a long
+#: recording) is heard on the stretch of this length where it is active on the most frames.
+MAX_WINDOW_S = 30.0
+
+# The defaults, chosen by training/eval/relabel_sweep.py on the selection sets only (never on
+# data/bench or data/bench-real): data/select_real (400 scenes of real recordings, train side
+# of the kit; 479 matched sources) and the first 100 scenes of data/select11 (synthetic,
+# benchmark-like; 176 matched sources); the rule: the highest class accuracy on select_real
+# whose select11 class accuracy is at most 1 point under the plain encoder's, over MIN_SCORE
+# 0.05-1.0 x MAX_CONFIDENCE 0.80-0.99 and each steering method. Plain encoder: select_real
+# 25.47%, select11 92.05%. Chosen (better_ear, 0.60, 0.95): 29.85% and 91.48% (57 of 528
+# sources renamed on select_real: 23 matched ones made right, 2 made wrong; 1 of 178 on
+# select11, made wrong). Best per steering method: better_ear 29.85%, ipd_mask 29.02%,
+# delay_sum 28.18%, mix 27.56%. Without the confidence gate the best allowed is 25.89%
+# (min_score 0.95); keeping a clip's labels distinct gives 28.60% at the same point.
+#: YAMNet's score for its top label (in [0, 1]) at or above which it may replace the encoder's.
+MIN_SCORE = 0.6
+#: ... when the encoder's confidence in its own label (mean ACCDOA activity, 0.5-1) is under this.
+MAX_CONFIDENCE = 0.95
+#: How the source's stretch is made mono for YAMNet (agent.voice.steer.STEER_METHODS).
+STEER_METHOD = "better_ear"
+
+
+def expressible_labels(labels: tuple[str, ...] = LABELS,
+                       table: dict[str, tuple[str, ...]] | None = None) -> np.ndarray:
+    """(len(labels),) bool: the labels YAMNet can score: binaura LABELS (the columns of
+    YamnetOutput.label_scores) to which the AudioSet table maps at least one class."""
+    table = AUDIOSET_TO_LABEL if table is None else table
+    return np.array([lab in LABELS and bool(table.get(lab)) for lab in labels], bool)
+
+
+def analysis_window(active: np.ndarray, frame_rate_hz: float, duration_s: float) -> tuple[float, float]:
+    """A source's active encoder frames (T,) bool at frame_rate_hz -> (start_s, end_s), the stretch
+    of the clip YAMNet hears for it: from its first to its last active frame, widened about its
+    centre to PATCH_S when shorter (shifted to stay inside [0, duration_s]; the whole clip when
+    that is shorter still); when longer than MAX_WINDOW_S, the MAX_WINDOW_S stretch holding the
+    most active frames (the earliest such)."""
+    on = np.flatnonzero(active)
+    if on.size == 0:
+        raise BinauraError("YAMNet relabelling: a source with no active encoder frame has no stretch to hear")
+    start, end = on[0] / frame_rate_hz, (on[-1] + 1) / frame_rate_hz
+    if end - start > MAX_WINDOW_S:
+        n = int(round(MAX_WINDOW_S * frame_rate_hz))
+        first = int(np.argmax(np.convolve(np.asarray(active, float), np.ones(n), mode="valid")))
+        start, end = first / frame_rate_hz, (first + n) / frame_rate_hz
+    if end - start < PATCH_S:
+        centre = 0.5 * (start + end)
+        start, end = centre - PATCH_S / 2, centre + PATCH_S / 2
+        shift = max(0.0, -start) - max(0.0, end - duration_s)
+        start, end = start + shift, end + shift
+    return max(0.0, start), min(duration_s, end)
+
+
+def patch_weights(patch_start_s: np.ndarray, active: np.ndarray, frame_rate_hz: float) -> np.ndarray:
+    """Patch starts (N,) in clip seconds -> (N,) the fraction of each 0.96 s patch's encoder
+    frames (active: (T,) bool at frame_rate_hz) in which the source is active; uniform weights
+    when no patch holds an active frame."""
+    t = (np.arange(len(active)) + 0.5) / frame_rate_hz  # frame centres (s)
+    starts = np.asarray(patch_start_s, float)[:, None]
+    inside = (t[None, :] >= starts) & (t[None, :] < starts + PATCH_S)
+    w = (inside & np.asarray(active, bool)[None, :]).sum(1) / np.maximum(1, inside.sum(1))
+    return w if w.sum() > 0 else np.ones(len(w))
+
+
+def yamnet_source_scores(yamnet, window: np.ndarray, sample_rate_hz: int, window_start_s: float,
+                         azimuth_deg: float, elevation_deg: float, active: np.ndarray, frame_rate_hz: float,
+                         steer_method: str = STEER_METHOD) -> np.ndarray:
+    """YAMNet's label scores for one source: its stretch of the clip, window (2, n) binaural at
+    sample_rate_hz starting at window_start_s in the clip (`analysis_window`), its direction (deg)
+    and its active encoder frames (T,) bool at frame_rate_hz -> (len(LABELS),) scores in [0, 1]
+    in LABELS order: the window steered toward the source, YAMNet's patch scores averaged
+    with `patch_weights`. yamnet: a YamnetRuntime, or anything called alike ((n,) mono, rate)
+    -> an object with start_s (N,) and label_scores (N, len(LABELS))."""
+    if steer_method not in STEER_METHODS:
+        raise BinauraError(f"YAMNet relabelling: unknown steering method {steer_method!r}; "
+                           f"expected one of {', '.join(STEER_METHODS)}")
+    out = yamnet(steer(window, sample_rate_hz, azimuth_deg, steer_method, elevation_deg), STEER_RATE_HZ)
+    scores = np.asarray(out.label_scores, float)
+    if scores.ndim != 2 or scores.shape[1] != len(LABELS):
+        raise BinauraError(f"YAMNet relabelling: expected label scores (N, {len(LABELS)}), got {scores.shape}")
+    w = patch_weights(window_start_s + np.asarray(out.start_s, float), active, frame_rate_hz)
+    return (w[:, None] * scores).sum(0) / w.sum()
+
+
+def relabel(labels: list[str | None], confidences, scores: np.ndarray, min_score: float = MIN_SCORE,
+            max_confidence: float = MAX_CONFIDENCE, vocabulary: tuple[str, ...] = LABELS,
+            table: dict[str, tuple[str, ...]] | None = None) -> list[str | None]:
+    """The rule (module docstring): the encoder's labels and confidences of sources (S,) and
+    YAMNet's scores for them (S, len(LABELS)) in LABELS order -> the final labels. A source is
+    relabelled to YAMNet's top label t (among the labels in `vocabulary`, the encoder's, that
+    the table can express) when scores[t] >= min_score and its confidence < max_confidence;
+    each source alone (two may end with one label). min_score above 1 relabels nothing."""
+    scores = np.asarray(scores, float).reshape(len(labels), len(LABELS))
+    confidences = np.asarray(confidences, float).reshape(len(labels))
+    can = expressible_labels(LABELS, table) & np.isin(np.asarray(LABELS), list(vocabulary))
+    masked = np.where(can[None, :], scores, -np.inf)
+    top = np.argmax(masked, axis=1) if len(labels) else np.zeros(0, int)
+    out = list(labels)
+    for i, own in enumerate(labels):
+        if own not in LABELS or not can[LABELS.index(own)]:
+            continue  # a label YAMNet cannot score is never replaced
+        if masked[i, top[i]] >= min_score and confidences[i] < max_confidence:
+            out[i] = LABELS[top[i]]
+    return out
+
+
+def cut_window(audio: np.ndarray, sample_rate_hz: int, start_s: float, end_s: float) -> np.ndarray:
+    """(2, T) audio -> (2, n) its samples from start_s to end_s (at least one sample)."""
+    a = int(round(start_s * sample_rate_hz))
+    return audio[:, a:max(int(round(end_s * sample_rate_hz)), a + 1)]
+
+
+def _read_window(path: str | os.PathLike, start_s: float, end_s: float) -> tuple[np.ndarray, int]:
+    import soundfile as sf  # noqa: PLC0415
+
+    rate = int(sf.info(str(path)).samplerate)
+    x, _ = sf.read(str(path), start=int(round(start_s * rate)), stop=max(int(round(end_s * rate)),
+                   int(round(start_s * rate)) + 1), dtype="float32", always_2d=True)
+    return np.ascontiguousarray(x.T), rate
+
+
+class YamnetRelabelLocalizer:
+    """An EncoderLocalizer whose sources YAMNet may rename (module docstring): the encoder's
+    directions, distances and confidences, and labels by `relabel`."""
+
+    needs_audio = True
+    #: long clips may come as a path: the encoder streams it, YAMNet reads each source's window
+    reads_files = True
+
+    def __init__(self, encoder, yamnet=None, min_score: float = MIN_SCORE, max_confidence: float = MAX_CONFIDENCE,
+                 steer_method: str = STEER_METHOD, table: dict[str, tuple[str, ...]] | None = None,
+                 name: str | None = None, threads: int = 1):
+        """encoder: an EncoderLocalizer (anything with `runtime`, `decode` and `frames(clip)`).
+        yamnet: a YamnetRuntime or a stand-in called alike; None loads the one set-up built,
+        which fails with YamnetRuntime's error (how to set it up) when there is none."""
+        if steer_method not in STEER_METHODS:
+            raise BinauraError(f"YAMNet relabelling: unknown steering method {steer_method!r}; "
+                               f"expected one of {', '.join(STEER_METHODS)}")
+        if yamnet is None:
+            from agent.localize.yamnet import YamnetRuntime  # noqa: PLC0415
+
+            yamnet = YamnetRuntime(threads=threads)
+        self.encoder, self.yamnet = encoder, yamnet
+        self.min_score, self.max_confidence = float(min_score), float(max_confidence)
+        self.steer_method, self.table = steer_method, table
+        self.name = name or f"{encoder.name}:yamnet"
+
+    @property
+    def runtime(self):
+        """The encoder's runtime (EncoderRuntime): its labels, frame rate, mirror and head settings."""
+        return self.encoder.runtime
+
+    def localize(self, clip: Clip) -> list[SourceEstimate]:
+        """The encoder's sources of the clip (EncoderLocalizer.localize, same order and fields),
+        each label as `relabel` decides from YAMNet's scores on the source's stretch."""
+        rt, cfg = self.encoder.runtime, self.encoder.decode
+        accdoa, log_distance = self.encoder.frames(clip)
+        sources = decode_clip(accdoa, log_distance, rt.labels, rt.output_rate_hz, cfg)
+        can = dict(zip(LABELS, expressible_labels(LABELS, self.table), strict=True))
+        if self.min_score > 1 or not any(can.get(s.label, False) and s.confidence < self.max_confidence
+                                         for s in sources):
+            return sources  # nothing could change: YAMNet is not run
+        on = np.linalg.norm(accdoa, axis=-1) >= cfg.activity_threshold  # (T, C)
+        scores = np.zeros((len(sources), len(LABELS)))
+        for i, s in enumerate(sources):  # YAMNet hears only the sources the rule may rename
+            if can.get(s.label, False) and s.confidence < self.max_confidence:
+                scores[i] = self._scores(clip, s, on[:, rt.labels.index(s.label)], rt.output_rate_hz)
+        labels = relabel([s.label for s in sources], [s.confidence for s in sources], scores, self.min_score,
+                         self.max_confidence, rt.labels, self.table)
+        return [s if lab == s.label else dataclasses.replace(s, label=lab)
+                for s, lab in zip(sources, labels, strict=True)]
+
+    def _scores(self, clip: Clip, source: SourceEstimate, active: np.ndarray, frame_rate_hz: float) -> np.ndarray:
+        if clip.audio is not None:
+            rate = clip.sample_rate_hz
+            start_s, end_s = analysis_window(active, frame_rate_hz, clip.audio.shape[-1] / rate)
+            window = cut_window(clip.audio, rate, start_s, end_s)
+        else:
+            import soundfile as sf  # noqa: PLC0415
+
+            info = sf.info(str(clip.path))
+            start_s, end_s = analysis_window(active, frame_rate_hz, info.frames / info.samplerate)
+            window, rate = _read_window(clip.path, start_s, end_s)
+        return yamnet_source_scores(self.yamnet, window, rate, start_s, source.azimuth_deg, source.elevation_deg,
+                                    active, frame_rate_hz, self.steer_method)
