@@ -84,18 +84,19 @@ def test_sft_runs_unchanged_under_accelerate_launch_with_two_processes(data, tmp
     with no GPU each rank trains on the CPU; `--cpu` would start a single process); one model
     folder comes out, trained over both ranks' batches."""
     import os
-    import subprocess
     import sys
     from pathlib import Path
+
+    from .launch import free_port, run_group
 
     base = save_tiny_llm(tmp_path / "tiny")
     accelerate = Path(sys.executable).with_name("accelerate")
     cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "-m", "export.cli", "train", "sft", "--data", str(data / "ds"), "--cache",
+           "--dynamo_backend", "no", "--main_process_port", str(free_port()), "-m", "export.cli", "train", "sft", "--data", str(data / "ds"), "--cache",
            str(data / "cache"), "--base", str(base), "--tokens", "4", "--lora-r", "2", "--steps", "2",
            "--batch-size", "2", "--eval-every", "2", "--val-clips", "1", "--out", str(tmp_path / "run"), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    run = run_group(cmd, 600, env)
     assert run.returncode == 0, run.stderr[-3000:]
     model, meta = load_lalm(tmp_path / "run" / "model")
     assert meta["stage"] == "sft" and model.cfg.lora_r == 2 and meta["world_size"] == 2
