@@ -44,7 +44,7 @@ PATCH_S = PATCH_FRAMES / FRAME_RATE_HZ
 #: recording) is heard on the stretch of this length where it is active on the most frames.
 MAX_WINDOW_S = 30.0
 
-# The defaults, chosen by training/eval/relabel_sweep.py on the selection sets only (never on
+# The defaults, chosen by export/relabel_sweep.py on the selection sets only (never on
 # data/bench or data/bench-real): data/select_real (400 scenes of real recordings, train side
 # of the kit; 479 matched sources) and the first 100 scenes of data/select11 (synthetic,
 # benchmark-like; 176 matched sources); the rule: the highest class accuracy on select_real

@@ -9,11 +9,11 @@ Two steps, so that the sweep is cheap:
   benchmark counts it (relabelling moves no source, so the direction matching, and with it
   the denominator, stays the plain encoder's; checked against `bench localize`'s own path).
 
-    python -m training.eval.relabel_sweep cache --data data/select_real --steer better_ear \
+    python -m export.relabel_sweep cache --data data/select_real --steer better_ear \
         --out out/relabel/real_better_ear.npz
-    python -m training.eval.relabel_sweep cache --data data/select11 --limit 100 --steer better_ear \
+    python -m export.relabel_sweep cache --data data/select11 --limit 100 --steer better_ear \
         --out out/relabel/s11_better_ear.npz
-    python -m training.eval.relabel_sweep sweep --real out/relabel/real_better_ear.npz \
+    python -m export.relabel_sweep sweep --real out/relabel/real_better_ear.npz \
         --synth out/relabel/s11_better_ear.npz
 
 Only selection sets (data/select_real, data/select11) are ever cached: data/bench and
