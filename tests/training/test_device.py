@@ -90,7 +90,10 @@ def test_a_rate_at_or_above_the_scene_rate_changes_nothing():
 
 def test_bad_device_settings_are_refused_by_name():
     with pytest.raises(ConfigError, match="p_device_level") as e:
-        SynthConfig(p_device_level=2.0, band_limited_rates_hz=(4_000,), device_rms_dbfs=(0.0, -10.0)).validate()
+        SynthConfig(p_device_level=2.0, p_band_limited=0.1, band_limited_rates_hz=(4_000,),
+                    device_rms_dbfs=(0.0, -10.0)).validate()
     assert "band_limited_rates_hz" in str(e.value) and "device_rms_dbfs" in str(e.value)
     cfg = SynthConfig.from_dict({"p_band_limited": 0.2, "band_limited_rates_hz": [16000, 24000]})
     assert cfg.band_limited_rates_hz == (16_000, 24_000)
+    # off, the rates are not read: a 16 kHz synthesis keeps the default list
+    SynthConfig(sample_rate_hz=16_000).validate()

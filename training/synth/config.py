@@ -113,9 +113,9 @@ class SynthConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 p.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
         self._range(p, "device_rms_dbfs", self.device_rms_dbfs, -90.0, 20.0)
-        rates = self.band_limited_rates_hz
-        if (not isinstance(rates, tuple | list) or not rates
-                or not all(isinstance(r, int) and 8_000 <= r < self.sample_rate_hz for r in rates)):
+        rates = self.band_limited_rates_hz  # read only when band limiting is on (a 16 kHz scene has no lower rate)
+        if self.p_band_limited > 0 and (not isinstance(rates, tuple | list) or not rates or not all(
+                isinstance(r, int) and 8_000 <= r < self.sample_rate_hz for r in rates)):
             p.append(f"band_limited_rates_hz must list integer rates in [8000, sample_rate_hz="
                      f"{self.sample_rate_hz}), got {rates!r}")
         self._range(p, "rt60_s", self.rt60_s, 0.05, 3.0)
