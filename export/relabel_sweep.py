@@ -32,7 +32,7 @@ from agent.core.dataset import read_dataset
 from agent.core.labels import LABELS
 from agent.core.seld import decode_clip
 from agent.localize.encoder import EncoderLocalizer
-from agent.localize.relabel import analysis_window, cut_window, relabel, yamnet_source_scores
+from agent.localize.relabel import check_steer_method, relabel, source_scores
 from training.eval.metrics import match_clip
 
 TEST_SETS = ("bench", "bench-real")
@@ -40,40 +40,33 @@ TEST_SETS = ("bench", "bench-real")
 
 def cache(data: str, steer_method: str, out: str, start: int = 0, limit: int | None = None) -> dict:
     """Run the plain encoder and YAMNet over scenes [start, start + limit) of `data` and save
-    per source: the encoder's label index, confidence, mean activity and mean semantic class
-    probability of every class over its active frames, and YAMNet's (len(LABELS),) scores; per
-    matched pair: the source's row and the true label's index."""
+    per source: the encoder's label index and confidence, and YAMNet's (len(LABELS),) scores;
+    per matched pair: the source's row and the true label's index."""
     if Path(data).name in TEST_SETS:
         raise SystemExit(f"{data} is a test set; choose on data/select_real and data/select11")
     from agent.localize.yamnet import YamnetRuntime  # noqa: PLC0415
 
     ds = read_dataset(data)
+    check_steer_method(steer_method)
     scenes = ds.scenes[start:None if limit is None else start + limit]
     enc = EncoderLocalizer()
     rt = enc.runtime
     yam = YamnetRuntime()
-    rows = {k: [] for k in ("clip", "label", "conf", "act_mean", "sem_mean", "yamnet")}
+    rows = {k: [] for k in ("clip", "label", "conf", "yamnet")}
     pair_row, pair_true = [], []
     t0 = time.process_time()
     for ci, scene in enumerate(scenes):
         audio, rate = ds.load_audio(scene)
         fr = rt.run_audio(audio, rate, scene.id)
         sources = decode_clip(fr.accdoa, fr.log_distance, rt.labels, rt.output_rate_hz, enc.decode)
-        act = np.linalg.norm(fr.accdoa, axis=-1)
-        sem = 1 / (1 + np.exp(-fr.class_logits))
+        on = np.linalg.norm(fr.accdoa, axis=-1) >= enc.decode.activity_threshold  # (T, C)
         base = len(rows["clip"])
         for s in sources:
-            c = rt.labels.index(s.label)
-            active = act[:, c] >= enc.decode.activity_threshold
             rows["clip"].append(ci)
             rows["label"].append(LABELS.index(s.label))
             rows["conf"].append(s.confidence)
-            rows["act_mean"].append(act[active].mean(0))
-            rows["sem_mean"].append(sem[active].mean(0))
-            start_s, end_s = analysis_window(active, rt.output_rate_hz, audio.shape[-1] / rate)
-            rows["yamnet"].append(yamnet_source_scores(yam, cut_window(audio, rate, start_s, end_s), rate, start_s,
-                                                       s.azimuth_deg, s.elevation_deg, active, rt.output_rate_hz,
-                                                       steer_method))
+            rows["yamnet"].append(source_scores(yam, audio, rate, s, on[:, rt.labels.index(s.label)],
+                                                rt.output_rate_hz, steer_method))
         for p in match_clip(scene, sources).pairs:
             pair_row.append(base + p.pred_index)
             pair_true.append(LABELS.index(scene.sources[p.true_index].label))
@@ -89,8 +82,7 @@ def cache(data: str, steer_method: str, out: str, start: int = 0, limit: int | N
 def load(paths: list[str]) -> dict:
     """Cached .npz files of one set (consecutive scene ranges) -> one dict of arrays."""
     parts = [dict(np.load(p)) for p in paths]
-    out = {k: np.concatenate([p[k] for p in parts]) for k in ("label", "conf", "act_mean", "sem_mean", "yamnet",
-                                                              "pair_true")}
+    out = {k: np.concatenate([p[k] for p in parts]) for k in ("label", "conf", "yamnet", "pair_true")}
     offset, rows, clips = 0, [], []
     for k, p in enumerate(parts):
         rows.append(p["pair_row"] + offset)

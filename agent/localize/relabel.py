@@ -25,7 +25,6 @@ SourceEstimate the plain encoder returns) and only its label may change:
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 
@@ -104,6 +103,14 @@ def patch_weights(patch_start_s: np.ndarray, active: np.ndarray, frame_rate_hz: 
     return w if w.sum() > 0 else np.ones(len(w))
 
 
+def check_steer_method(method: str) -> str:
+    """The steering method, or a BinauraError naming the allowed ones (agent.voice.steer)."""
+    if method not in STEER_METHODS:
+        raise BinauraError(f"YAMNet relabelling: unknown steering method {method!r}; "
+                           f"expected one of {', '.join(STEER_METHODS)}")
+    return method
+
+
 def yamnet_source_scores(yamnet, window: np.ndarray, sample_rate_hz: int, window_start_s: float,
                          azimuth_deg: float, elevation_deg: float, active: np.ndarray, frame_rate_hz: float,
                          steer_method: str = STEER_METHOD) -> np.ndarray:
@@ -113,10 +120,8 @@ def yamnet_source_scores(yamnet, window: np.ndarray, sample_rate_hz: int, window
     in LABELS order: the window steered toward the source, YAMNet's patch scores averaged
     with `patch_weights`. yamnet: a YamnetRuntime, or anything called alike ((n,) mono, rate)
     -> an object with start_s (N,) and label_scores (N, len(LABELS))."""
-    if steer_method not in STEER_METHODS:
-        raise BinauraError(f"YAMNet relabelling: unknown steering method {steer_method!r}; "
-                           f"expected one of {', '.join(STEER_METHODS)}")
-    out = yamnet(steer(window, sample_rate_hz, azimuth_deg, steer_method, elevation_deg), STEER_RATE_HZ)
+    out = yamnet(steer(window, sample_rate_hz, azimuth_deg, check_steer_method(steer_method), elevation_deg),
+                 STEER_RATE_HZ)
     scores = np.asarray(out.label_scores, float)
     if scores.ndim != 2 or scores.shape[1] != len(LABELS):
         raise BinauraError(f"YAMNet relabelling: expected label scores (N, {len(LABELS)}), got {scores.shape}")
@@ -146,19 +151,21 @@ def relabel(labels: list[str | None], confidences, scores: np.ndarray, min_score
     return out
 
 
-def cut_window(audio: np.ndarray, sample_rate_hz: int, start_s: float, end_s: float) -> np.ndarray:
-    """(2, T) audio -> (2, n) its samples from start_s to end_s (at least one sample)."""
+def window_samples(sample_rate_hz: int, start_s: float, end_s: float) -> tuple[int, int]:
+    """The sample range [a, b) of the stretch start_s..end_s (at least one sample)."""
     a = int(round(start_s * sample_rate_hz))
-    return audio[:, a:max(int(round(end_s * sample_rate_hz)), a + 1)]
+    return a, max(int(round(end_s * sample_rate_hz)), a + 1)
 
 
-def _read_window(path: str | os.PathLike, start_s: float, end_s: float) -> tuple[np.ndarray, int]:
-    import soundfile as sf  # noqa: PLC0415
-
-    rate = int(sf.info(str(path)).samplerate)
-    x, _ = sf.read(str(path), start=int(round(start_s * rate)), stop=max(int(round(end_s * rate)),
-                   int(round(start_s * rate)) + 1), dtype="float32", always_2d=True)
-    return np.ascontiguousarray(x.T), rate
+def source_scores(yamnet, audio: np.ndarray, sample_rate_hz: int, source: SourceEstimate, active: np.ndarray,
+                  frame_rate_hz: float, steer_method: str = STEER_METHOD) -> np.ndarray:
+    """YAMNet's (len(LABELS),) label scores for one decoded source of a clip held in memory:
+    audio (2, T) at sample_rate_hz, the source's active encoder frames (T',) bool at
+    frame_rate_hz; its stretch by `analysis_window`, heard by `yamnet_source_scores`."""
+    start_s, end_s = analysis_window(active, frame_rate_hz, audio.shape[-1] / sample_rate_hz)
+    a, b = window_samples(sample_rate_hz, start_s, end_s)
+    return yamnet_source_scores(yamnet, audio[:, a:b], sample_rate_hz, start_s, source.azimuth_deg,
+                                source.elevation_deg, active, frame_rate_hz, steer_method)
 
 
 class YamnetRelabelLocalizer:
@@ -175,9 +182,7 @@ class YamnetRelabelLocalizer:
         """encoder: an EncoderLocalizer (anything with `runtime`, `decode` and `frames(clip)`).
         yamnet: a YamnetRuntime or a stand-in called alike; None loads the one set-up built,
         which fails with YamnetRuntime's error (how to set it up) when there is none."""
-        if steer_method not in STEER_METHODS:
-            raise BinauraError(f"YAMNet relabelling: unknown steering method {steer_method!r}; "
-                               f"expected one of {', '.join(STEER_METHODS)}")
+        check_steer_method(steer_method)
         if yamnet is None:
             from agent.localize.yamnet import YamnetRuntime  # noqa: PLC0415
 
@@ -214,14 +219,14 @@ class YamnetRelabelLocalizer:
 
     def _scores(self, clip: Clip, source: SourceEstimate, active: np.ndarray, frame_rate_hz: float) -> np.ndarray:
         if clip.audio is not None:
-            rate = clip.sample_rate_hz
-            start_s, end_s = analysis_window(active, frame_rate_hz, clip.audio.shape[-1] / rate)
-            window = cut_window(clip.audio, rate, start_s, end_s)
-        else:
-            import soundfile as sf  # noqa: PLC0415
+            return source_scores(self.yamnet, clip.audio, clip.sample_rate_hz, source, active, frame_rate_hz,
+                                 self.steer_method)
+        import soundfile as sf  # noqa: PLC0415
 
-            info = sf.info(str(clip.path))
-            start_s, end_s = analysis_window(active, frame_rate_hz, info.frames / info.samplerate)
-            window, rate = _read_window(clip.path, start_s, end_s)
-        return yamnet_source_scores(self.yamnet, window, rate, start_s, source.azimuth_deg, source.elevation_deg,
-                                    active, frame_rate_hz, self.steer_method)
+        info = sf.info(str(clip.path))  # a long clip: read only the source's stretch
+        rate = int(info.samplerate)
+        start_s, end_s = analysis_window(active, frame_rate_hz, info.frames / rate)
+        a, b = window_samples(rate, start_s, end_s)
+        x, _ = sf.read(str(clip.path), start=a, stop=b, dtype="float32", always_2d=True)
+        return yamnet_source_scores(self.yamnet, np.ascontiguousarray(x.T), rate, start_s, source.azimuth_deg,
+                                    source.elevation_deg, active, frame_rate_hz, self.steer_method)

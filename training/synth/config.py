@@ -106,10 +106,8 @@ class SynthConfig:
             p.append(f"p_reverberant must be in [0, 1], got {self.p_reverberant}")
         if not 0.0 <= self.p_turning <= 1.0:
             p.append(f"p_turning must be in [0, 1], got {self.p_turning}")
-        for name in ("real_share", "real_band_limited_weight", "real_background_share"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                p.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("p_device_level", "p_band_limited"):
+        for name in ("real_share", "real_band_limited_weight", "real_background_share", "p_device_level",
+                     "p_band_limited"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 p.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
         self._range(p, "device_rms_dbfs", self.device_rms_dbfs, -90.0, 20.0)

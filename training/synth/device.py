@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from agent.core.audio import resample_to
+from agent.core.cues import FULL_BAND_MIN_RATE_HZ
+from training.synth.ambisonics import AMBISONIC_ORDER_KEY
 
 #: key of the device chain in a SceneSpec's and a Scene's `extra`
 DEVICE_KEY = "device"
@@ -83,19 +85,13 @@ def apply_device(mix: np.ndarray, device: dict, rate_hz: int) -> np.ndarray:
     return mix
 
 
-#: below this rate a recording holds nothing above 16 kHz and loses most pinna cues (agent/core/cues.py)
-PINNA_MIN_RATE_HZ = 32_000
-
-
 def carries_pinna_cues(extra: dict) -> bool:
     """Whether a scene (its labels' `extra`) can tell front from back by the pinna's spectral
-    cues: not when recorded below PINNA_MIN_RATE_HZ, nor through a first-order ambisonic
+    cues: not when recorded below FULL_BAND_MIN_RATE_HZ (agent/core/cues.py), nor through a first-order ambisonic
     renderer (which reproduces the field accurately only below about 700 Hz, far under the
     pinna's 5-16 kHz). The encoder's polar loss skips such scenes, as it skips the sphere head:
     trained on them it could only learn a prior."""
-    from training.synth.ambisonics import AMBISONIC_ORDER_KEY  # noqa: PLC0415
-
     rate = (extra.get(DEVICE_KEY) or {}).get("rate_hz")
-    if rate is not None and rate < PINNA_MIN_RATE_HZ:
+    if rate is not None and rate < FULL_BAND_MIN_RATE_HZ:
         return False
     return extra.get(AMBISONIC_ORDER_KEY) != 1

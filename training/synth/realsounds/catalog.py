@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.core.cues import FULL_BAND_MIN_RATE_HZ
 from agent.core.dataset import write_json, write_jsonl
 from agent.core.errors import BinauraError
 from agent.core.labels import LABELS
@@ -30,7 +31,6 @@ from training.synth.realsounds.opensfx import parse_cat
 from training.synth.realsounds.packages import (
     AMBIENCE,
     AUDIO_SUFFIXES,
-    FULL_BAND_MIN_RATE_HZ,
     OPENSFX_ENTRIES,
     PackageSpec,
     package_set,

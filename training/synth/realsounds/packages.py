@@ -16,8 +16,6 @@ from dataclasses import dataclass
 
 AMBIENCE = "ambience:"
 AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".mp3", ".flac", ".opus")
-#: Below this rate a recording carries no pinna cues above half of it (REAL_WORLD.md).
-FULL_BAND_MIN_RATE_HZ = 32000
 
 
 @dataclass(frozen=True)
