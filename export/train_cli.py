@@ -25,6 +25,10 @@ def cmd_train_encoder(args) -> int:
         overrides["time_budget_s"] = args.time_budget_min * 60.0
     if args.no_polar_heads:
         overrides["no_polar_heads"] = tuple(h.strip() for h in args.no_polar_heads.split(",") if h.strip())
+    if args.freeze:
+        overrides["freeze"] = tuple(h.strip() for h in args.freeze.split(",") if h.strip())
+    if args.w_keep is not None:
+        overrides["w_keep"] = args.w_keep
     cfg = dataclasses.replace(EncoderTrainConfig(), **overrides).validate()
     data = Path(args.data)
     from training.models.config import BUILDERS  # noqa: PLC0415
@@ -81,6 +85,10 @@ def add_parsers(sub) -> None:
     e.add_argument("--p-eq", type=float, help="share of clips given a common-mode random EQ of both ears "
                                               "(a different source spectrum or microphone; default 0)")
     e.add_argument("--eq-db", type=float, help="size of that EQ curve in dB (default 6)")
+    e.add_argument("--freeze", help="comma-separated parts held still in a fine-tune (spatial, semantic, "
+                                    "activity_head, lateral_head, polar_head, distance_head, class_head)")
+    e.add_argument("--w-keep", type=float, help="weight of the loss holding the direction outputs on the "
+                                                "--init checkpoint's (default 0: off)")
     e.add_argument("--time-budget-min", type=float,
                    help="fit the step count to this many minutes of training (measured after 70 steps)")
     e.add_argument("--select-by", choices=("seld", "floors", "val_loss"),

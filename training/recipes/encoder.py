@@ -64,6 +64,7 @@ from training.models.encoder import (
 )
 from training.recipes.distributed import Dist, init_distributed, rank_seed, seed_int
 from training.recipes.encoder_data import FeatureCache, build_cache
+from training.recipes.encoder_keep import check_parts, freeze, keep_loss, load_teacher, trainable
 from training.synth.config import preset
 
 #: what picks best.pt among a run's validation passes (the row's key; lower is better)
@@ -109,6 +110,10 @@ class EncoderTrainConfig:
     #: The polar cross-entropy grows with over-confidence while decoded directions still improve,
     #: so the loss picks early, less-trained weights (docs/encoder-history.md, issue 3).
     select_by: str = "seld"
+    #: parts of the model held still in a fine-tune, and the weight of the loss that holds the
+    #: direction outputs on the init's (training/recipes/encoder_keep.py); off by default
+    freeze: tuple[str, ...] = ()
+    w_keep: float = 0.0
     seed: int = 0
 
     def validate(self) -> EncoderTrainConfig:
@@ -129,6 +134,9 @@ class EncoderTrainConfig:
             p.append("val_clips must be >= 0")
         if self.select_by not in SELECT_BY:
             p.append(f"select_by must be one of {', '.join(SELECT_BY)}, got {self.select_by!r}")
+        p += check_parts(tuple(self.freeze))
+        if not self.w_keep >= 0:
+            p.append(f"w_keep must be >= 0, got {self.w_keep}")
         if self.time_budget_s < 0:
             p.append(f"time_budget_s must be >= 0 (0: no limit), got {self.time_budget_s}")
         if p:
@@ -510,6 +518,10 @@ def stage_record(cfg: EncoderTrainConfig, cache: FeatureCache, dev: torch.device
         rec["w_distance"] = cfg.w_distance
     if cfg.p_eq > 0:
         rec["p_eq"], rec["eq_db"] = cfg.p_eq, cfg.eq_db
+    if cfg.freeze:
+        rec["freeze"] = list(cfg.freeze)
+    if cfg.w_keep > 0:
+        rec["w_keep"] = cfg.w_keep
     if init:
         rec["init"] = Path(init).name
     return rec
@@ -540,6 +552,7 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
         model, init_ck = load_checkpoint(init)
     else:
         model = build_encoder(cfg.size)
+    teacher = load_teacher(init, load_checkpoint) if cfg.w_keep > 0 else None
     cache = FeatureCache(cache_dir, model.cfg)
     if state is None and init is None:
         meta = cache.meta
@@ -552,8 +565,11 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
     scenes = read_dataset(cache.meta["data"], check_audio=False).scenes if n_val else []
     dev = dist.device
     model.to(dev).train()
+    freeze(model, tuple(cfg.freeze))  # (no gradient from here on; the modes are set again at each step)
+    if teacher is not None:
+        teacher.model.to(dev)
     ddp = dist.wrap(model)  # trains through this; evaluated and saved as `model`
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(trainable(model), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(rank_seed(dist.rank, cfg.seed))  # each rank its own batches
     if not dist.is_main:  # and its own dropout (rank 0 keeps a plain process's stream)
         torch.manual_seed(seed_int(rank_seed(dist.rank, cfg.seed)))
@@ -619,13 +635,20 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
             fit_mark = (time.perf_counter(), eval_s, step)
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, cfg)
+        if cfg.freeze:  # again each step: a validation pass puts every part back in train mode
+            freeze(model, tuple(cfg.freeze))
         sp, se, acc, logd, act, polar_ok = (t.to(dev, non_blocking=True) for t in batches.sample())
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
             pred = ddp(sp, se, training_outputs=True)
         losses = seld_loss(tuple(o.float() for o in pred), acc, logd, act, cfg, polar_ok=polar_ok)
+        if teacher is not None:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                held = teacher.outputs(sp, se)
+            losses["keep"] = keep_loss(tuple(o.float() for o in pred), tuple(o.float() for o in held), act)
+            losses["loss"] = losses["loss"] + cfg.w_keep * losses["keep"]
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        nn.utils.clip_grad_norm_(trainable(model), 5.0)
         opt.step()
         step += 1
         for k, v in losses.items():
