@@ -83,6 +83,10 @@ def _with_yamnet(encoder, opts: set[str]):
     return YamnetRelabelLocalizer(encoder, name=encoder.name)
 
 
+#: options after a program-aided model's path: PATH:mono, PATH:names, PATH:copies (combinable)
+PROGRAM_OPTIONS = ("mono", "names", "copies")
+
+
 def make_answerer(name: str, ds, seed: int = 0):
     from training.eval import baselines  # noqa: PLC0415
 
@@ -105,14 +109,23 @@ def make_answerer(name: str, ds, seed: int = 0):
         return BundleAnswerer(resolve_bundle(folder), precision, threads=2, name=name, fallback=None)
     from export.lalm_cli import is_program_model, model_folder  # noqa: PLC0415
 
-    path, mono = (name[:-len(":mono")], True) if name.endswith(":mono") else (name, False)
+    path, opts = name, set()
+    while path.rsplit(":", 1)[-1] in PROGRAM_OPTIONS and ":" in path:
+        path, opt = path.rsplit(":", 1)
+        opts.add(opt)
+    mono = "mono" in opts
     folder = model_folder(path)
     if folder is not None and is_program_model(folder):
         from agent.answer.hearing import encoder_hearing  # noqa: PLC0415
         from training.eval.program_answerer import ProgramAnswerer  # noqa: PLC0415
 
-        # PATH:mono: the same model over an encoder that hears the L+R average (the mono baseline)
-        return ProgramAnswerer(folder, encoder_hearing(mono=mono), name=f"program:{name}")
+        # PATH:mono: the same model over an encoder that hears the L+R average (the mono baseline);
+        # PATH:names / PATH:copies: the sound-word table mends its class arguments (agent/qa/resolve.py)
+        answerer = ProgramAnswerer(folder, encoder_hearing(mono=mono), name=f"program:{name}")
+        answerer.names = "all" if "names" in opts else "copies" if "copies" in opts else answerer.names
+        return answerer
+    if opts - {"mono"}:
+        raise BinauraError(f"--model {name!r}: ':names' and ':copies' apply to a program-aided model")
     if mono:
         raise BinauraError(f"--model {name!r}: ':mono' applies to a program-aided model; a model that answers in "
                            f"sentences is trained for mono with `binaura train sft --mono`")

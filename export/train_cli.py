@@ -157,6 +157,20 @@ def add_export_parsers(sub) -> None:
     e.add_argument("--verify-clips", type=int, default=8)
     e.set_defaults(func=cmd_export_encoder)
 
+    w = x.add_parser("sound-words", help="WordNet 3.0 -> the table that names sounds the parser never learnt "
+                                         "(agent/assets/sound_words.json; docs/lalm.md)")
+    w.add_argument("--wordnet", help="folder of WordNet 3.0's dict files (default: Debian wordnet-base, fetched "
+                                     "with apt-get download and unpacked into the cache)")
+    w.add_argument("--out", help="table to write (default: the shipped agent/assets/sound_words.json)")
+    w.add_argument("--quiet", action="store_true")
+    w.set_defaults(func=_cmd_sound_words)
+
     from export.bundle_cli import add_bundle_parser  # noqa: PLC0415
 
     add_bundle_parser(x)
+
+
+def _cmd_sound_words(args) -> int:
+    from export.sound_words import main  # noqa: PLC0415
+
+    return main(args)

@@ -85,12 +85,30 @@ def reply_to(program_text: str, heard: Scene, options: list[str] | None) -> str:
     return run_program(program, heard, options)[1]
 
 
+NAME_MODES = ("off", "copies", "all")
+
+
+def mend_names(text: str, question: str, mode: str) -> str:
+    """The program after the sound-word table (agent/qa/resolve.py) has looked at its class
+    arguments: mode "copies" replaces only arguments that are no class (a copied name), "all"
+    also a class no word of the question names; "off" leaves it."""
+    if mode == "off":
+        return text
+    if mode not in NAME_MODES:
+        raise BinauraError(f"name resolution {mode!r}: expected one of {', '.join(NAME_MODES)}")
+    from agent.qa.resolve import default_words  # noqa: PLC0415
+
+    return default_words().mend(text, question, classes_too=mode == "all")
+
+
 class ProgramAnswering:
     """An Answerer over clips whose model writes programs. Subclasses implement
-    write_programs(questions) -> program texts, one per question, in order."""
+    write_programs(questions) -> program texts, one per question, in order. `names`: how the
+    sound-word table mends the programs' class arguments (NAME_MODES, mend_names)."""
 
     needs_audio = True
     fallback: Fallback | None = None
+    names = "off"
 
     def __init__(self, hear: Hearing, name: str, fallback: Fallback | None = None):
         """hear: clip -> the sources an encoder heard in it, with their time spans
@@ -137,7 +155,8 @@ class ProgramAnswering:
         heard = self.heard_scene(clip)
         fallback = self.fallback
         asked = [i for i, q in enumerate(items) if self.through_program(q)]
-        texts = dict(zip(asked, self.write_programs([items[i].question for i in asked]), strict=True))
+        texts = {i: mend_names(t, items[i].question, self.names)
+                 for i, t in zip(asked, self.write_programs([items[i].question for i in asked]), strict=True)}
         self.programs.update({items[i].id: t for i, t in texts.items()})
         replies = []
         for i, q in enumerate(items):
@@ -176,6 +195,8 @@ class LiveProgramAnswering:
     """callable(question, pipeline) -> answer chunks, word by word. Subclasses implement
     write_program(question) -> program text."""
 
+    names = "off"
+
     def __init__(self, tracks, window_s: float, name: str):
         """tracks: the tracks' answerer (agent.answer.tracks.TrackAnswerer), for what no program
         asks; window_s: how far back (seconds) the tracks count as heard."""
@@ -194,7 +215,7 @@ class LiveProgramAnswering:
             yield from self.tracks(question, pipeline)
             return
         with self._lock:
-            text = self.write_program(question)
+            text = mend_names(self.write_program(question), question, self.names)
         self.last_program = text
         program = parse_program(text)
         if program is None:

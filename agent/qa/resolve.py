@@ -1,0 +1,147 @@
+"""Sound names the parser never learnt, resolved by a word table (issue 20: held-out names).
+
+The program parser (docs/lalm.md) maps the names it was trained on to classes nearly
+perfectly, but a name it never saw ("the faucet", "the ding-dong", "a tune") comes out as a
+copy (`a=ding_dong`, not a class) or as a wrong class. Knowing that a faucet runs water is
+world knowledge, not language: it is kept apart from the parser, in a table from words to
+classes (agent/assets/sound_words.json) built from WordNet 3.0 (export/sound_words.py):
+a word's senses, their synonyms, glosses and neighbours are scored against the words of the
+names binaura trains on. The benchmark's held-out names were never among those seeds.
+
+`mend` runs after the parser: a class argument stays when a word of the question names that
+class (or the table knows nothing better); one that no word of the question supports (or that
+is not a class at all) is replaced by the class the question's unclaimed words name, in order.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+
+from agent.core.errors import BinauraError
+from agent.core.labels import LABELS
+from agent.qa.programs import TASK_OF_PROGRAM
+from agent.qa.tasks import ANSWER_TASKS_BY_NAME
+
+TABLE = Path(__file__).resolve().parents[1] / "assets" / "sound_words.json"
+FORMAT = "binaura-sound-words-v1"
+#: program arguments that hold a class (claim: when its value is one)
+CLASS_ARGS = ("a", "b", "label", "claim")
+
+#: WordNet's detachment rules (morphy): suffix -> replacement, per part of speech
+_RULES = {"noun": (("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),
+                   ("ies", "y"), ("s", "")),
+          "verb": (("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", ""),
+                   ("s", ""))}
+
+
+def base_forms(word: str, exceptions: dict[str, str]) -> list[str]:
+    """The word and the base forms WordNet's rules give it ("tweeting" -> tweet, tweete; "rapping"
+    -> rap through the irregular forms), most literal first, without repeats."""
+    out = [word]
+    if word in exceptions:
+        out.append(exceptions[word])
+    for rules in _RULES.values():
+        for suffix, repl in rules:
+            if word.endswith(suffix) and len(word) - len(suffix) >= 2:
+                out.append(word[: len(word) - len(suffix)] + repl)
+    return list(dict.fromkeys(out))
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-case words of a text; hyphenated words stay whole ("ding-dong")."""
+    return re.findall(r"[a-z]+(?:-[a-z]+)*", text.lower())
+
+
+class SoundWords:
+    """The table: word -> (class, score)."""
+
+    def __init__(self, table: dict):
+        if table.get("format") != FORMAT or not isinstance(table.get("words"), dict):
+            raise BinauraError(f"a sound-word table has format {FORMAT} and a 'words' mapping")
+        bad = sorted({v[0] for v in table["words"].values()} - set(LABELS))
+        if bad:
+            raise BinauraError(f"sound-word table: unknown class(es) {', '.join(bad)}")
+        self.words: dict[str, tuple[str, float]] = {w: (v[0], float(v[1])) for w, v in table["words"].items()}
+        self.exceptions: dict[str, str] = dict(table.get("exceptions", {}))
+
+    @classmethod
+    def load(cls, path: str | Path = TABLE) -> SoundWords:
+        try:
+            return cls(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise BinauraError(f"{path}: not a readable sound-word table ({e})") from e
+
+    def class_of(self, word: str) -> str | None:
+        """The class a word names, through its base forms; None when the table has no answer."""
+        pick = self.score_of(word)
+        return pick[0] if pick else None
+
+    def score_of(self, word: str) -> tuple[str, float] | None:
+        """(class, the table's score) for a word, through its base forms."""
+        for form in base_forms(word, self.exceptions):
+            if form in self.words:
+                return self.words[form]
+        if "-" in word:  # "ding-dong" as a whole failed: its parts, when they agree
+            parts = [self.score_of(p) for p in word.split("-")]
+            found = {p[0] for p in parts if p}
+            if len(found) == 1:
+                return max((p for p in parts if p), key=lambda p: p[1])
+        return None
+
+    def named(self, question: str) -> list[str]:
+        """Classes the question's words name, in order of first appearance. Of two neighbouring
+        words that name classes ("the mobile phone"), the one the table is surer of counts."""
+        picks: list[tuple[str, float] | None] = []
+        for w in words_of(question):
+            picks.append(self.score_of(w))
+        out: list[str] = []
+        for i, pick in enumerate(picks):
+            if pick is None:
+                continue
+            neighbours = [picks[j] for j in (i - 1, i + 1) if 0 <= j < len(picks) and picks[j] is not None]
+            if any(n[1] > pick[1] for n in neighbours):
+                continue
+            if pick[0] not in out:
+                out.append(pick[0])
+        return out
+
+    def mend(self, program_text: str, question: str, classes_too: bool = True) -> str:
+        """The program with each unsupported class argument replaced by a class the question
+        names and no other argument holds (first unsupported <- first such class); unchanged
+        when there is nothing to replace it with. classes_too=False replaces only arguments that
+        are no class at all (a copied name: `a=ding_dong`), never one of the parser's classes."""
+        words = program_text.strip().split()
+        if len(words) < 2:
+            return program_text
+        named = self.named(question)
+        label_claim = _claims_a_label(words[0])
+        slots = []  # (index in words, value) of class arguments
+        for i, w in enumerate(words[1:], start=1):
+            key, sep, value = w.partition("=")
+            if sep and key in CLASS_ARGS and (key != "claim" or label_claim):
+                slots.append((i, value))
+        held = {v for _, v in slots if v in named}
+        free = [c for c in named if c not in held]
+        changed = False
+        for i, value in slots:
+            if value in named or not free or (value in LABELS and not classes_too):
+                continue
+            key = words[i].partition("=")[0]
+            words[i] = f"{key}={free.pop(0)}"
+            changed = True
+        return " ".join(words) if changed else program_text
+
+
+def _claims_a_label(program_task: str) -> bool:
+    """Whether the program's yes/no claim is a class (`class_present claim=dog`), not a sector,
+    a distance or a count."""
+    task = TASK_OF_PROGRAM.get(program_task)
+    return task is not None and ANSWER_TASKS_BY_NAME[task].claim == "label"
+
+
+@functools.cache
+def default_words() -> SoundWords:
+    return SoundWords.load(TABLE)
