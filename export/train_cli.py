@@ -29,6 +29,8 @@ def cmd_train_encoder(args) -> int:
         overrides["freeze"] = tuple(h.strip() for h in args.freeze.split(",") if h.strip())
     if args.w_keep is not None:
         overrides["w_keep"] = args.w_keep
+    if args.keep_on is not None:
+        overrides["keep_on"] = args.keep_on
     cfg = dataclasses.replace(EncoderTrainConfig(), **overrides).validate()
     data = Path(args.data)
     from training.models.config import BUILDERS  # noqa: PLC0415
@@ -89,6 +91,9 @@ def add_parsers(sub) -> None:
                                     "activity_head, lateral_head, polar_head, distance_head, class_head)")
     e.add_argument("--w-keep", type=float, help="weight of the loss holding the direction outputs on the "
                                                 "--init checkpoint's (default 0: off)")
+    e.add_argument("--keep-on", choices=("all", "familiar"),
+                   help="clips the keep loss holds: all (default) or familiar (drawn as the init's own data was: "
+                        "no real recordings, ambience, ambisonics or device effects, a head it trained on)")
     e.add_argument("--time-budget-min", type=float,
                    help="fit the step count to this many minutes of training (measured after 70 steps)")
     e.add_argument("--select-by", choices=("seld", "floors", "val_loss"),

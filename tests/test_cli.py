@@ -301,11 +301,12 @@ def test_train_parse_then_bench_qa_binaural_and_mono_and_ask(tmp_path, capsys):
     assert not (tmp_path / "ds" / "encoder-outputs").exists()  # the questions alone: no encoder cache
     out = tmp_path / "qa.json"
     run = str(tmp_path / "parse")
-    assert main(["bench", "qa", "--data", str(tmp_path / "ds"), "--model", f"{run},{run}:mono", "--out", str(out),
+    assert main(["bench", "qa", "--data", str(tmp_path / "ds"), "--model", f"{run},{run}:mono,{run}:names",
+                 "--out", str(out),
                  "--quiet"]) == 0
     m = json.loads(out.read_text())["models"]
     n_questions = sum(1 for _ in open(tmp_path / "ds" / "qa.jsonl"))
-    assert set(m) == {f"program:{run}", f"program:{run}:mono"}
+    assert set(m) == {f"program:{run}", f"program:{run}:mono", f"program:{run}:names"}
     for row in m.values():
         assert row["n"] == n_questions and row["programs"]["n"] == n_questions
         assert 0.0 <= row["programs"]["exact"] <= row["programs"]["same_answer_on_truth"]  # exact implies right
@@ -320,3 +321,5 @@ def test_train_parse_then_bench_qa_binaural_and_mono_and_ask(tmp_path, capsys):
 
     with pytest.raises(BinauraError, match=":mono"):
         make_answerer(f"{tmp_path / 'nope'}:mono", None)
+    with pytest.raises(BinauraError, match="':names' and ':copies' apply to a program-aided model"):
+        make_answerer(f"{tmp_path / 'nope'}:names", None)

@@ -11,7 +11,7 @@ from training.models.config import BUILDERS
 from training.models.encoder import BinauralEncoder, load_checkpoint
 from training.recipes.encoder import Batches, EncoderTrainConfig, train_encoder
 from training.recipes.encoder_data import FeatureCache, build_cache
-from training.recipes.encoder_keep import Teacher, freeze, keep_loss
+from training.recipes.encoder_keep import Teacher, familiar_clips, freeze, keep_loss
 from training.synth.build import build_dataset
 from training.synth.config import SynthConfig
 
@@ -112,3 +112,17 @@ def test_bad_freeze_settings_are_refused_by_name(cache, tmp_path):
     with pytest.raises(BinauraError, match="--init"):
         train_encoder(cache.path, tmp_path / "x", EncoderTrainConfig(size="tiny", steps=1, w_keep=1.0, threads=1),
                       progress=False)
+
+
+def test_familiar_clips_are_those_drawn_as_the_teachers_data_was():
+    from agent.core.scene import Scene, SourceLabel
+
+    def scene(hrtf="kemar-mit", real=False, **extra):
+        src = SourceLabel("dog", 30.0, 0.0, 1.0, 0.0, 1.0, extra={"real": "pkg/0001"} if real else {})
+        return Scene("s", "", 0, 1.0, [src], None, hrtf, extra=extra)
+
+    mask = familiar_clips([scene(), scene("sphere"), scene("fabian"), scene(real=True),
+                           scene(device={"rate_hz": 16000}), scene(real_ambience="rain"), scene(ambisonic_order=1)])
+    assert mask.tolist() == [True, True, False, False, False, False, False]
+    with pytest.raises(ConfigError, match="keep_on"):
+        EncoderTrainConfig(keep_on="some").validate()

@@ -64,7 +64,7 @@ from training.models.encoder import (
 )
 from training.recipes.distributed import Dist, init_distributed, rank_seed, seed_int
 from training.recipes.encoder_data import FeatureCache, build_cache
-from training.recipes.encoder_keep import check_parts, freeze, keep_loss, load_teacher, trainable
+from training.recipes.encoder_keep import KEEP_ON, check_parts, familiar_clips, freeze, keep_loss, load_teacher, trainable
 from training.synth.config import preset
 
 #: what picks best.pt among a run's validation passes (the row's key; lower is better)
@@ -114,6 +114,7 @@ class EncoderTrainConfig:
     #: direction outputs on the init's (training/recipes/encoder_keep.py); off by default
     freeze: tuple[str, ...] = ()
     w_keep: float = 0.0
+    keep_on: str = "all"  # or "familiar": the clips drawn as the teacher's data was
     seed: int = 0
 
     def validate(self) -> EncoderTrainConfig:
@@ -137,6 +138,8 @@ class EncoderTrainConfig:
         p += check_parts(tuple(self.freeze))
         if not self.w_keep >= 0:
             p.append(f"w_keep must be >= 0, got {self.w_keep}")
+        if self.keep_on not in KEEP_ON:
+            p.append(f"keep_on must be one of {', '.join(KEEP_ON)}, got {self.keep_on!r}")
         if self.time_budget_s < 0:
             p.append(f"time_budget_s must be >= 0 (0: no limit), got {self.time_budget_s}")
         if p:
@@ -253,6 +256,7 @@ class Batches:
         cfg, rng = self.cfg, self.rng
         pick = np.sort(rng.choice(self.idx, size=cfg.batch_size, replace=len(self.idx) < cfg.batch_size))
         at = torch.from_numpy(pick).to(self.polar_ok.device)  # the device the data lies on
+        self.last = at  # the clips of the last batch (the trainer's per-clip masks)
         if self.resident is not None:
             sp, se, acc, logd, act = (a[at] for a in self.resident)
             sp, se, acc = sp.float(), se.float(), acc.float()
@@ -521,7 +525,7 @@ def stage_record(cfg: EncoderTrainConfig, cache: FeatureCache, dev: torch.device
     if cfg.freeze:
         rec["freeze"] = list(cfg.freeze)
     if cfg.w_keep > 0:
-        rec["w_keep"] = cfg.w_keep
+        rec["w_keep"], rec["keep_on"] = cfg.w_keep, cfg.keep_on
     if init:
         rec["init"] = Path(init).name
     return rec
@@ -579,6 +583,13 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
         step, history, best = state["step"], state["history"], state.get("best", math.inf)
         _restore_rngs(state, rng, dist)
     batches = Batches(cache, train_idx, cfg, rng, device=dev)
+    keep_ok = None  # (N,) clips the keep loss holds, on the device the batches come from
+    if teacher is not None:
+        every = read_dataset(cache.meta["data"], check_audio=False).scenes
+        mask = familiar_clips(every) if cfg.keep_on == "familiar" else np.ones(len(every), bool)
+        keep_ok = torch.from_numpy(mask).to(batches.polar_ok.device)
+        if dist.is_main:
+            print(f"keep loss on {int(mask[train_idx].sum())} of {len(train_idx)} training clips ({cfg.keep_on})")
     # The stages before this run (fine-tuning extends its init's lineage; a resumed run keeps its own).
     if state is not None:
         saved = list(state.get("lineage") or [{}])
@@ -644,7 +655,8 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
         if teacher is not None:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                 held = teacher.outputs(sp, se)
-            losses["keep"] = keep_loss(tuple(o.float() for o in pred), tuple(o.float() for o in held), act)
+            held_act = act * keep_ok[batches.last].to(act.device)[:, None, None]
+            losses["keep"] = keep_loss(tuple(o.float() for o in pred), tuple(o.float() for o in held), held_act)
             losses["loss"] = losses["loss"] + cfg.w_keep * losses["keep"]
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()

@@ -13,15 +13,31 @@ can hold the direction path still:
   branches (dense fusion), so a semantic branch that learns new sounds still moves the
   directions a little. The keep loss holds the student's direction outputs (lateral sine,
   polar-angle distribution, log distance) on the init's (the teacher's), on every frame where
-  a source is active, on the same augmented batch.
+  a source is active, on the same augmented batch: on every clip (`keep_on="all"`), or only on
+  the clips drawn as the teacher's own data was (`"familiar"`: procedural and TTS sources, no
+  real ambience, no ambisonics, no device effects, a head the teacher trained on), so that
+  where the teacher never learnt (a real recording on its class's track) the truth teaches.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from agent.core.errors import BinauraError
+
+#: the heads stage 9 (the shipped encoder, the usual teacher) trained on
+TEACHER_HEADS = ("kemar-mit", "kemar-var", "sphere")
+KEEP_ON = ("all", "familiar")
+
+
+def familiar_clips(scenes, heads: tuple[str, ...] = TEACHER_HEADS) -> np.ndarray:
+    """(N,) bool: scenes drawn as the teacher's training data was (see the module docstring)."""
+    return np.array([s.hrtf in heads and not any("real" in (src.extra or {}) for src in s.sources)
+                     and not any(k in (s.extra or {}) for k in ("device", "real_ambience", "ambisonic_order"))
+                     for s in scenes], dtype=bool)
+
 
 #: the parts `freeze` may name: the encoder's child modules that hold weights
 PARTS = ("spatial", "semantic", "activity_head", "lateral_head", "polar_head", "distance_head", "class_head")
