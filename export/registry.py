@@ -83,8 +83,10 @@ def _with_yamnet(encoder, opts: set[str]):
     return YamnetRelabelLocalizer(encoder, name=encoder.name)
 
 
-#: options after a program-aided model's path: PATH:mono, PATH:names, PATH:copies (combinable)
-PROGRAM_OPTIONS = ("mono", "names", "copies")
+#: options after a program-aided model's path: PATH:mono, and how the sound-word table mends its
+#: programs (agent/qa/resolve.py): PATH:names (every unsupported class argument, the default),
+#: PATH:copies (only a copied name), PATH:plain (not at all)
+PROGRAM_OPTIONS = ("mono", "names", "copies", "plain")
 
 
 def make_answerer(name: str, ds, seed: int = 0):
@@ -120,12 +122,13 @@ def make_answerer(name: str, ds, seed: int = 0):
         from training.eval.program_answerer import ProgramAnswerer  # noqa: PLC0415
 
         # PATH:mono: the same model over an encoder that hears the L+R average (the mono baseline);
-        # PATH:names / PATH:copies: the sound-word table mends its class arguments (agent/qa/resolve.py)
+        # PATH:names / :copies / :plain: how the sound-word table mends its class arguments
         answerer = ProgramAnswerer(folder, encoder_hearing(mono=mono), name=f"program:{name}")
-        answerer.names = "all" if "names" in opts else "copies" if "copies" in opts else answerer.names
+        answerer.names = ("all" if "names" in opts else "copies" if "copies" in opts else "off" if "plain" in opts
+                          else answerer.names)
         return answerer
     if opts - {"mono"}:
-        raise BinauraError(f"--model {name!r}: ':names' and ':copies' apply to a program-aided model")
+        raise BinauraError(f"--model {name!r}: ':names', ':copies' and ':plain' apply to a program-aided model")
     if mono:
         raise BinauraError(f"--model {name!r}: ':mono' applies to a program-aided model; a model that answers in "
                            f"sentences is trained for mono with `binaura train sft --mono`")

@@ -9,8 +9,9 @@ and verbs) is scored against them: for each of its senses (weight 1/rank), the s
 lemmas (3), the lemmas of the senses one pointer away (hypernyms, derivations, parts: 2) and
 the gloss's words (1) that are seeds add their weight to the seed's class. A word enters the
 table when its best class scores at least MIN_SCORE and 1.5 times the next (MIN_SCORE, MIN_RATIO). The seed words
-themselves enter with their class. Words of the seen question templates ("where", "hear",
-"left") are never keys: they name no sound.
+themselves enter with their class, and whole names of two words or more ("car horn") as phrases.
+Words of the seen question templates ("where", "hear", "way", "recording") are never keys, even
+where a name holds them: in a question they name no sound.
 
 The benchmark's held-out names are never seeds (a test checks it), so how well the table
 names them measures what WordNet carries, not what the benchmark told it.
@@ -32,7 +33,7 @@ from pathlib import Path
 from agent.core.digest import sha256_file
 from agent.core.errors import BinauraError
 from agent.core.labels import LABELS
-from agent.qa.resolve import FORMAT, TABLE, base_forms, words_of
+from agent.qa.resolve import ARTICLES, FORMAT, TABLE, base_forms, words_of
 from export.wordnet import POS, WordNet
 
 DEB = "wordnet-base"
@@ -56,18 +57,38 @@ LICENSE = ("WordNet 3.0 Copyright 2006 by Princeton University. All rights reser
            "pertaining to distribution of the software and/or database. (Derived table; licence: WordNet 3.0.)")
 
 
-def seeds(wn: WordNet) -> dict[str, dict[str, float]]:
-    """Seed word (base form) -> {class: weight}: a name binaura trains on counts 1, an AudioSet
-    name 0.5; a word several classes share splits its weight among them."""
-    from training.qa.augment import extra_names, name_words  # noqa: PLC0415
+def seed_names() -> dict[str, list[tuple[str, float]]]:
+    """class -> (name, weight): the names binaura trains its parser on (1) and AudioSet's (0.5)."""
+    from training.qa.augment import extra_names  # noqa: PLC0415
     from training.qa.phrasing import name_pools  # noqa: PLC0415
     from training.qa.rewording_data import EXTRA_NAMES  # noqa: PLC0415
 
-    raw: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     audioset = extra_names()
-    for label in LABELS:
-        named = [(n, 1.0) for n in (label.replace("_", " "), *name_pools(label)[0], *EXTRA_NAMES.get(label, ()))]
-        named += [(n, 0.5) for n in audioset.get(label, ())]
+    return {label: [(n, 1.0) for n in (label.replace("_", " "), *name_pools(label)[0], *EXTRA_NAMES.get(label, ()))]
+            + [(n, 0.5) for n in audioset.get(label, ())] for label in LABELS}
+
+
+def phrases() -> dict[str, str]:
+    """Whole names of two words or more, the leading article dropped ("car horn" -> car_horn,
+    "bell at the door" -> doorbell), that name one class only."""
+    owners: dict[str, set[str]] = defaultdict(set)
+    for label, named in seed_names().items():
+        for name, _ in named:
+            words = words_of(name)
+            if words and words[0] in ARTICLES:
+                words = words[1:]
+            if len(words) >= 2:
+                owners[" ".join(words)].add(label)
+    return {p: next(iter(c)) for p, c in sorted(owners.items()) if len(c) == 1}
+
+
+def seeds(wn: WordNet) -> dict[str, dict[str, float]]:
+    """Seed word (base form) -> {class: weight}: a name binaura trains on counts 1, an AudioSet
+    name 0.5; a word several classes share splits its weight among them."""
+    from training.qa.augment import name_words  # noqa: PLC0415
+
+    raw: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for label, named in seed_names().items():
         for name, weight in named:
             for w in name_words(name):
                 if w not in STOP and len(w) > 2:
@@ -172,7 +193,7 @@ def score_word(word: str, wn: WordNet, seed: dict[str, dict[str, float]],
 def build_table(wn: WordNet, progress: bool = True) -> dict:
     seed = seeds(wn)
     senses_of_seeds = seed_senses(wn, seed)
-    banned = {f for w in template_words() for f in (w, lemma_of(w, wn))} - set(seed)
+    banned = {f for w in template_words() for f in (w, lemma_of(w, wn))}  # "way", "recording": never a name
     words: dict[str, list] = {}
     lemmas = sorted(w for w in wn.lemmas() | set(seed) if w.replace("-", "").isalpha() and w not in STOP)
     for i, w in enumerate(lemmas):
@@ -188,8 +209,13 @@ def build_table(wn: WordNet, progress: bool = True) -> dict:
             words[w] = [sc[0][0], round(best, 2)]
     needed = {form for p in POS for form, base in wn.exceptions[p].items() if base in words}
     exceptions = {form: base for p in POS for form, base in wn.exceptions[p].items() if form in needed}
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for w, classes in seed.items():
+        for c in classes:
+            by_class[c].append(w)
     return {"format": FORMAT, "source": f"WordNet 3.0 (Debian {DEB_FILE}), export/sound_words.py",
-            "license": LICENSE, "min_score": MIN_SCORE, "words": dict(sorted(words.items())),
+            "license": LICENSE, "min_score": MIN_SCORE, "phrases": phrases(),
+            "seeds": {c: sorted(by_class[c]) for c in LABELS}, "words": dict(sorted(words.items())),
             "exceptions": dict(sorted(exceptions.items()))}
 
 

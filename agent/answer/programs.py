@@ -86,6 +86,8 @@ def reply_to(program_text: str, heard: Scene, options: list[str] | None) -> str:
 
 
 NAME_MODES = ("off", "copies", "all")
+#: the default, chosen on the selection set by the rule in docs/lalm.md ("Names apart from the parser")
+DEFAULT_NAMES = "all"
 
 
 def mend_names(text: str, question: str, mode: str) -> str:
@@ -108,7 +110,7 @@ class ProgramAnswering:
 
     needs_audio = True
     fallback: Fallback | None = None
-    names = "off"
+    names = DEFAULT_NAMES
 
     def __init__(self, hear: Hearing, name: str, fallback: Fallback | None = None):
         """hear: clip -> the sources an encoder heard in it, with their time spans
@@ -195,7 +197,7 @@ class LiveProgramAnswering:
     """callable(question, pipeline) -> answer chunks, word by word. Subclasses implement
     write_program(question) -> program text."""
 
-    names = "off"
+    names = DEFAULT_NAMES
 
     def __init__(self, tracks, window_s: float, name: str):
         """tracks: the tracks' answerer (agent.answer.tracks.TrackAnswerer), for what no program

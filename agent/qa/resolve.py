@@ -27,6 +27,8 @@ from agent.qa.tasks import ANSWER_TASKS_BY_NAME
 
 TABLE = Path(__file__).resolve().parents[1] / "assets" / "sound_words.json"
 FORMAT = "binaura-sound-words-v1"
+#: words that start a name in a question ("the faucet", "a tune", "that dog")
+ARTICLES = {"the", "a", "an", "that", "some"}
 #: program arguments that hold a class (claim: when its value is one)
 CLASS_ARGS = ("a", "b", "label", "claim")
 
@@ -66,6 +68,9 @@ class SoundWords:
             raise BinauraError(f"sound-word table: unknown class(es) {', '.join(bad)}")
         self.words: dict[str, tuple[str, float]] = {w: (v[0], float(v[1])) for w, v in table["words"].items()}
         self.exceptions: dict[str, str] = dict(table.get("exceptions", {}))
+        self.phrases: dict[str, str] = dict(table.get("phrases", {}))  # whole names of two words or more
+        self.longest = max((len(p.split()) for p in self.phrases), default=1)
+        self.seeds: dict[str, tuple[str, ...]] = {c: tuple(ws) for c, ws in table.get("seeds", {}).items()}
 
     @classmethod
     def load(cls, path: str | Path = TABLE) -> SoundWords:
@@ -92,42 +97,63 @@ class SoundWords:
         return None
 
     def named(self, question: str) -> list[str]:
-        """Classes the question's words name, in order of first appearance. Of two neighbouring
-        words that name classes ("the mobile phone"), the one the table is surer of counts."""
+        """Classes the question names, in order of first appearance: a name binaura trains on
+        ("the car horn") as a whole first, then single words in a name's place (at most three
+        words after an article: "the keys clicking", not "which way"). Of two neighbouring words
+        that name classes ("the mobile phone"), the one the table is surer of counts."""
+        words = words_of(question)
+        found: list[tuple[int, str]] = []  # (position, class)
+        taken = [False] * len(words)
+        for n in range(self.longest, 1, -1):  # whole names, longest first
+            for i in range(len(words) - n + 1):
+                c = self.phrases.get(" ".join(words[i:i + n]))
+                if c is not None and not any(taken[i:i + n]):
+                    found.append((i, c))
+                    taken[i:i + n] = [True] * n
+        since = 99  # words since the last article
         picks: list[tuple[str, float] | None] = []
-        for w in words_of(question):
-            picks.append(self.score_of(w))
-        out: list[str] = []
+        for i, w in enumerate(words):
+            since = 0 if w in ARTICLES else since + 1
+            picks.append(None if taken[i] or since > 3 else self.score_of(w))
         for i, pick in enumerate(picks):
             if pick is None:
                 continue
             neighbours = [picks[j] for j in (i - 1, i + 1) if 0 <= j < len(picks) and picks[j] is not None]
-            if any(n[1] > pick[1] for n in neighbours):
-                continue
-            if pick[0] not in out:
-                out.append(pick[0])
+            if not any(n[1] > pick[1] for n in neighbours):
+                found.append((i, pick[0]))
+        out: list[str] = []
+        for _, c in sorted(found):
+            if c not in out:
+                out.append(c)
         return out
 
+    def supports(self, question: str, label: str) -> bool:
+        """Whether a word of the question is, or starts, a word of a name of the class ("keys"
+        for the keyboard, "horn" for the car horn): then the parser's class is left alone."""
+        roots = {f for w in words_of(question) for f in base_forms(w, self.exceptions) if len(f) >= 3}
+        return any(s.startswith(r) or r.startswith(s) for s in self.seeds.get(label, ()) for r in roots)
+
     def mend(self, program_text: str, question: str, classes_too: bool = True) -> str:
-        """The program with each unsupported class argument replaced by a class the question
-        names and no other argument holds (first unsupported <- first such class); unchanged
-        when there is nothing to replace it with. classes_too=False replaces only arguments that
+        """The program with each unsupported class argument (no word of the question names or
+        starts a name of it) replaced by a class the question names and no other argument holds
+        (first unsupported <- first such class); unchanged when there is nothing to replace it with. classes_too=False replaces only arguments that
         are no class at all (a copied name: `a=ding_dong`), never one of the parser's classes."""
         words = program_text.strip().split()
         if len(words) < 2:
             return program_text
         named = self.named(question)
+        supported = set(named) | {c for c in LABELS if self.supports(question, c)}
         label_claim = _claims_a_label(words[0])
         slots = []  # (index in words, value) of class arguments
         for i, w in enumerate(words[1:], start=1):
             key, sep, value = w.partition("=")
             if sep and key in CLASS_ARGS and (key != "claim" or label_claim):
                 slots.append((i, value))
-        held = {v for _, v in slots if v in named}
+        held = {v for _, v in slots if v in supported}
         free = [c for c in named if c not in held]
         changed = False
         for i, value in slots:
-            if value in named or not free or (value in LABELS and not classes_too):
+            if value in supported or not free or (value in LABELS and not classes_too):
                 continue
             key = words[i].partition("=")[0]
             words[i] = f"{key}={free.pop(0)}"
