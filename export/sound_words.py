@@ -241,8 +241,17 @@ def fetch_wordnet(cache: Path) -> Path:
 
 
 def write_table(table: dict, out: Path) -> None:
+    """JSON with one entry of each mapping per line (a rebuilt table diffs word by word); written
+    to a temp name, then renamed."""
+    parts = []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            body = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in value.items())
+            parts.append(f" {json.dumps(key)}: {{\n{body}\n }}")
+        else:
+            parts.append(f" {json.dumps(key)}: {json.dumps(value)}")
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(table, indent=0, ensure_ascii=True) + "\n")
+    tmp.write_text("{\n" + ",\n".join(parts) + "\n}\n")
     os.replace(tmp, out)
 
 

@@ -9,7 +9,8 @@ import torch
 from agent.core.errors import BinauraError, ConfigError
 from training.models.config import BUILDERS
 from training.models.encoder import BinauralEncoder, load_checkpoint
-from training.recipes.encoder import Batches, EncoderTrainConfig, train_encoder
+from training.recipes.encoder import EncoderTrainConfig, train_encoder
+from training.recipes.encoder_batches import Batches
 from training.recipes.encoder_data import FeatureCache, build_cache
 from training.recipes.encoder_keep import Teacher, familiar_clips, freeze, keep_loss
 from training.synth.build import build_dataset

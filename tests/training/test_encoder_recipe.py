@@ -10,17 +10,8 @@ import torch
 from agent.core.dataset import read_dataset
 from agent.core.features import FeatureConfig, compute_features, mel_band_centres_hz
 from training.models.config import BUILDERS
-from training.recipes.encoder import (
-    Batches,
-    EncoderTrainConfig,
-    _fit_steps,
-    common_mode_eq,
-    evaluate,
-    polar_mask,
-    seld_loss,
-    seld_score,
-    validation_indices,
-)
+from training.recipes.encoder import EncoderTrainConfig, _fit_steps, evaluate, seld_loss, seld_score
+from training.recipes.encoder_batches import Batches, common_mode_eq, polar_mask, validation_indices
 from training.recipes.encoder_data import FeatureCache, build_cache
 from training.synth.build import build_dataset
 from training.synth.config import SynthConfig
