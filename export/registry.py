@@ -138,5 +138,6 @@ def make_answerer(name: str, ds, seed: int = 0):
         return LalmAnswerer(folder, name=f"lalm:{name}")
     raise BinauraError(f"--model {name!r}: expected one of {', '.join(BASELINE_ANSWERERS)}, default (the shipped "
                        f"language model) or a language-model folder (RUN/model from `binaura train parse|sft`; "
-                       f"a program-aided one also as PATH:mono), or bundle:DIR[:int4|fp32] (an edge bundle; "
+                       f"a program-aided one also as PATH:mono, and PATH:plain, PATH:copies or PATH:names for "
+                       f"how the sound-word table mends its programs), or bundle:DIR[:int4|fp32] (an edge bundle; "
                        f"bundle:default: the one set-up builds)")
