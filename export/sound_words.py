@@ -8,7 +8,7 @@ training/qa/augment.py), each pointing at its class. Every single-word WordNet l
 and verbs) is scored against them: for each of its senses (weight 1/rank), the sense's own
 lemmas (3), the lemmas of the senses one pointer away (hypernyms, derivations, parts: 2) and
 the gloss's words (1) that are seeds add their weight to the seed's class. A word enters the
-table when its best class scores at least MIN_SCORE and 1.5 times the next (MIN_SCORE, MIN_RATIO). The seed words
+table when its best class scores at least MIN_SCORE and MIN_RATIO times the next. The seed words
 themselves enter with their class, and whole names of two words or more ("car horn") as phrases.
 Words of the seen question templates ("where", "hear", "way", "recording") are never keys, even
 where a name holds them: in a question they name no sound.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -127,8 +128,6 @@ def template_words() -> set[str]:
 
 
 def _unslotted(template: str) -> str:
-    import re  # noqa: PLC0415
-
     return re.sub(r"\{[^}]*\}", " ", template)
 
 
@@ -207,8 +206,7 @@ def build_table(wn: WordNet, progress: bool = True) -> dict:
         best, second = sc[0][1], (sc[1][1] if len(sc) > 1 else 0.0)
         if best >= MIN_SCORE and best >= MIN_RATIO * second:
             words[w] = [sc[0][0], round(best, 2)]
-    needed = {form for p in POS for form, base in wn.exceptions[p].items() if base in words}
-    exceptions = {form: base for p in POS for form, base in wn.exceptions[p].items() if form in needed}
+    exceptions = {form: base for p in POS for form, base in wn.exceptions[p].items() if base in words}
     by_class: dict[str, list[str]] = defaultdict(list)
     for w, classes in seed.items():
         for c in classes:

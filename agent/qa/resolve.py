@@ -63,7 +63,8 @@ class SoundWords:
     def __init__(self, table: dict):
         if table.get("format") != FORMAT or not isinstance(table.get("words"), dict):
             raise BinauraError(f"a sound-word table has format {FORMAT} and a 'words' mapping")
-        bad = sorted({v[0] for v in table["words"].values()} - set(LABELS))
+        bad = sorted(({v[0] for v in table["words"].values()} | set(table.get("phrases", {}).values())
+                      | set(table.get("seeds", {}))) - set(LABELS))
         if bad:
             raise BinauraError(f"sound-word table: unknown class(es) {', '.join(bad)}")
         self.words: dict[str, tuple[str, float]] = {w: (v[0], float(v[1])) for w, v in table["words"].items()}
@@ -127,22 +128,24 @@ class SoundWords:
                 out.append(c)
         return out
 
-    def supports(self, question: str, label: str) -> bool:
-        """Whether a word of the question is, or starts, a word of a name of the class ("keys"
-        for the keyboard, "horn" for the car horn): then the parser's class is left alone."""
+    def supported(self, question: str) -> set[str]:
+        """The classes a word of the question is, or starts, a word of a name of ("keys" for the
+        keyboard, "horn" for the car horn): the parser's class is left alone when it is one."""
         roots = {f for w in words_of(question) for f in base_forms(w, self.exceptions) if len(f) >= 3}
-        return any(s.startswith(r) or r.startswith(s) for s in self.seeds.get(label, ()) for r in roots)
+        return {c for c, seeds in self.seeds.items()
+                if any(s.startswith(r) or r.startswith(s) for s in seeds for r in roots)}
 
     def mend(self, program_text: str, question: str, classes_too: bool = True) -> str:
         """The program with each unsupported class argument (no word of the question names or
         starts a name of it) replaced by a class the question names and no other argument holds
-        (first unsupported <- first such class); unchanged when there is nothing to replace it with. classes_too=False replaces only arguments that
-        are no class at all (a copied name: `a=ding_dong`), never one of the parser's classes."""
+        (first unsupported <- first such class); unchanged when there is nothing to replace it
+        with. classes_too=False replaces only arguments that are no class at all (a copied name:
+        `a=ding_dong`), never one of the parser's classes."""
         words = program_text.strip().split()
         if len(words) < 2:
             return program_text
         named = self.named(question)
-        supported = set(named) | {c for c in LABELS if self.supports(question, c)}
+        supported = set(named) | self.supported(question)
         label_claim = _claims_a_label(words[0])
         slots = []  # (index in words, value) of class arguments
         for i, w in enumerate(words[1:], start=1):

@@ -68,6 +68,8 @@ def test_modes_and_bad_tables_are_checked(tmp_path):
         SoundWords({"words": {}})
     with pytest.raises(BinauraError, match="unknown class"):
         SoundWords({"format": FORMAT, "words": {"cat": ["cat", 1.0]}})
+    with pytest.raises(BinauraError, match="unknown class"):
+        SoundWords({"format": FORMAT, "words": {}, "phrases": {"tom cat": "cat"}})
     bad = tmp_path / "t.json"
     bad.write_text("{")
     with pytest.raises(BinauraError, match="not a readable sound-word table"):

@@ -7,23 +7,10 @@ import pytest
 import torch
 
 from agent.core.errors import BinauraError, ConfigError
-from training.models.config import BUILDERS
 from training.models.encoder import BinauralEncoder, load_checkpoint
 from training.recipes.encoder import EncoderTrainConfig, train_encoder
 from training.recipes.encoder_batches import Batches
-from training.recipes.encoder_data import FeatureCache, build_cache
 from training.recipes.encoder_keep import Teacher, familiar_clips, freeze, keep_loss
-from training.synth.build import build_dataset
-from training.synth.config import SynthConfig
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("keep")
-    cfg = SynthConfig(duration_s=1.0, event_duration_s=(0.5, 1.0), rt60_s=(0.2, 0.3)).validate()
-    build_dataset(root / "ds", cfg, 6, seed=5, workers=1, with_qa=False, progress=False)
-    build_cache(root / "ds", root / "cache", BUILDERS["tiny"](), workers=1, progress=False)
-    return FeatureCache(root / "cache")
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,6 @@ from training.synth.build import build_dataset
 from training.synth.config import SynthConfig
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("recipe")
-    cfg = SynthConfig(duration_s=1.0, event_duration_s=(0.5, 1.0), rt60_s=(0.2, 0.3)).validate()
-    build_dataset(root / "ds", cfg, 6, seed=4, workers=1, with_qa=False, progress=False)
-    build_cache(root / "ds", root / "cache", BUILDERS["tiny"](), workers=1, progress=False)
-    return FeatureCache(root / "cache")
-
-
 def test_device_resident_batches_equal_host_batches(cache):
     """The GPU path (whole cache on the device, augmentation there) draws exactly the host's batches."""
     cfg = EncoderTrainConfig(batch_size=4, p_mirror=0.5, p_band_mask=1.0, p_eq=0.5)

@@ -470,7 +470,9 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
     val_idx = validation_indices(n, cfg.val_clips)
     n_val = len(val_idx)
     train_idx = np.arange(n - n_val)
-    scenes = read_dataset(cache.meta["data"], check_audio=False).scenes if n_val else []
+    familiar = teacher is not None and cfg.keep_on == "familiar"
+    # the scenes' labels: for validation, and for which clips the keep loss holds (read once)
+    scenes = read_dataset(cache.meta["data"], check_audio=False).scenes if n_val or familiar else []
     dev = dist.device
     model.to(dev).train()
     freeze(model, tuple(cfg.freeze))  # (no gradient from here on; the modes are set again at each step)
@@ -489,8 +491,7 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
     batches = Batches(cache, train_idx, cfg, rng, device=dev)
     keep_ok = None  # (N,) clips the keep loss holds, on the device the batches come from
     if teacher is not None:
-        every = read_dataset(cache.meta["data"], check_audio=False).scenes
-        mask = familiar_clips(every) if cfg.keep_on == "familiar" else np.ones(len(every), bool)
+        mask = familiar_clips(scenes) if familiar else np.ones(n, bool)
         keep_ok = torch.from_numpy(mask).to(batches.polar_ok.device)
         if dist.is_main:
             print(f"keep loss on {int(mask[train_idx].sum())} of {len(train_idx)} training clips ({cfg.keep_on})")
