@@ -176,11 +176,12 @@ def cmd_bench_qa(args) -> int:
     ds = read_dataset(args.data)
     names = _models(args.model, "oracle")
     all_metrics = {}
+    records: list | None = [] if args.items else None
     for n in names:
         m = make_answerer(n, ds, args.seed)
         if m.name in all_metrics:
             raise BinauraError(f"--model: two models both report as {m.name!r}; results are keyed by name")
-        all_metrics[m.name] = run_qa(ds, m, progress=not args.quiet)
+        all_metrics[m.name] = run_qa(ds, m, progress=not args.quiet, records=records)
     print(qa_table(all_metrics))
     print()
     print(direction_table(all_metrics))  # issue 20: the direction tasks apart, binaural minus mono
@@ -190,6 +191,11 @@ def cmd_bench_qa(args) -> int:
     out["data"] = str(args.data)
     save_metrics(args.out, out)
     print(f"metrics -> {args.out}")
+    if records is not None:
+        from agent.core.dataset import write_jsonl  # noqa: PLC0415
+
+        write_jsonl(args.items, records)
+        print(f"{len(records)} answers, one per question and model -> {args.items}")
     return 0
 
 
@@ -363,6 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--model", action="append", help=f"model path or baseline ({', '.join(BASELINE_ANSWERERS)})")
     bq.add_argument("--out", required=True)
     bq.add_argument("--seed", type=int, default=0)
+    bq.add_argument("--items", metavar="PATH.jsonl",
+                    help="also write every answer, one line per question and model: the question, its "
+                         "wording, the expected and given answers, and a program-aided model's program "
+                         "beside the reference one (for error analysis)")
     bq.add_argument("--quiet", action="store_true")
     bq.set_defaults(func=cmd_bench_qa)
     bs = b.add_parser("synth", help="scene synthesis speed: scenes per second on one core")

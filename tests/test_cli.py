@@ -302,10 +302,15 @@ def test_train_parse_then_bench_qa_binaural_and_mono_and_ask(tmp_path, capsys):
     out = tmp_path / "qa.json"
     run = str(tmp_path / "parse")
     assert main(["bench", "qa", "--data", str(tmp_path / "ds"), "--model", f"{run},{run}:mono,{run}:names",
-                 "--out", str(out),
-                 "--quiet"]) == 0
+                 "--out", str(out), "--items", str(tmp_path / "items.jsonl"), "--quiet"]) == 0
     m = json.loads(out.read_text())["models"]
     n_questions = sum(1 for _ in open(tmp_path / "ds" / "qa.jsonl"))
+    rows = [json.loads(line) for line in open(tmp_path / "items.jsonl")]
+    assert len(rows) == 3 * n_questions and {r["model"] for r in rows} == set(m)
+    for name, row in m.items():  # the records add up to the table
+        mine = [r["correct"] for r in rows if r["model"] == name]
+        assert sum(mine) / len(mine) == pytest.approx(row["overall"])
+    assert all(isinstance(r["program"], str) and "reference_program" in r for r in rows)
     assert set(m) == {f"program:{run}", f"program:{run}:mono", f"program:{run}:names"}
     for row in m.values():
         assert row["n"] == n_questions and row["programs"]["n"] == n_questions

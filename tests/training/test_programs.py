@@ -204,4 +204,11 @@ def test_bench_writes_every_program_up_front_shortest_first_and_answers_alike():
     assert all(len(c) <= bench.PROGRAM_BATCH for c in ahead.calls[:n_up_front])
     plain = Reference()
     plain.program_questions = None  # no pass up front: clip by clip only
-    assert bench.run_qa(ds, plain, progress=False)["overall"] == got["overall"] == 1.0
+    records: list[dict] = []
+    assert bench.run_qa(ds, plain, progress=False, records=records)["overall"] == got["overall"] == 1.0
+    # `bench qa --items`: one record per question, in order, with the program beside the reference
+    assert [r["id"] for r in records] == [q.id for q in items]
+    assert all(r["correct"] and r["model"] == "reference" for r in records)
+    assert all(r["program"] == plain.programs[r["id"]] and r["reference_program"] == plain.by_question[r["question"]]
+               for r in records)
+    assert all("wording" in r for r in records)  # the keys the held-out split is read from

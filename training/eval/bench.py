@@ -13,6 +13,7 @@ from tqdm import tqdm
 from agent.core.dataset import Dataset, write_json
 from agent.core.errors import BinauraError
 from agent.core.predictor import LONG_CLIP_S, Answerer, Clip, Localizer
+from agent.qa.programs import program_of
 from training.eval.metrics import (
     FLOORS,
     METRIC_KEYS,
@@ -22,7 +23,7 @@ from training.eval.metrics import (
     localization_metrics,
     match_clip,
 )
-from training.qa.report import DIRECTION_GROUPS, breakdown, direction_differences, direction_split
+from training.qa.report import BREAKDOWN_KEYS, DIRECTION_GROUPS, breakdown, direction_differences, direction_split
 from training.qa.score import is_correct
 
 
@@ -55,7 +56,10 @@ def run_localize(ds: Dataset, model: Localizer, progress: bool = True) -> tuple[
 PROGRAM_BATCH = 64
 
 
-def run_qa(ds: Dataset, model: Answerer, progress: bool = True) -> dict:
+def run_qa(ds: Dataset, model: Answerer, progress: bool = True, records: list | None = None) -> dict:
+    """QA accuracy of one model over the dataset's questions: overall, per level and task, by
+    wording (training.qa.report) and, for a program-aided model, how often it wrote the
+    question's program. `records`: a list that receives one record per question (qa_record)."""
     if not ds.qa:
         raise BinauraError(f"{ds.root}: no qa.jsonl; build one with binaura synth (QA is generated with the scenes)")
     by_level: dict[str, list[bool]] = defaultdict(list)
@@ -79,8 +83,11 @@ def run_qa(ds: Dataset, model: Answerer, progress: bool = True) -> dict:
         answers.update({q.id: a for q, a in zip(items, got, strict=True)})
         bar.update(len(items))
     bar.close()
+    programs = getattr(model, "programs", {})
     for item in ds.qa:
         ok = is_correct(item, answers[item.id])
+        if records is not None:
+            records.append(qa_record(model.name, item, answers[item.id], ok, programs.get(item.id)))
         by_level[item.level].append(ok)
         by_task[item.task].append(ok)
         oks.append(ok)
@@ -97,6 +104,21 @@ def run_qa(ds: Dataset, model: Answerer, progress: bool = True) -> dict:
             "direction": direction_split(ds.qa, oks),
             # a program-aided model: how often it wrote the question's program (ProgramAnswerer.report)
             **({"programs": model.report(ds)} if hasattr(model, "report") else {})}
+
+
+def qa_record(model: str, item, answer: str, correct: bool, program: str | None) -> dict:
+    """One question's result for error analysis (`bench qa --items`): the question and its
+    wording keys (training.qa.report.BREAKDOWN_KEYS), the expected and given answers, and the
+    program a program-aided model wrote beside the reference one (when the item has one)."""
+    rec = {"model": model, "id": item.id, "scene_id": item.scene_id, "level": item.level,
+           "task": item.task, "question": item.question, "options": item.options,
+           "expected": item.answer, "answer": answer, "correct": bool(correct)}
+    rec.update({k: item.extra[k] for k in BREAKDOWN_KEYS if k in item.extra})
+    if program is not None:
+        rec["program"] = program
+        if "params" in item.extra:
+            rec["reference_program"] = program_of(item).text()
+    return rec
 
 
 def _fmt(v, pct=False):
