@@ -110,12 +110,11 @@ def lemma_of(word: str, wn: WordNet) -> str:
 def template_words() -> set[str]:
     """The fixed words of the seen question templates, of their claims ("behind me", "1 to 2 m
     away", "turn around") and of the training rewordings."""
-    from training.qa import phrasing  # noqa: PLC0415
-    from training.qa.phrasing import PHRASINGS  # noqa: PLC0415
+    from training.qa.phrasing import CLAIM_WORDS, PHRASINGS  # noqa: PLC0415
     from training.qa.rewording_data import EXTRA_PHRASINGS  # noqa: PLC0415
 
     out = {"me", "my", "you", "your", "degrees", "metres", "meters", "turn", "around", "left", "right"}
-    for table in (phrasing._WHERE, phrasing._ELEVATION, phrasing._DISTANCE, phrasing._COUNT):
+    for table in CLAIM_WORDS.values():
         for text in table.values():
             out.update(words_of(_unslotted(text)))
     for ph in PHRASINGS.values():

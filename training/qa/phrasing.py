@@ -206,6 +206,10 @@ _DISTANCE = {"within 1 m": "within 1 m of {me}", "1 to 2 m": "1 to 2 m away from
              "2 to 3.5 m": "2 to 3.5 m away from {me}", "beyond 3.5 m": "more than 3.5 m away from {me}"}
 _COUNT = {"1": "one sound", "2": "two sounds", "3": "three sounds", "4": "four sounds"}
 _PERSON = {"me": {"me": "me", "my": "my"}, "you": {"me": "you", "my": "your"}}
+#: A yes/no claim's kind -> {claim: its words, with {me}/{my} slots for the person}; a label
+#: claim is named through the slot "c" instead. Read by the sound-word table's builder too
+#: (export/sound_words.template_words): these words never name a sound.
+CLAIM_WORDS = {"sector": _WHERE, "elevation": _ELEVATION, "distance": _DISTANCE, "count": _COUNT}
 
 
 def where(sector: str, person: str = "you") -> str:
@@ -215,7 +219,7 @@ def where(sector: str, person: str = "you") -> str:
 
 def claim_words(kind: str, claim: str, person: str) -> str:
     """A yes/no question's claim in words (a label claim is named through the slot "c")."""
-    table = {"sector": _WHERE, "elevation": _ELEVATION, "distance": _DISTANCE, "count": _COUNT}.get(kind)
+    table = CLAIM_WORDS.get(kind)
     return claim if table is None else table[claim].format(**_PERSON[person])
 
 
