@@ -11,7 +11,9 @@
 # and, where the machine lacks them, wheels of soundfile, cffi, pycparser and
 # pyroomacoustics in .whl. The same command runs on a CPU (DEVICE=cpu) for a check.
 # Environment: INIT, SYNTH_SEED, SYNTH_CONFIG (a SynthConfig JSON), LR, BATCH, EVAL_EVERY,
-# W_POLAR, W_DISTANCE, SELECT_BY (seld | floors | val_loss), RESERVE_S, WORK.
+# W_POLAR, W_DISTANCE, SELECT_BY (seld | floors | val_loss), RESERVE_S, WORK, and TRAIN_ARGS:
+# more `binaura train encoder` flags, e.g. "--freeze spatial --w-keep 2 --keep-on familiar"
+# (the design of stage 18b, docs/encoder-history.md).
 set -uo pipefail
 t0=$(date +%s)
 out=${1:?usage: gpu_encoder.sh OUT_DIR [SCENES] [TOTAL_SECONDS] [DEVICE]}
@@ -62,5 +64,5 @@ python3 -m export.cli train encoder --data "$work/data" --out "$out/run" --init 
   --batch-size "${BATCH:-256}" --lr "${LR:-5e-4}" --warmup-steps 100 --steps 200000 --eval-every "${EVAL_EVERY:-600}" \
   --no-polar-heads sphere --w-polar "${W_POLAR:-1.0}" --w-distance "${W_DISTANCE:-0.1}" \
   --select-by "${SELECT_BY:-seld}" --time-budget-min "$(python3 -c "print($left / 60)")" \
-  --quiet || say "training failed"
+  ${TRAIN_ARGS:-} --quiet || say "training failed"
 say "done"
