@@ -85,8 +85,9 @@ def _with_yamnet(encoder, opts: set[str]):
 
 #: options after a program-aided model's path: PATH:mono, and how the sound-word table mends its
 #: programs (agent/qa/resolve.py): PATH:names (every unsupported class argument, the default),
-#: PATH:copies (only a copied name), PATH:plain (not at all)
-PROGRAM_OPTIONS = ("mono", "names", "copies", "plain")
+#: PATH:copies (only a copied name), PATH:plain (not at all); PATH:unchecked: the parser's first
+#: program always, without checked decoding (agent/qa/check.py)
+PROGRAM_OPTIONS = ("mono", "names", "copies", "plain", "unchecked")
 
 
 def make_answerer(name: str, ds, seed: int = 0):
@@ -126,9 +127,11 @@ def make_answerer(name: str, ds, seed: int = 0):
         answerer = ProgramAnswerer(folder, encoder_hearing(mono=mono), name=f"program:{name}")
         answerer.names = ("all" if "names" in opts else "copies" if "copies" in opts else "off" if "plain" in opts
                           else answerer.names)
+        answerer.checked = answerer.checked and "unchecked" not in opts
         return answerer
     if opts - {"mono"}:
-        raise BinauraError(f"--model {name!r}: ':names', ':copies' and ':plain' apply to a program-aided model")
+        raise BinauraError(f"--model {name!r}: ':names', ':copies', ':plain' and ':unchecked' apply to a "
+                           f"program-aided model")
     if mono:
         raise BinauraError(f"--model {name!r}: ':mono' applies to a program-aided model; a model that answers in "
                            f"sentences is trained for mono with `binaura train sft --mono`")
@@ -138,6 +141,6 @@ def make_answerer(name: str, ds, seed: int = 0):
         return LalmAnswerer(folder, name=f"lalm:{name}")
     raise BinauraError(f"--model {name!r}: expected one of {', '.join(BASELINE_ANSWERERS)}, default (the shipped "
                        f"language model) or a language-model folder (RUN/model from `binaura train parse|sft`; "
-                       f"a program-aided one also as PATH:mono, and PATH:plain, PATH:copies or PATH:names for "
-                       f"how the sound-word table mends its programs), or bundle:DIR[:int4|fp32] (an edge bundle; "
+                       f"a program-aided one also as PATH:mono, PATH:plain, PATH:copies or PATH:names for "
+                       f"how the sound-word table mends its programs, and PATH:unchecked), or bundle:DIR[:int4|fp32] (an edge bundle; "
                        f"bundle:default: the one set-up builds)")

@@ -326,5 +326,5 @@ def test_train_parse_then_bench_qa_binaural_and_mono_and_ask(tmp_path, capsys):
 
     with pytest.raises(BinauraError, match=":mono"):
         make_answerer(f"{tmp_path / 'nope'}:mono", None)
-    with pytest.raises(BinauraError, match="':names', ':copies' and ':plain' apply to a program-aided model"):
+    with pytest.raises(BinauraError, match="':names', ':copies', ':plain' and ':unchecked' apply to a program-aided"):
         make_answerer(f"{tmp_path / 'nope'}:names", None)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import threading
 
+import numpy as np
+
 from agent.answer.bundle import Bundle, read_bundle
 from agent.answer.decoder import GenerationConfig, OnnxDecoder
 from agent.answer.programs import (
@@ -79,6 +81,7 @@ class BundleProgramWriter:
         self.decoder = OnnxDecoder.from_bundle(b, self.precision, threads)
         self.config = GenerationConfig(max_new_tokens=max_new_tokens)
         self.written: dict[str, str] = {}
+        self.rewritten: dict[tuple[str, str], tuple[str, float]] = {}  # (question, task) -> write_with_tasks's
         self._lock = threading.Lock()
 
     def prompt_ids(self, question: str) -> list[int]:
@@ -93,6 +96,35 @@ class BundleProgramWriter:
                 g = self.decoder.generate(self.decoder.embed(self.prompt_ids(question)), self.config)
                 self.written[question] = g.text.strip()
             return self.written[question]
+
+
+    def write_with_tasks(self, question: str, tasks: tuple[str, ...]) -> list[tuple[str, float]]:
+        """Checked decoding's rewrites (agent.answer.programs.TaskWriter): for each task, the
+        program decoded greedily after the task's name, and the sum of its tokens'
+        log-probabilities (end-of-turn included). The prompt is run once; each task continues
+        from its cache."""
+        with self._lock:
+            todo = [t for t in tasks if (question, t) not in self.rewritten]
+            if todo:
+                d = self.decoder
+                logits, cache = d.forward(d.embed(self.prompt_ids(question)), d.empty_cache())
+                for task in todo:
+                    self.rewritten[(question, task)] = self._continue(logits[-1], cache, d.encode(task))
+            return [self.rewritten[(question, t)] for t in tasks]
+
+    def _continue(self, step: np.ndarray, cache: list, forced: list[int]) -> tuple[str, float]:
+        d, tokens, logp = self.decoder, [], 0.0
+        while len(tokens) < self.config.max_new_tokens:
+            lsm = step - step.max()
+            lsm = lsm - np.log(np.exp(lsm).sum())
+            tok = forced[len(tokens)] if len(tokens) < len(forced) else int(np.argmax(step))
+            logp += float(lsm[tok])
+            if tok in d.stop_ids:
+                break
+            tokens.append(tok)
+            logits, cache = d.forward(d.embed([tok]), cache)
+            step = logits[-1]
+        return " ".join(d.tokenizer.decode(tokens).split()), logp
 
 
 class BundleAnswerer(ProgramAnswering):
@@ -118,6 +150,9 @@ class BundleAnswerer(ProgramAnswering):
     def write_programs(self, questions: list[str]) -> list[str]:
         return [self.writer.write(q) for q in questions]
 
+    def write_with_tasks(self, question: str, tasks: tuple[str, ...]) -> list[tuple[str, float]]:
+        return self.writer.write_with_tasks(question, tasks)
+
 
 class LiveBundleAnswerer(LiveProgramAnswering):
     """The live agent's answerer over a bundle (agent/answer/programs.py says what it does)."""
@@ -130,3 +165,6 @@ class LiveBundleAnswerer(LiveProgramAnswering):
 
     def write_program(self, question: str) -> str:
         return self.writer.write(question)
+
+    def write_with_tasks(self, question: str, tasks: tuple[str, ...]) -> list[tuple[str, float]]:
+        return self.writer.write_with_tasks(question, tasks)

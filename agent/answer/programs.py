@@ -25,7 +25,9 @@ from collections.abc import Callable, Iterator
 from agent.core.errors import BinauraError
 from agent.core.predictor import Clip
 from agent.core.scene import QAItem, Scene, SourceLabel
-from agent.qa.programs import parse_program, program_of, run_program
+from agent.core.labels import LABELS
+from agent.qa.check import fitting_tasks, problems, trimmed
+from agent.qa.programs import PROGRAM_OF_TASK, parse_program, program_of, run_program
 
 #: A program is a task and a few arguments (the longest on the benchmark: 18 tokens).
 MAX_NEW_TOKENS = 32
@@ -103,14 +105,58 @@ def mend_names(text: str, question: str, mode: str) -> str:
     return default_words().mend(text, question, classes_too=mode == "all")
 
 
+#: the default, chosen on the selection set by the rule in docs/lalm.md ("Checked decoding")
+DEFAULT_CHECKED = True
+
+#: A model writing a question's program with its task fixed: (question, program task names) ->
+#: [(program text, its log-probability under the model)], one per task, in order.
+TaskWriter = Callable[[str, tuple[str, ...]], list[tuple[str, float]]]
+
+
+def checked_program(text: str, question: str, options: list[str] | None, names: str,
+                    write_with_tasks: TaskWriter | None) -> str:
+    """Checked decoding (agent/qa/check.py): the program `text` (already mended) when it fits the
+    question; else the likeliest of the programs the model writes with its task fixed to each
+    task that could answer the question, mended and fitting; else `text` unchanged."""
+    if write_with_tasks is None or not problems(text, question, options):
+        return text
+    short = trimmed(text)  # the parser's own task, less the arguments it does not take
+    if short is not None and not problems(short, question, options):
+        return short
+    first = parse_program(text)
+    tasks = tuple(PROGRAM_OF_TASK[t] for t in fitting_tasks(options))
+    tasks = tuple(dict.fromkeys(t for t in tasks if first is None or t != PROGRAM_OF_TASK[first.task]))
+    from agent.qa.resolve import default_words  # noqa: PLC0415
+
+    words = default_words()
+    known = set(words.named(question)) | words.supported(question)
+    fits = [(-unnamed_classes(mended, known), score, mended) for t, score in write_with_tasks(question, tasks)
+            if not problems(mended := mend_names(t, question, names), question, options)]
+    return max(fits)[2] if fits else text
+
+
+def unnamed_classes(text: str, known: set[str]) -> int:
+    """How many of a program's class arguments the question does not name (`known`: the classes
+    the sound-word table finds in it): a rewrite that invents a class ranks below one that does not."""
+    program = parse_program(text)
+    if program is None:
+        return 0
+    return sum(1 for k in ("a", "b", "label", "claim") if k in program.args and program.args[k] in LABELS
+               and program.args[k] not in known)
+
+
 class ProgramAnswering:
     """An Answerer over clips whose model writes programs. Subclasses implement
-    write_programs(questions) -> program texts, one per question, in order. `names`: how the
-    sound-word table mends the programs' class arguments (NAME_MODES, mend_names)."""
+    write_programs(questions) -> program texts, one per question, in order, and may implement
+    write_with_tasks (TaskWriter) for checked decoding. `names`: how the sound-word table mends
+    the programs' class arguments (NAME_MODES, mend_names); `checked`: whether a program that
+    does not fit its question is written again (checked_program)."""
 
     needs_audio = True
     fallback: Fallback | None = None
     names = DEFAULT_NAMES
+    checked = DEFAULT_CHECKED
+    write_with_tasks: TaskWriter | None = None
 
     def __init__(self, hear: Hearing, name: str, fallback: Fallback | None = None):
         """hear: clip -> the sources an encoder heard in it, with their time spans
@@ -120,6 +166,7 @@ class ProgramAnswering:
         self.name = name
         self.fallback = fallback
         self.programs: dict[str, str] = {}  # item id -> the program the model wrote
+        self._checked: dict[tuple, str] = {}  # (first program, question, options) -> checked_program's
         self._scene_id: str | None = None
         self._heard: Scene | None = None
         self._lock = threading.Lock()  # the live agent may ask from several threads
@@ -157,7 +204,7 @@ class ProgramAnswering:
         heard = self.heard_scene(clip)
         fallback = self.fallback
         asked = [i for i, q in enumerate(items) if self.through_program(q)]
-        texts = {i: mend_names(t, items[i].question, self.names)
+        texts = {i: self.checked_text(mend_names(t, items[i].question, self.names), items[i])
                  for i, t in zip(asked, self.write_programs([items[i].question for i in asked]), strict=True)}
         self.programs.update({items[i].id: t for i, t in texts.items()})
         replies = []
@@ -168,6 +215,16 @@ class ProgramAnswering:
             else:
                 replies.append(self.reply(text, heard, q.options))
         return replies
+
+    def checked_text(self, text: str, item: QAItem) -> str:
+        """The program after checked decoding (when `checked`), remembered per question and
+        options (a program depends on nothing else)."""
+        if not self.checked:
+            return text
+        key = (text, item.question, tuple(item.options or ()))
+        if key not in self._checked:
+            self._checked[key] = checked_program(text, item.question, item.options, self.names, self.write_with_tasks)
+        return self._checked[key]
 
     def answer(self, clip: Clip, item: QAItem) -> str:
         return self.answer_many(clip, [item])[0]
@@ -198,6 +255,8 @@ class LiveProgramAnswering:
     write_program(question) -> program text."""
 
     names = DEFAULT_NAMES
+    checked = DEFAULT_CHECKED
+    write_with_tasks: TaskWriter | None = None
 
     def __init__(self, tracks, window_s: float, name: str):
         """tracks: the tracks' answerer (agent.answer.tracks.TrackAnswerer), for what no program
@@ -218,6 +277,8 @@ class LiveProgramAnswering:
             return
         with self._lock:
             text = mend_names(self.write_program(question), question, self.names)
+            if self.checked:
+                text = checked_program(text, question, None, self.names, self.write_with_tasks)
         self.last_program = text
         program = parse_program(text)
         if program is None:

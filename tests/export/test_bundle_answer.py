@@ -88,6 +88,25 @@ def test_bundle_programs_equal_the_torch_models_token_for_token(tiny):
                                                                writer.config).tokens for q in QUESTIONS)
 
 
+def test_checked_decodings_rewrites_and_scores_equal_the_torch_models(tiny):
+    """Checked decoding's rewrites (a program with its task fixed, and its log-probability): the
+    bundle's decoder writes the same texts as torch and scores them alike; each starts with its
+    task, and a likelier program has the higher score on both."""
+    from training.eval.program_answerer import ProgramAnswerer  # noqa: PLC0415
+
+    lalm, bundle = tiny
+    torch_answerer = ProgramAnswerer(lalm, hear=None, max_new_tokens=32)
+    writer = BundleProgramWriter(bundle, "fp32")
+    tasks = ("sector", "navigate", "count", "rotate_by")
+    for q in QUESTIONS[:2]:
+        got_torch, got_bundle = torch_answerer.write_with_tasks(q, tasks), writer.write_with_tasks(q, tasks)
+        assert [t for t, _ in got_torch] == [t for t, _ in got_bundle]
+        assert all(t.startswith(task) for (t, _), task in zip(got_torch, tasks, strict=True))
+        for (_, a), (_, b) in zip(got_torch, got_bundle, strict=True):
+            assert a < 0 and a == pytest.approx(b, abs=1e-3)
+        assert writer.write_with_tasks(q, tasks[:1]) == got_bundle[:1]  # remembered, per task
+
+
 def test_the_answer_is_the_programs_run_on_what_was_heard(tiny):
     """Through the bundle answerer's own path (options, letters, fallback): a written program
     runs on the heard sources; what no program asks gets the tracks' description."""
