@@ -23,9 +23,9 @@ import threading
 from collections.abc import Callable, Iterator
 
 from agent.core.errors import BinauraError
+from agent.core.labels import LABELS
 from agent.core.predictor import Clip
 from agent.core.scene import QAItem, Scene, SourceLabel
-from agent.core.labels import LABELS
 from agent.qa.check import fitting_tasks, problems, trimmed
 from agent.qa.programs import PROGRAM_OF_TASK, parse_program, program_of, run_program
 

@@ -23,7 +23,13 @@ from training.eval.metrics import (
     localization_metrics,
     match_clip,
 )
-from training.qa.report import BREAKDOWN_KEYS, DIRECTION_GROUPS, breakdown, direction_differences, direction_split
+from training.qa.report import (
+    BREAKDOWN_KEYS,
+    DIRECTION_GROUPS,
+    breakdown,
+    direction_differences,
+    direction_split,
+)
 from training.qa.score import is_correct
 
 
