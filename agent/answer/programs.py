@@ -114,11 +114,15 @@ TaskWriter = Callable[[str, tuple[str, ...]], list[tuple[str, float]]]
 
 
 def checked_program(text: str, question: str, options: list[str] | None, names: str,
-                    write_with_tasks: TaskWriter | None) -> str:
+                    write_with_tasks: TaskWriter | None, unparsed: bool = True) -> str:
     """Checked decoding (agent/qa/check.py): the program `text` (already mended) when it fits the
     question; else the likeliest of the programs the model writes with its task fixed to each
-    task that could answer the question, mended and fitting; else `text` unchanged."""
+    task that could answer the question, mended and fitting; else `text` unchanged.
+    unparsed=False leaves a text that is no program at all to the caller's fallback (`ask` and
+    the live agent give such a question, often one no task asks, to the tracks' answerer)."""
     if write_with_tasks is None or not problems(text, question, options):
+        return text
+    if not unparsed and parse_program(text) is None:
         return text
     short = trimmed(text)  # the parser's own task, less the arguments it does not take
     if short is not None and not problems(short, question, options):
@@ -223,7 +227,8 @@ class ProgramAnswering:
             return text
         key = (text, item.question, tuple(item.options or ()))
         if key not in self._checked:
-            self._checked[key] = checked_program(text, item.question, item.options, self.names, self.write_with_tasks)
+            self._checked[key] = checked_program(text, item.question, item.options, self.names, self.write_with_tasks,
+                                                 unparsed=self.fallback is None)
         return self._checked[key]
 
     def answer(self, clip: Clip, item: QAItem) -> str:
@@ -278,7 +283,7 @@ class LiveProgramAnswering:
         with self._lock:
             text = mend_names(self.write_program(question), question, self.names)
             if self.checked:
-                text = checked_program(text, question, None, self.names, self.write_with_tasks)
+                text = checked_program(text, question, None, self.names, self.write_with_tasks, unparsed=False)
         self.last_program = text
         program = parse_program(text)
         if program is None:

@@ -95,3 +95,7 @@ def test_checked_decoding_keeps_what_fits_and_rewrites_what_does_not():
         == "rotate_face a=alarm b=dog"
     assert w.asked == [("elevation",)]
     assert checked_program("bind_direction sector=back", q, None, "off", None) == "bind_direction sector=back"
+    # with a fallback (ask, the live agent), a text that is no program stays for the tracks' answerer
+    w = Writer({"priority": ("priority", -1.0)})
+    assert checked_program("count claim", "What should I check first?", None, "off", w, unparsed=False) == "count claim"
+    assert w.asked == []
