@@ -110,6 +110,7 @@ def test_the_program_aided_answerer_with_the_right_programs_is_the_oracle(tmp_pa
     scenes, items = _qa("bench", 20)
     answerer = ProgramAnswerer.__new__(ProgramAnswerer)
     answerer.programs, answerer._lock, answerer.batch_size = {}, __import__("threading").Lock(), 4
+    answerer._checked = {}  # checked decoding's memo (every reference program fits: nothing is rewritten)
     answerer.names = "off"  # the programs as written (what the sound-word table does: the next test)
     by_question = {q.question: program_of(q).text() for q in items}
     monkeypatch.setattr(answerer, "write_programs", lambda qs: [by_question[q] for q in qs], raising=False)
