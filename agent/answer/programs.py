@@ -145,7 +145,9 @@ def unnamed_classes(text: str, known: set[str]) -> int:
     program = parse_program(text)
     if program is None:
         return 0
-    return sum(1 for k in ("a", "b", "label", "claim") if k in program.args and program.args[k] in LABELS
+    from agent.qa.resolve import CLASS_ARGS  # noqa: PLC0415
+
+    return sum(1 for k in CLASS_ARGS if k in program.args and program.args[k] in LABELS
                and program.args[k] not in known)
 
 
