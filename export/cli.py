@@ -182,14 +182,16 @@ def cmd_bench_qa(args) -> int:
         if m.name in all_metrics:
             raise BinauraError(f"--model: two models both report as {m.name!r}; results are keyed by name")
         all_metrics[m.name] = run_qa(ds, m, progress=not args.quiet, records=records)
+        # each row is saved as it ends: a long run stopped early keeps what it measured
+        out = dict(next(iter(all_metrics.values())))
+        out["models"] = all_metrics
+        out["direction_differences"] = direction_differences(all_metrics)
+        out["data"] = str(args.data)
+        out["complete"] = len(all_metrics) == len(names)
+        save_metrics(args.out, out)
     print(qa_table(all_metrics))
     print()
     print(direction_table(all_metrics))  # issue 20: the direction tasks apart, binaural minus mono
-    out = dict(next(iter(all_metrics.values())))
-    out["models"] = all_metrics
-    out["direction_differences"] = direction_differences(all_metrics)
-    out["data"] = str(args.data)
-    save_metrics(args.out, out)
     print(f"metrics -> {args.out}")
     if records is not None:
         from agent.core.dataset import write_jsonl  # noqa: PLC0415

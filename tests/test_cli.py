@@ -60,6 +60,17 @@ def test_bench_qa_oracle_scores_100(tiny):
     diff = m["direction_differences"]
     assert diff["model"] == "oracle" and set(diff["minus"]) == {"text-only", "chance"}
     assert diff["minus"]["chance"] == pytest.approx(1.0 - m["models"]["chance"]["direction"]["direction"]["accuracy"])
+    assert m["complete"] is True
+
+
+def test_bench_qa_keeps_the_rows_it_finished_when_a_later_one_fails(tiny):
+    """Each row is saved as it ends: a run stopped by its third model keeps the first two."""
+    out = tiny / "qa-partial.json"
+    assert main(["bench", "qa", "--data", str(tiny / "ds"), "--model", "oracle,chance,bundle:/nonexistent",
+                 "--out", str(out), "--quiet"]) == 2
+    m = json.loads(out.read_text())
+    assert m["complete"] is False and set(m["models"]) == {"oracle", "chance"}
+    assert m["overall"] == 1.0 and m["models"]["chance"]["overall"] < 0.5
 
 
 def test_bad_input_gives_one_clear_error(tiny, tmp_path, capsys):
