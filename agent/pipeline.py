@@ -190,7 +190,7 @@ class Pipeline:
             return []
         self.counters["hops"] += 1
         self.counters["frames"] += frames.n
-        dets = detections_from_frames(frames, self.rt.labels, self.rt.output_rate_hz,
+        dets = detections_from_frames(frames, self.rt.slot_labels, self.rt.output_rate_hz,
                                       threshold=self.cfg.detect_threshold)
         if self.on_detections is not None:
             self.on_detections(dets)

@@ -174,8 +174,8 @@ def parity(model: BinauralEncoder, runtime: EncoderRuntime, inputs: list[tuple[n
         got = runtime.run(sp, se)
         for name, r in zip(OUTPUTS, ref, strict=True):
             worst[name] = max(worst[name], float(np.abs(r - getattr(got, name)).max()))
-        a = decode_clip(ref[0], ref[1], runtime.labels, runtime.output_rate_hz, dc)
-        b = decode_clip(got.accdoa, got.log_distance, runtime.labels, runtime.output_rate_hz, dc)
+        a = decode_clip(ref[0], ref[1], runtime.slot_labels, runtime.output_rate_hz, dc)
+        b = decode_clip(got.accdoa, got.log_distance, runtime.slot_labels, runtime.output_rate_hz, dc)
         if [s.label for s in a] == [s.label for s in b]:
             same_sources += 1
             for x, y in zip(a, b, strict=True):
@@ -233,6 +233,8 @@ def _write_export(model: BinauralEncoder, ck: dict, checkpoint: Path, tmp: Path,
         "streaming": {"files": stream_files, "front_context_frames": list(model.front_context()),
                       "history_frames": model.history_frames(), "front_outputs": list(FRONT_OUTPUTS)},
         "features": cfg.features.to_dict(), "labels": list(cfg.labels), "time_pool": model.time_pool,
+        # output tracks per class: accdoa and log_distance hold tracks x labels slots (track * C + class)
+        "tracks": cfg.tracks,
         "context_frames": [left, right], "output_rate_hz": cfg.output_rate_hz, "outputs": list(OUTPUTS),
         "model_config": cfg.to_dict(), "opset": OPSET, "checkpoint_sha256": sha256_file(checkpoint),
         "checkpoint_step": ck.get("step"), "checkpoint_metrics": ck.get("metrics"),

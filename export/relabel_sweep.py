@@ -30,7 +30,7 @@ import numpy as np
 
 from agent.core.dataset import read_dataset
 from agent.core.labels import LABELS
-from agent.core.seld import decode_clip
+from agent.core.seld import decode_slots
 from agent.localize.encoder import EncoderLocalizer
 from agent.localize.relabel import check_steer_method, relabel, source_scores
 from training.eval.metrics import match_clip
@@ -58,14 +58,15 @@ def cache(data: str, steer_method: str, out: str, start: int = 0, limit: int | N
     for ci, scene in enumerate(scenes):
         audio, rate = ds.load_audio(scene)
         fr = rt.run_audio(audio, rate, scene.id)
-        sources = decode_clip(fr.accdoa, fr.log_distance, rt.labels, rt.output_rate_hz, enc.decode)
-        on = np.linalg.norm(fr.accdoa, axis=-1) >= enc.decode.activity_threshold  # (T, C)
+        found = decode_slots(fr.accdoa, fr.log_distance, rt.slot_labels, rt.output_rate_hz, enc.decode)
+        sources = [s for _, s in found]
+        on = np.linalg.norm(fr.accdoa, axis=-1) >= enc.decode.activity_threshold  # (T, S): per slot
         base = len(rows["clip"])
-        for s in sources:
+        for slot, s in found:
             rows["clip"].append(ci)
             rows["label"].append(LABELS.index(s.label))
             rows["conf"].append(s.confidence)
-            rows["yamnet"].append(source_scores(yam, audio, rate, s, on[:, rt.labels.index(s.label)],
+            rows["yamnet"].append(source_scores(yam, audio, rate, s, on[:, slot],
                                                 rt.output_rate_hz, steer_method))
         for p in match_clip(scene, sources).pairs:
             pair_row.append(base + p.pred_index)

@@ -19,7 +19,7 @@ def cmd_train_encoder(args) -> int:
                                    ("device", args.device), ("warmup_steps", args.warmup_steps),
                                    ("w_polar", args.w_polar), ("w_distance", args.w_distance),
                                    ("select_by", args.select_by), ("p_eq", args.p_eq),
-                                   ("eq_db", args.eq_db))
+                                   ("eq_db", args.eq_db), ("tracks", args.tracks))
                  if v is not None}
     if args.time_budget_min is not None:
         overrides["time_budget_s"] = args.time_budget_min * 60.0
@@ -34,8 +34,10 @@ def cmd_train_encoder(args) -> int:
     cfg = dataclasses.replace(EncoderTrainConfig(), **overrides).validate()
     data = Path(args.data)
     from training.models.config import BUILDERS  # noqa: PLC0415
+    from training.recipes.encoder_data import default_cache_dir  # noqa: PLC0415
 
-    cache = Path(args.cache) if args.cache else data / f"features-{cfg.size}"
+    model_cfg = dataclasses.replace(BUILDERS[cfg.size](), tracks=cfg.tracks).validate()
+    cache = Path(args.cache) if args.cache else default_cache_dir(data, model_cfg)
     if not (data / "scenes.jsonl").exists() and not args.scenes:
         raise BinauraError(f"--data {data}: no scenes.jsonl; pass --scenes N to synthesize N training "
                            f"scenes there first")
@@ -45,10 +47,13 @@ def cmd_train_encoder(args) -> int:
             from training.synth.build import build_dataset  # noqa: PLC0415
             from training.synth.config import preset  # noqa: PLC0415
 
-            build_dataset(data, preset("train"), args.scenes, args.synth_seed, with_qa=False, workers=args.workers,
+            synth = preset("train")
+            if args.p_same_class is not None:
+                synth = dataclasses.replace(synth, p_same_class=args.p_same_class).validate()
+            build_dataset(data, synth, args.scenes, args.synth_seed, with_qa=False, workers=args.workers,
                           progress=not args.quiet)
         if not (cache / "meta.json").exists():
-            build_cache(data, cache, BUILDERS[cfg.size](), workers=args.workers, progress=not args.quiet)
+            build_cache(data, cache, model_cfg, workers=args.workers, progress=not args.quiet)
     best = train_encoder(cache, args.out, cfg, resume=args.resume, init=args.init, progress=not args.quiet)
     if dist.is_main:
         print(f"best checkpoint -> {best}; loss curves -> {Path(args.out) / 'loss.png'}")
@@ -77,6 +82,10 @@ def add_parsers(sub) -> None:
     e.add_argument("--cache", help="feature cache folder (default: DATA/features-SIZE)")
     e.add_argument("--out", required=True, help="run folder: last.pt, best.pt, history.json, loss.png")
     e.add_argument("--size", choices=("tiny", "small"))
+    e.add_argument("--tracks", type=int, help="output tracks per class, 1-4 (default 1; > 1: multi-ACCDOA, two "
+                                              "sources of one class heard apart; a one-track --init is widened)")
+    e.add_argument("--p-same-class", type=float, help="when synthesizing: share of multi-source scenes in which "
+                                                      "two sources share a class (default 0)")
     e.add_argument("--steps", type=int)
     e.add_argument("--batch-size", type=int, help="clips per step and process (default 32)")
     e.add_argument("--lr", type=float)

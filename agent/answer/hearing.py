@@ -35,7 +35,7 @@ class EncoderHearing:
         rt = self.runtime
         audio = np.repeat(clip.audio.mean(axis=0, keepdims=True), 2, axis=0) if self.mono else clip.audio
         f = rt.run_audio(audio, clip.sample_rate_hz, clip.scene_id)
-        return heard_sources(f.accdoa, f.log_distance, rt.labels, rt.output_rate_hz, rt.decode)
+        return heard_sources(f.accdoa, f.log_distance, rt.slot_labels, rt.output_rate_hz, rt.decode)
 
 
 def encoder_hearing(path: str | os.PathLike | None = None, mono: bool = False, threads: int = 1) -> EncoderHearing:

@@ -33,6 +33,7 @@ from agent.core.features import (
 from agent.core.predictor import LONG_CLIP_S, Clip
 from agent.core.scene import SourceEstimate
 from agent.core.seld import DecodeConfig, decode_clip
+from agent.core.tracks import check_tracks, slot_labels
 from agent.localize.mirror import check_mirror_mode, combine_mirror
 
 MANIFEST = "encoder.json"
@@ -49,8 +50,8 @@ class EncoderFrames:
     """Encoder outputs for consecutive output frames starting at frame `start`."""
 
     start: int
-    accdoa: np.ndarray  # (T, C, 3)
-    log_distance: np.ndarray  # (T, C)
+    accdoa: np.ndarray  # (T, S, 3): S = tracks x C slots (EncoderRuntime.slot_labels)
+    log_distance: np.ndarray  # (T, S)
     class_logits: np.ndarray  # (T, C)
     spatial_emb: np.ndarray  # (T, Ds)
     semantic_emb: np.ndarray  # (T, Dm)
@@ -111,7 +112,12 @@ class EncoderRuntime:
             raise BinauraError(f"{root}: refusing the encoder: " + "; ".join(problems))
         self.root = root
         self.features = FeatureConfig.from_dict(m["features"])
+        #: the class vocabulary (class_logits' axis)
         self.labels = tuple(m["labels"])
+        #: output tracks per class (multi-ACCDOA; absent in the manifest: one) and the label of
+        #: each slot of the accdoa and log_distance axis (track * C + class): what decoding reads
+        self.tracks = check_tracks(m.get("tracks", 1), f"{mpath}: tracks")
+        self.slot_labels = slot_labels(self.labels, self.tracks)
         self.time_pool = int(m["time_pool"])
         self.context_left, self.context_right = (int(x) for x in m["context_frames"])
         self.output_rate_hz = self.features.frame_rate_hz / self.time_pool
@@ -191,7 +197,8 @@ class EncoderRuntime:
         frames = EncoderFrames(0, *(o[0] for o in out))
         if self.mirror_tta:
             frames.accdoa, frames.log_distance = combine_mirror(frames.accdoa, frames.log_distance,
-                                                                out[0][1], out[1][1], self.mirror_mode)
+                                                                out[0][1], out[1][1], self.mirror_mode,
+                                                                self.tracks)
         return frames
 
     def run_audio(self, audio: np.ndarray, sample_rate_hz: int, where: str = "audio") -> EncoderFrames:
@@ -224,10 +231,10 @@ class EncoderLocalizer:
         """One pass over a short clip; a long one (over LONG_CLIP_S, or given by path) goes
         through the exact streaming path in bounded memory (agent.localize.long_clip)."""
         accdoa, log_distance = self.frames(clip)
-        return decode_clip(accdoa, log_distance, self.runtime.labels, self.runtime.output_rate_hz, self.decode)
+        return decode_clip(accdoa, log_distance, self.runtime.slot_labels, self.runtime.output_rate_hz, self.decode)
 
     def frames(self, clip: Clip) -> tuple[np.ndarray, np.ndarray]:
-        """The clip's accdoa (T, C, 3) and log_distance (T, C) at runtime.output_rate_hz, what
+        """The clip's accdoa (T, S, 3) and log_distance (T, S) at runtime.output_rate_hz, what
         `localize` decodes (agent.localize.relabel reads each source's active frames from them)."""
         from agent.localize.long_clip import array_blocks, encode_blocks, encode_file  # noqa: PLC0415
 

@@ -32,9 +32,9 @@ def array_blocks(audio: np.ndarray, sample_rate_hz: int, block_s: float = BLOCK_
 
 def encode_blocks(runtime, blocks: Iterable[np.ndarray], sample_rate_hz: int,
                   where: str = "audio") -> tuple[np.ndarray, np.ndarray]:
-    """(2, n) blocks of one signal at sample_rate_hz -> accdoa (T, C, 3), log_distance (T, C)
-    of the whole signal, as `runtime.run_audio` would give them (the runtime's mirror and
-    head-scale settings apply)."""
+    """(2, n) blocks of one signal at sample_rate_hz -> accdoa (T, S, 3), log_distance (T, S)
+    (S slots, runtime.slot_labels) of the whole signal, as `runtime.run_audio` would give them
+    (the runtime's mirror and head-scale settings apply)."""
     from agent.localize.encoder import StreamingEncoder  # noqa: PLC0415
 
     target = runtime.features.sample_rate_hz
@@ -60,6 +60,6 @@ def encode_blocks(runtime, blocks: Iterable[np.ndarray], sample_rate_hz: int,
 
 
 def encode_file(runtime, path: str | os.PathLike, block_s: float = BLOCK_S) -> tuple[np.ndarray, np.ndarray]:
-    """A binaural wav of any length -> accdoa (T, C, 3), log_distance (T, C), read block by block."""
+    """A binaural wav of any length -> accdoa (T, S, 3), log_distance (T, S), read block by block."""
     rate, blocks = wav_blocks(path, block_s)
     return encode_blocks(runtime, blocks, rate, str(path))

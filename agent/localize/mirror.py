@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from agent.core.errors import BinauraError
+from agent.core.tracks import align_tracks
 
 MIRROR_MODES = ("mean", "polar")
 #: "polar": the side is decided outright once the summed evidence a1 x1 + a2 x2 exceeds this
@@ -63,9 +64,14 @@ def polar_mean(plain: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
 
 
 def combine_mirror(accdoa: np.ndarray, log_distance: np.ndarray, accdoa_mirror: np.ndarray,
-                   log_distance_mirror: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """The plain pass (accdoa (T, C, 3), ln(distance / 1 m) (T, C)) and the mirror pass as the
-    network gave it (not yet reflected back) -> the combined accdoa and log-distance."""
+                   log_distance_mirror: np.ndarray, mode: str, tracks: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The plain pass (accdoa (T, S, 3), ln(distance / 1 m) (T, S), S = tracks x C slots) and
+    the mirror pass as the network gave it (not yet reflected back) -> the combined accdoa and
+    log-distance, slot by slot. With several tracks per class the mirror pass may hear a class's
+    two sources on the tracks the other way round, so its tracks are first aligned to the plain
+    pass's, per frame and class (agent.core.tracks.align_tracks); with one there is nothing to
+    align."""
     back = reflect_back(accdoa_mirror)
+    back, log_distance_mirror = align_tracks(accdoa, back, tracks, log_distance_mirror)
     combined = polar_mean(accdoa, back) if check_mirror_mode(mode) == "polar" else 0.5 * (accdoa + back)
     return combined, 0.5 * (log_distance + log_distance_mirror)

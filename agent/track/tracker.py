@@ -28,6 +28,8 @@ import numpy as np
 
 from agent.core.errors import BinauraError, ConfigError, check_known_keys, check_numbers
 from agent.core.geometry import cart_to_sph, sph_to_cart
+from agent.core.scene import SourceEstimate
+from agent.core.seld import DecodeConfig, merge_same_label
 from agent.track.events import Event, OffsetEvent, OnsetEvent, UpdateEvent
 
 #: Slack on time comparisons: frame times are sums of float periods.
@@ -55,12 +57,14 @@ class DetectionFrame:
 
 
 def detections_from_frames(frames, labels: Sequence[str], frame_rate_hz: float, t0_s: float = 0.0,
-                           threshold: float = 0.5) -> list[DetectionFrame]:
-    """Encoder frames (agent.localize.encoder.EncoderFrames: accdoa (T, C, 3), log_distance
-    (T, C), first frame index `start`) -> one DetectionFrame per frame, empty ones included
-    (they tell the tracker that time passed). Frame `start + k` is stamped
-    t0_s + (start + k) / frame_rate_hz; a class is detected where its ACCDOA length (the
-    activity) is >= threshold, in the direction the vector points."""
+                           threshold: float = 0.5, merge_deg: float = DecodeConfig.merge_deg) -> list[DetectionFrame]:
+    """Encoder frames (agent.localize.encoder.EncoderFrames: accdoa (T, S, 3), log_distance
+    (T, S), first frame index `start`) with a label per slot (EncoderRuntime.slot_labels) ->
+    one DetectionFrame per frame, empty ones included (they tell the tracker that time passed).
+    Frame `start + k` is stamped t0_s + (start + k) / frame_rate_hz; a slot is detected where its
+    ACCDOA length (the activity) is >= threshold, in the direction the vector points. Two slots
+    of one label (a multi-track encoder) within merge_deg of each other in a frame are one
+    detection, the more active one (agent.core.seld.merge_same_label)."""
     accdoa = np.asarray(frames.accdoa, dtype=np.float64)
     if accdoa.ndim != 3 or accdoa.shape[1:] != (len(labels), 3):
         raise BinauraError(f"accdoa must be (T, {len(labels)}, 3) for {len(labels)} labels, got {accdoa.shape}")
@@ -74,6 +78,11 @@ def detections_from_frames(frames, labels: Sequence[str], frame_rate_hz: float, 
         for c in np.flatnonzero(act[k] >= threshold):
             az, el, _ = cart_to_sph(accdoa[k, c])
             dets.append(Detection(labels[c], float(az), float(el), float(np.exp(log_d[k, c])), float(act[k, c])))
+        if len({d.label for d in dets}) < len(dets):  # one source on two tracks: keep the more active
+            est = [(d.confidence, i, SourceEstimate(d.azimuth_deg, d.elevation_deg, d.distance_m, d.label))
+                   for i, d in enumerate(dets)]
+            keep = {i for _, i, _ in merge_same_label(sorted(est, key=lambda e: -e[0]), merge_deg)}
+            dets = [d for i, d in enumerate(dets) if i in keep]
         out.append(DetectionFrame(t0_s + (frames.start + k) / frame_rate_hz, tuple(dets)))
     return out
 

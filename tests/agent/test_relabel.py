@@ -79,7 +79,7 @@ class HandEncoder:
     name = "hand"
 
     def __init__(self, tracks: list[Track], duration_s: float):
-        self.runtime = SimpleNamespace(labels=LABELS, output_rate_hz=FRAME_HZ)
+        self.runtime = SimpleNamespace(labels=LABELS, slot_labels=LABELS, output_rate_hz=FRAME_HZ)
         self.decode = DecodeConfig()
         t = int(round(duration_s * FRAME_HZ))
         self.accdoa = np.zeros((t, len(LABELS), 3), np.float32)

@@ -34,8 +34,8 @@ class LiveLalmAnswerer:
         frames = pipeline.recent_frames(self.window_s)
         if frames is None or frames.n == 0:
             n, rt = 1, pipeline.rt
-            c = len(rt.labels)
-            frames_np = (np.zeros((n, c, 3), np.float32), np.zeros((n, c), np.float32), np.full((n, c), -10, np.float32))
+            c, k = len(rt.labels), len(rt.slot_labels)  # classes, slots (tracks x classes)
+            frames_np = (np.zeros((n, k, 3), np.float32), np.zeros((n, k), np.float32), np.full((n, c), -10, np.float32))
             spatial = np.zeros((n, self.model.cfg.projector.spatial_dim), np.float32)
             semantic = np.zeros((n, self.model.cfg.projector.semantic_dim), np.float32)
         else:
@@ -44,7 +44,7 @@ class LiveLalmAnswerer:
         context = None
         if self.model.cfg.heard_line:
             rt = pipeline.rt
-            context = heard_line(heard_sources(frames_np[0], frames_np[1], rt.labels, rt.output_rate_hz, rt.decode))
+            context = heard_line(heard_sources(frames_np[0], frames_np[1], rt.slot_labels, rt.output_rate_hz, rt.decode))
         item = self.model.encode(question, None, None, context)
         if self.model.n_audio:
             item.update(spatial=spatial, semantic=semantic, seld=seld_vector(*frames_np))

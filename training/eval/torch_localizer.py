@@ -33,4 +33,4 @@ class TorchEncoderLocalizer:
 
     def localize(self, clip: Clip) -> list[SourceEstimate]:
         acc, logd = self.frames(clip.audio, clip.sample_rate_hz, clip.scene_id)[:2]
-        return decode_clip(acc, logd, self.model.cfg.labels, self.model.cfg.output_rate_hz, self.decode)
+        return decode_clip(acc, logd, self.model.cfg.slot_labels, self.model.cfg.output_rate_hz, self.decode)

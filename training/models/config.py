@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from agent.core.errors import ConfigError, check_known_keys
 from agent.core.features import SPATIAL_CHANNELS, FeatureConfig
 from agent.core.labels import LABELS
+from agent.core.tracks import MAX_TRACKS, slot_labels
 
 #: One CNN stage: (output channels, 3x3 convolutions, time pooling, frequency pooling).
 Stage = tuple[int, int, int, int]
@@ -72,6 +73,11 @@ class EncoderConfig:
     polar_bins: int = 24
     #: log(distance / 1 m) is predicted; this range clips targets and outputs.
     log_distance_range: tuple[float, float] = (-1.6, 3.0)
+    #: output tracks per class (multi-ACCDOA, agent.core.tracks): with N, the activity, lateral,
+    #: polar and distance heads give N x C slots (slot = track * C + class), so N sources of one
+    #: class can be heard at once; the class logits stay per class. 1 (every shipped encoder) is
+    #: left out of `to_dict`, so a one-track config saves exactly as before the option existed.
+    tracks: int = 1
 
     def validate(self) -> EncoderConfig:
         p = self.spatial.problems("spatial", self.features.n_mels)
@@ -87,6 +93,8 @@ class EncoderConfig:
             p.append(f"polar_bins must be >= 4, got {self.polar_bins}")
         if len(set(self.labels)) != len(self.labels) or not self.labels:
             p.append("labels must be distinct and non-empty")
+        if isinstance(self.tracks, bool) or not isinstance(self.tracks, int) or not 1 <= self.tracks <= MAX_TRACKS:
+            p.append(f"tracks must be an integer in 1..{MAX_TRACKS} (output tracks per class), got {self.tracks!r}")
         if p:
             raise ConfigError(p, "encoder config")
         self.features.validate()
@@ -96,8 +104,16 @@ class EncoderConfig:
     def output_rate_hz(self) -> float:
         return self.features.frame_rate_hz / self.spatial.time_pool
 
+    @property
+    def slot_labels(self) -> tuple[str, ...]:
+        """The label of each output slot (track * C + class): `labels` once per track."""
+        return slot_labels(self.labels, self.tracks)
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["tracks"] == 1:  # absent means one track: configs saved before the option read alike
+            del d["tracks"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> EncoderConfig:

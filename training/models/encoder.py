@@ -1,7 +1,9 @@
 """The joint binaural encoder (stage 1 of the curriculum) and its checkpoints.
 
-Outputs per output frame (10 per second for the default):
-- accdoa (B, T, C, 3): for each class, activity x unit direction vector in the
+Outputs per output frame (10 per second for the default), with S = tracks x C slots
+(`EncoderConfig.tracks`, 1 for every shipped encoder, where the slots are the classes; slot
+s = track * C + class, agent.core.tracks):
+- accdoa (B, T, S, 3): for each slot, activity x unit direction vector in the
   head frame of ARCHITECTURE.md (+x ahead, +y left, +z up); the vector's length
   is the class's activity (the ACCDOA format of Shimada et al. 2021, with
   distance as in the DCASE 2024 SELD baseline, one track per class).
@@ -14,13 +16,17 @@ Outputs per output frame (10 per second for the default):
   axis and drags the lateral angle with it. The activity is a sigmoid trained
   with cross-entropy. The heads read both branches (dense fusion), so class
   identity comes from the semantic stream as well.
-- log_distance (B, T, C): ln(distance / 1 m) of each class's source.
+  With several tracks (multi-ACCDOA, as in DCASE 2022 onward) each class has several slots, so
+  two sources of one class are heard apart; which track a source lands on carries no meaning
+  (training is permutation-invariant over the tracks, training/recipes/encoder_pit.py).
+- log_distance (B, T, S): ln(distance / 1 m) of each slot's source.
 - class_logits (B, T, C): the semantic branch's frame-wise class logits.
 - spatial_emb (B, T, Ds), semantic_emb (B, T, Dm): frame embeddings for the LLM.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 from pathlib import Path
@@ -50,13 +56,14 @@ class BinauralEncoder(nn.Module):
         self.spatial = Branch(cfg.spatial, n_bins)
         self.semantic = Branch(cfg.semantic, n_bins)
         fused = cfg.spatial.d_model + cfg.semantic.d_model
-        self.activity_head = nn.Linear(fused, n_cls)
-        self.lateral_head = nn.Linear(fused, n_cls)
-        self.polar_head = nn.Linear(fused, n_cls * cfg.polar_bins)
+        n_slots = cfg.tracks * n_cls  # slot = track * C + class
+        self.activity_head = nn.Linear(fused, n_slots)
+        self.lateral_head = nn.Linear(fused, n_slots)
+        self.polar_head = nn.Linear(fused, n_slots * cfg.polar_bins)
         centres = torch.arange(cfg.polar_bins) * (2 * torch.pi / cfg.polar_bins)
         self.register_buffer("polar_cos", torch.cos(centres))
         self.register_buffer("polar_sin", torch.sin(centres))
-        self.distance_head = nn.Linear(fused, n_cls)
+        self.distance_head = nn.Linear(fused, n_slots)
         self.class_head = nn.Linear(cfg.semantic.d_model, n_cls)
         lo, hi = cfg.log_distance_range
         with torch.no_grad():  # start at the middle of the distance range
@@ -90,8 +97,8 @@ class BinauralEncoder(nn.Module):
         b, t, _ = hs.shape
         hf = torch.cat([hs, hm], dim=-1)
         activity_logits = self.activity_head(hf)
-        sin_lat = torch.tanh(self.lateral_head(hf))  # (B, T, C)
-        polar_logits = self.polar_head(hf).reshape(b, t, sin_lat.shape[-1], -1)  # (B, T, C, K)
+        sin_lat = torch.tanh(self.lateral_head(hf))  # (B, T, S)
+        polar_logits = self.polar_head(hf).reshape(b, t, sin_lat.shape[-1], -1)  # (B, T, S, K)
         unit = self._unit(sin_lat, polar_logits)
         accdoa = torch.sigmoid(activity_logits).unsqueeze(-1) * unit
         lo, hi = self.cfg.log_distance_range
@@ -142,10 +149,34 @@ class BinauralEncoder(nn.Module):
         return self.cfg.spatial.time_pool
 
 
-def build_encoder(size: str = "small") -> BinauralEncoder:
+def build_encoder(size: str = "small", tracks: int = 1) -> BinauralEncoder:
     if size not in BUILDERS:
         raise BinauraError(f"unknown encoder size {size!r}; expected one of {', '.join(BUILDERS)}")
-    return BinauralEncoder(BUILDERS[size]())
+    return BinauralEncoder(dataclasses.replace(BUILDERS[size](), tracks=tracks))
+
+
+#: the heads whose outputs are per slot (tracks x classes), and the values per slot in each
+SLOT_HEADS = {"activity_head": 1, "lateral_head": 1, "distance_head": 1, "polar_head": None}
+
+
+def with_tracks(model: BinauralEncoder, tracks: int) -> BinauralEncoder:
+    """`model` as an encoder with `tracks` output tracks per class: a one-track model's per-class
+    head weights are copied to every track (so each track starts as the one-track model; the
+    permutation-invariant loss puts a lone source on track 0 and teaches the others silence),
+    every other weight is the model's. The model itself when it has that many tracks already."""
+    if tracks == model.cfg.tracks:
+        return model
+    if model.cfg.tracks != 1:
+        raise BinauraError(f"an encoder with {model.cfg.tracks} tracks cannot become one with {tracks}; only a "
+                           f"one-track encoder's heads are copied to several tracks (train it with tracks={model.cfg.tracks})")
+    wide = BinauralEncoder(dataclasses.replace(model.cfg, tracks=tracks))
+    state = model.state_dict()
+    for name in SLOT_HEADS:
+        for part in ("weight", "bias"):
+            key = f"{name}.{part}"
+            state[key] = state[key].repeat(tracks, *([1] * (state[key].dim() - 1)))
+    wide.load_state_dict(state)
+    return wide.train(model.training)
 
 
 def n_parameters(model: nn.Module) -> int:
@@ -264,6 +295,9 @@ class OutputEnsemble(nn.Module):
             if m.cfg.to_dict() != first:
                 raise BinauraError(f"ensemble member {i}: its encoder config differs from member 1's; "
                                    f"only encoders of one architecture can be ensembled")
+        if members[0].cfg.tracks > 1:  # members may carry one class's sources on different tracks
+            raise BinauraError(f"an ensemble averages slot by slot, which mixes the sources of encoders with "
+                               f"{members[0].cfg.tracks} tracks per class; ensemble one-track encoders")
         self.members = nn.ModuleList(members)
         self.cfg = members[0].cfg
 

@@ -10,6 +10,7 @@ from agent.core.features import FeatureConfig
 from agent.core.geometry import sph_to_cart
 from agent.core.rotation import scene_head_path
 from agent.core.scene import Scene
+from agent.core.tracks import check_tracks
 
 
 def output_frame_times_s(n_out: int, time_pool: int, feat: FeatureConfig) -> np.ndarray:
@@ -18,24 +19,38 @@ def output_frame_times_s(n_out: int, time_pool: int, feat: FeatureConfig) -> np.
 
 
 def seld_targets(scene: Scene, n_out: int, time_pool: int, feat: FeatureConfig, labels: tuple[str, ...],
-                 log_distance_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """-> accdoa (n_out, C, 3) = activity x unit direction, log_distance (n_out, C),
-    active (n_out, C) bool. A source is active on frames whose centre lies in
-    [onset, offset). Sources of a class outside `labels` are left out. In a scene whose head
+                 log_distance_range: tuple[float, float],
+                 tracks: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> accdoa (n_out, S, 3) = activity x unit direction, log_distance (n_out, S),
+    active (n_out, S) bool, with S = tracks x C slots (slot = track * C + class). A source is
+    active on frames whose centre lies in [onset, offset). Sources of a class outside `labels`
+    are left out. With several tracks the sources of one class fill tracks 0, 1, ... in onset
+    order (those beyond `tracks` are left out); with one track every source is written to its
+    class's slot in the scene's order, as before tracks existed. In a scene whose head
     turns (`head_orientation`, docs/turning.md) each frame's direction is where the source is
     heard at that frame's time (the dataset gives it in the head frame at t = 0)."""
+    tracks = check_tracks(tracks)
     index = {name: i for i, name in enumerate(labels)}
-    accdoa = np.zeros((n_out, len(labels), 3), np.float32)
-    logd = np.zeros((n_out, len(labels)), np.float32)
-    active = np.zeros((n_out, len(labels)), bool)
+    n_slots = tracks * len(labels)
+    accdoa = np.zeros((n_out, n_slots, 3), np.float32)
+    logd = np.zeros((n_out, n_slots), np.float32)
+    active = np.zeros((n_out, n_slots), bool)
     t = output_frame_times_s(n_out, time_pool, feat)
     path = scene_head_path(scene)
     if path is not None and path.is_still:
         path = None
-    for s in scene.sources:
+    sources = scene.sources if tracks == 1 else sorted(scene.sources, key=lambda s: s.onset_s)  # stable
+    filled: dict[int, int] = {}  # class -> tracks taken
+    for s in sources:
         c = index.get(s.label)
         if c is None:
             continue
+        if tracks > 1:
+            k = filled.get(c, 0)
+            if k >= tracks:
+                continue
+            filled[c] = k + 1
+            c += k * len(labels)
         on = (t >= s.onset_s) & (t < s.offset_s)
         if path is None:
             accdoa[on, c] = sph_to_cart(s.azimuth_deg, s.elevation_deg)

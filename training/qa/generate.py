@@ -15,6 +15,10 @@ every item (docs/benchmark.md):
   name_form      "seen" | "heldout", or null when the question names no class
   wording        "heldout" if the phrasing or a name is held out, else "seen"
   asks_absent    the question asks about a class the scene does not hold
+
+A scene may hold two sources of one class (SynthConfig.p_same_class): a question that names
+such a class ("where is the dog?") has no one answer, so it is not asked (`names_repeated`);
+questions that name only other classes, or none, are asked as usual.
 """
 
 from __future__ import annotations
@@ -65,6 +69,22 @@ def _slots(template: str) -> list[str]:
     """The name slots a template mentions, in order."""
     fields = [f for _, f, _, _ in string.Formatter().parse(template) if f]
     return list(dict.fromkeys(_SLOT_OF_FIELD[f] for f in fields if f in _SLOT_OF_FIELD))
+
+
+#: the params that name a class of the scene a question asks about (training/qa/tasks.py)
+_CLASS_PARAMS = ("a", "b", "label")
+
+
+def repeated_classes(scene: Scene) -> set[str]:
+    """The classes the scene holds more than one source of."""
+    seen: set[str] = set()
+    return {s.label for s in scene.sources if s.label in seen or seen.add(s.label)}
+
+
+def names_repeated(scene: Scene, params: dict) -> bool:
+    """Whether a question with these params names a class the scene holds twice or more."""
+    twice = repeated_classes(scene)
+    return bool(twice) and any(params.get(k) in twice for k in _CLASS_PARAMS)
 
 
 def _choice_options(task: Task, scene: Scene, params: dict, rng: np.random.Generator,
@@ -128,6 +148,8 @@ def make_question(task: Task, scene: Scene, rng: np.random.Generator, qid: str, 
         if options is None:
             return None
         options = [options[i] for i in rng.permutation(len(options))]
+    if names_repeated(scene, params):  # "where is the dog?" with two dogs: no one answer
+        return None
     slots = [s for s in _slots(template) if s in params]
     heldout_names = bool(slots) and held_out_split and rng.random() < cfg.heldout_name_p
     names = {}

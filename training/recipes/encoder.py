@@ -40,6 +40,7 @@ from tqdm import tqdm
 from agent.core.dataset import read_dataset, write_json
 from agent.core.errors import BinauraError, ConfigError
 from agent.core.seld import DecodeConfig, decode_clip
+from agent.core.tracks import MAX_TRACKS
 from training.eval.metrics import (
     DETECTION_KEYS,
     floor_intervals,
@@ -57,10 +58,11 @@ from training.models.encoder import (
     load_scoring_model,
     n_parameters,
     save_checkpoint,
+    with_tracks,
 )
 from training.recipes.distributed import Dist, init_distributed, rank_seed, seed_int
 from training.recipes.encoder_batches import Batches, polar_mask, validation_indices
-from training.recipes.encoder_data import FeatureCache, build_cache
+from training.recipes.encoder_data import FeatureCache, build_cache, default_cache_dir
 from training.recipes.encoder_keep import (
     KEEP_ON,
     check_parts,
@@ -70,6 +72,7 @@ from training.recipes.encoder_keep import (
     load_teacher,
     trainable,
 )
+from training.recipes.encoder_pit import pit_targets, polar_soft_targets
 from training.synth.config import preset
 
 #: what picks best.pt among a run's validation passes (the row's key; lower is better)
@@ -79,6 +82,9 @@ SELECT_BY = {"seld": "seld_score", "floors": "floor_score", "val_loss": "val_los
 @dataclass
 class EncoderTrainConfig:
     size: str = "small"
+    #: output tracks per class of a model built here (EncoderConfig.tracks; multi-ACCDOA when > 1).
+    #: An --init checkpoint with one track is widened to this many (training.models.encoder.with_tracks)
+    tracks: int = 1
     steps: int = 3000
     batch_size: int = 32
     lr: float = 2e-3
@@ -147,6 +153,8 @@ class EncoderTrainConfig:
             p.append(f"keep_on must be one of {', '.join(KEEP_ON)}, got {self.keep_on!r}")
         if self.time_budget_s < 0:
             p.append(f"time_budget_s must be >= 0 (0: no limit), got {self.time_budget_s}")
+        if isinstance(self.tracks, bool) or not isinstance(self.tracks, int) or not 1 <= self.tracks <= MAX_TRACKS:
+            p.append(f"tracks must be an integer in 1..{MAX_TRACKS} (output tracks per class), got {self.tracks!r}")
         if p:
             raise ConfigError(p, "encoder training config")
         return self
@@ -155,18 +163,17 @@ class EncoderTrainConfig:
 def seld_loss(model_out, accdoa_t, logd_t, active_t, cfg: EncoderTrainConfig,
               polar_ok: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """model_out: the model's outputs with training_outputs=True. accdoa_t holds unit vectors
-    (x ahead, y left, z up) on active frames."""
+    (x ahead, y left, z up) on active frames. Targets are per slot (B, T, S); with several
+    tracks per class they are first put in the order of least loss per clip and class
+    (permutation-invariant training, training/recipes/encoder_pit.py), and the semantic
+    branch's per-class logits learn whether any track of the class is active."""
     accdoa, logd, class_logits, _, _, activity_logits, sin_lat, polar_logits = model_out
+    accdoa_t, logd_t, active_t = pit_targets(model_out, accdoa_t, logd_t, active_t, cfg, polar_ok)
     w = active_t.float()
     n_active = w.sum().clamp_min(1.0)
     l_act = nn.functional.binary_cross_entropy_with_logits(activity_logits, w)
     l_lat = ((sin_lat - accdoa_t[..., 1]).pow(2) * w).sum() / n_active
-    k = polar_logits.shape[-1]
-    polar_t = torch.atan2(accdoa_t[..., 2], accdoa_t[..., 0])  # angle around the ear axis, 0 = ahead
-    centres = torch.arange(k, device=polar_t.device) * (2 * math.pi / k)
-    d = torch.remainder(centres - polar_t.unsqueeze(-1) + math.pi, 2 * math.pi) - math.pi
-    soft = torch.exp(-0.5 * (d / (cfg.polar_smoothing_bins * 2 * math.pi / k)).pow(2))
-    soft = soft / soft.sum(-1, keepdim=True)
+    soft = polar_soft_targets(accdoa_t, polar_logits.shape[-1], cfg.polar_smoothing_bins)
     ce = -(soft * torch.log_softmax(polar_logits, dim=-1)).sum(-1)
     # the polar angle is undefined at the ear axis itself: weight by cos^2(lateral)
     wp = w * (accdoa_t[..., 0].pow(2) + accdoa_t[..., 2].pow(2))
@@ -174,7 +181,9 @@ def seld_loss(model_out, accdoa_t, logd_t, active_t, cfg: EncoderTrainConfig,
         wp = wp * polar_ok.to(wp.dtype)[:, None, None]
     l_pol = (ce * wp).sum() / wp.sum().clamp_min(1.0)
     l_dist = ((logd - logd_t).pow(2) * w).sum() / n_active
-    l_sem = nn.functional.binary_cross_entropy_with_logits(class_logits, w)
+    w_cls = w if w.shape == class_logits.shape else w.reshape(*class_logits.shape[:2], -1,
+                                                                   class_logits.shape[-1]).amax(2)
+    l_sem = nn.functional.binary_cross_entropy_with_logits(class_logits, w_cls)
     with torch.no_grad():  # monitored, not optimised: the mean angle between unit vectors on active frames
         cos = (accdoa / accdoa.norm(dim=-1, keepdim=True).clamp_min(1e-6) * accdoa_t).sum(-1).clamp(-1, 1)
         angle = (torch.rad2deg(torch.acos(cos)) * w).sum() / n_active
@@ -229,7 +238,7 @@ def score_checkpoints(data_dir: str | os.PathLike, checkpoints: list[str], val_c
     first: list | None = None  # the first checkpoint's clip results: the paired differences' reference
     for path in checkpoints:
         model = load_scoring_model(path)
-        where = Path(cache_dir) if cache_dir else Path(data_dir) / f"features-{model.cfg.name}"
+        where = Path(cache_dir) if cache_dir else default_cache_dir(data_dir, model.cfg)
         if not (where / "meta.json").exists():
             build_cache(data_dir, where, model.cfg, workers=workers, progress=progress)
         cache = FeatureCache(where, model.cfg)
@@ -294,7 +303,7 @@ def evaluate(model: BinauralEncoder | OutputEnsemble, cache: FeatureCache, indic
             sums[k] = sums.get(k, 0.0) + float(v) * len(pick)
         acc, logd = out[0].cpu().numpy(), out[1].cpu().numpy()
         for j, ci in enumerate(pick):
-            preds = decode_clip(acc[j], logd[j], model.cfg.labels, rate)
+            preds = decode_clip(acc[j], logd[j], model.cfg.slot_labels, rate)
             results.append(match_clip(scenes[ci], preds))
     model.train()
     if results_out is not None:
@@ -327,7 +336,7 @@ def tune_decode(model: BinauralEncoder, cache: FeatureCache, indices: np.ndarray
     for th in thresholds:
         for mf in min_frames:
             dc = DecodeConfig(activity_threshold=th, min_frames=mf)
-            res = [match_clip(scenes[ci], decode_clip(a, d, model.cfg.labels, model.cfg.output_rate_hz, dc))
+            res = [match_clip(scenes[ci], decode_clip(a, d, model.cfg.slot_labels, model.cfg.output_rate_hz, dc))
                    for ci, a, d in outs]
             m = localization_metrics(res)
             er20 = m["er20"] if m["er20"] is not None else 1.0
@@ -424,6 +433,8 @@ def stage_record(cfg: EncoderTrainConfig, cache: FeatureCache, dev: torch.device
     rec["w_polar"] = cfg.w_polar
     if cfg.w_distance != EncoderTrainConfig.w_distance:  # earlier stages all ran at the default
         rec["w_distance"] = cfg.w_distance
+    if cfg.tracks != 1:
+        rec["tracks"] = cfg.tracks
     if cfg.p_eq > 0:
         rec["p_eq"], rec["eq_db"] = cfg.p_eq, cfg.eq_db
     if cfg.freeze:
@@ -456,10 +467,16 @@ def train_encoder(cache_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg:
         saved = state.get("train_config", {})
         if saved.get("size") != cfg.size:
             raise BinauraError(f"--resume: {last} was trained with size {saved.get('size')!r}, not {cfg.size!r}")
+        if model.cfg.tracks != cfg.tracks:
+            raise BinauraError(f"--resume: {last} has {model.cfg.tracks} output track(s) per class, not {cfg.tracks}")
     elif init:
         model, init_ck = load_checkpoint(init)
+        if model.cfg.tracks != cfg.tracks and cfg.w_keep > 0:
+            raise BinauraError(f"--init {init} has {model.cfg.tracks} output track(s), this run {cfg.tracks}: the "
+                               f"keep loss (w_keep > 0) needs the init's outputs slot for slot; train without it")
+        model = with_tracks(model, cfg.tracks)
     else:
-        model = build_encoder(cfg.size)
+        model = build_encoder(cfg.size, cfg.tracks)
     teacher = load_teacher(init, load_checkpoint) if cfg.w_keep > 0 else None
     cache = FeatureCache(cache_dir, model.cfg)
     if state is None and init is None:

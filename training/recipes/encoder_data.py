@@ -3,7 +3,9 @@
 Features cost ~50 ms a clip, a training step far more per clip; computing them
 once lets every epoch read them back at memory speed. The cache folder holds
 spatial.npy (N, 6, T, F), semantic.npy (N, T, F), targets.npz and meta.json,
-written under temporary names and renamed only when complete.
+written under temporary names and renamed only when complete. The targets are laid out for
+the model's output tracks (`EncoderConfig.tracks`; meta.json's "tracks", absent in caches
+built before the option: one), and a model with another track count refuses the cache.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def _write_cache(ds, data, tmp: Path, cfg: EncoderConfig, n_frames: int, n_out: 
     bar.close()
     spatial.flush()
     semantic.flush()
-    acc, logd, act = zip(*(seld_targets(s, n_out, pool, feat, cfg.labels, cfg.log_distance_range)
+    acc, logd, act = zip(*(seld_targets(s, n_out, pool, feat, cfg.labels, cfg.log_distance_range, cfg.tracks)
                            for s in ds.scenes))
     np.savez(tmp / "targets.npz", accdoa=np.stack(acc).astype(np.float16), log_distance=np.stack(logd),
              active=np.stack(act))
@@ -91,12 +93,20 @@ def _write_cache(ds, data, tmp: Path, cfg: EncoderConfig, n_frames: int, n_out: 
     write_json(tmp / "meta.json", {
         "format": CACHE_FORMAT, "data": str(Path(data).resolve()), "n_clips": n, "n_frames": n_frames,
         "n_out": n_out, "time_pool": pool, "features": feat.to_dict(), "labels": list(cfg.labels),
+        "tracks": cfg.tracks,
         "ids": [s.id for s in ds.scenes], "hrtf": [s.hrtf for s in ds.scenes],
         "pinna_cues": [carries_pinna_cues(s.extra) for s in ds.scenes],
         "rooms": [s.room_kind for s in ds.scenes], "n_sources": [len(s.sources) for s in ds.scenes],
         "spatial_mean": sp.mean(axis=(0, 2)).tolist(), "spatial_std": sp.std(axis=(0, 2)).tolist(),
         "semantic_mean": se.mean(axis=(0, 1)).tolist(), "semantic_std": se.std(axis=(0, 1)).tolist()})
     del spatial, semantic
+
+
+def default_cache_dir(data: str | os.PathLike, cfg: EncoderConfig) -> Path:
+    """Where a model's feature cache of `data` goes by default: DATA/features-SIZE, and
+    DATA/features-SIZE-tracksN for a model with N > 1 output tracks (its targets differ)."""
+    suffix = f"-tracks{cfg.tracks}" if cfg.tracks != 1 else ""
+    return Path(data) / f"features-{cfg.name}{suffix}"
 
 
 class FeatureCache:
@@ -113,6 +123,8 @@ class FeatureCache:
                                f"build it with `binaura train encoder --data DATASET`") from e
         if self.meta.get("format") != CACHE_FORMAT:
             raise BinauraError(f"{self.path}: expected a {CACHE_FORMAT} cache")
+        #: output tracks per class its targets are laid out for (caches before the option: 1)
+        self.tracks = int(self.meta.get("tracks", 1))
         if cfg is not None:
             p = []
             if FeatureConfig.from_dict(self.meta["features"]) != cfg.features:
@@ -121,6 +133,9 @@ class FeatureCache:
                 p.append("label vocabulary differs from the model's")
             if self.meta["time_pool"] != cfg.spatial.time_pool:
                 p.append("time pooling differs from the model's")
+            if self.tracks != cfg.tracks:
+                p.append(f"its targets have {self.tracks} track(s) per class, the model {cfg.tracks} "
+                         f"(tracks); build a cache for {cfg.tracks} track(s) in another folder")
             if p:
                 raise BinauraError(f"{self.path}: " + "; ".join(p) + "; rebuild the cache")
         self.spatial = np.load(self.path / "spatial.npy", mmap_mode="r")

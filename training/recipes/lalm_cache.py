@@ -38,6 +38,7 @@ from agent.core.errors import BinauraError
 from agent.core.features import compute_features, mirror_spatial
 from agent.core.outdir import OutputKind, output_folder
 from agent.core.seld import seld_vector
+from agent.core.tracks import align_tracks
 from training.models.encoder import BinauralEncoder, load_checkpoint
 
 CACHE_FORMAT = "binaura-encoder-outputs-v1"
@@ -66,8 +67,10 @@ def clip_features(model: BinauralEncoder, audio: np.ndarray, rate_hz: int,
 @torch.no_grad()
 def encode_features(model: BinauralEncoder, spatial: list[np.ndarray], semantic: list[np.ndarray],
                     mirror_tta: bool) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Features of B clips of one length -> per clip spatial (T, Ds), semantic (T, Dm), seld (T, C * 5)
-    float32, in one forward pass on the model's device (2B clips with mirror averaging)."""
+    """Features of B clips of one length -> per clip spatial (T, Ds), semantic (T, Dm), seld (T, S * 5)
+    float32 (S = tracks x C slots; agent.core.seld.seld_vector), in one forward pass on the
+    model's device (2B clips with mirror averaging; a multi-track model's mirror pass has its
+    tracks aligned to the plain pass's first, as the runtime does)."""
     dev = next(model.parameters()).device
     sp_t = torch.from_numpy(np.stack(spatial)).to(dev)
     se_t = torch.from_numpy(np.stack(semantic)).to(dev)
@@ -76,7 +79,11 @@ def encode_features(model: BinauralEncoder, spatial: list[np.ndarray], semantic:
         sp_t = torch.cat([sp_t, mirror_spatial(sp_t)])
         se_t = torch.cat([se_t, se_t])
     accdoa, log_distance, class_logits, hs, hm = model(sp_t, se_t)
-    if mirror_tta:  # as the runtime: reflect the mirror's vectors back (y -> -y) and average
+    if mirror_tta and model.cfg.tracks > 1:  # as the runtime (agent.localize.mirror, mean), in numpy
+        a, d = accdoa.float().cpu().numpy(), log_distance.float().cpu().numpy()
+        back, d_back = align_tracks(a[:b], a[b:] * np.float32([1.0, -1.0, 1.0]), model.cfg.tracks, d[b:])
+        accdoa, log_distance = torch.from_numpy(0.5 * (a[:b] + back)), torch.from_numpy(0.5 * (d[:b] + d_back))
+    elif mirror_tta:  # as the runtime: reflect the mirror's vectors back (y -> -y) and average
         accdoa = 0.5 * (accdoa[:b] + accdoa[b:] * torch.tensor([1.0, -1.0, 1.0], device=dev))
         log_distance = 0.5 * (log_distance[:b] + log_distance[b:])
     else:
@@ -176,7 +183,8 @@ def build_encoder_cache(data: str | os.PathLike, out: str | os.PathLike,
             write_json(tmp / "meta.json", {
                 "format": CACHE_FORMAT, "data": str(Path(data).resolve()), "ids": [s.id for s in ds.scenes],
                 "n_frames": first[0][0], "spatial_dim": first[0][1], "semantic_dim": first[1][1],
-                "seld_dim": first[2][1], "labels": list(model.cfg.labels), "mirror_tta": mirror_tta,
+                "seld_dim": first[2][1], "labels": list(model.cfg.labels), "tracks": model.cfg.tracks,
+                "mirror_tta": mirror_tta,
                 "audio_input": "mono" if mono else "binaural",
                 "output_rate_hz": model.cfg.output_rate_hz, "encoder_checkpoint_sha256": sha256_file(checkpoint),
                 "torch_threads": threads, "device": dev.type, "batch_size": batch_size})

@@ -26,6 +26,7 @@ from agent.core.labels import display
 from agent.core.prompt import heard_line
 from agent.core.scene import Scene, SourceLabel
 from agent.core.seld import SELD_PER_CLASS, DecodeConfig, heard_sources
+from agent.core.tracks import slot_labels
 from agent.qa.programs import program_of
 from agent.qa.sentences import capitalise, metres, where
 from training.qa.augment import extra_names, renamed
@@ -64,7 +65,8 @@ def describe(sources: list) -> str:
 
 def heard_from(seld: np.ndarray, labels: tuple[str, ...], output_rate_hz: float,
                decode: DecodeConfig | None = None) -> list[SourceLabel]:
-    """The sources a clip's SELD vectors (T, C * 5) decode to, with their time spans."""
+    """The sources a clip's SELD vectors (T, S * 5) decode to, with their time spans; labels:
+    one per slot (agent.core.tracks.slot_labels; the classes for a one-track encoder)."""
     seld = np.asarray(seld, np.float32)
     per = seld.reshape(seld.shape[0], len(labels), SELD_PER_CLASS)
     return heard_sources(per[..., :3], per[..., 3], labels, output_rate_hz, decode)
@@ -72,7 +74,8 @@ def heard_from(seld: np.ndarray, labels: tuple[str, ...], output_rate_hz: float,
 
 def heard_in(cache: EncoderCache, row: int, decode: DecodeConfig | None = None) -> list[SourceLabel]:
     """The encoder's clip-level sources (with time spans) for a cache row."""
-    return heard_from(cache.seld[row], tuple(cache.meta["labels"]), cache.meta["output_rate_hz"], decode)
+    labels = slot_labels(tuple(cache.meta["labels"]), cache.meta.get("tracks", 1))
+    return heard_from(cache.seld[row], labels, cache.meta["output_rate_hz"], decode)
 
 
 def build_examples(ds: Dataset, cache: EncoderCache | None, stage: str, heard: bool = False,

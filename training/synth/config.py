@@ -70,6 +70,11 @@ class SynthConfig:
     device_rms_dbfs: tuple[float, float] = (-65.0, -5.0)
     p_band_limited: float = 0.0
     band_limited_rates_hz: tuple[int, ...] = (16_000, 22_050, 24_000)
+    # Two sources of one class (two people talking; what a multi-track encoder learns from): the
+    # share of scenes with two or more sources in which one class is drawn for two of them, at
+    # least SAME_CLASS_SEPARATION_DEG apart (training/synth/scenes.py; its own generator, so at
+    # 0 every scene is as before the option existed).
+    p_same_class: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> SynthConfig:
@@ -107,7 +112,7 @@ class SynthConfig:
         if not 0.0 <= self.p_turning <= 1.0:
             p.append(f"p_turning must be in [0, 1], got {self.p_turning}")
         for name in ("real_share", "real_band_limited_weight", "real_background_share", "p_device_level",
-                     "p_band_limited"):
+                     "p_band_limited", "p_same_class"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 p.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
         self._range(p, "device_rms_dbfs", self.device_rms_dbfs, -90.0, 20.0)

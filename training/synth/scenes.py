@@ -37,6 +37,9 @@ from training.synth.speech import speech
 FADE_S = 0.02
 #: Instance seeds below this are training instances; the benchmark draws above it.
 HELD_OUT_INSTANCE_BASE = 1 << 40
+#: Two sources of one class (SynthConfig.p_same_class) lie at least this far apart: closer, a
+#: listener (and the multi-track decoding, DecodeConfig.merge_deg) hears them as one.
+SAME_CLASS_SEPARATION_DEG = 30.0
 
 
 @dataclass
@@ -78,6 +81,11 @@ def sample_spec(cfg: SynthConfig, seed: int, index: int, scene_id: str | None = 
     head = str(rng.choice(cfg.heads))
     n_src = int(rng.integers(cfg.min_sources, cfg.max_sources + 1))
     labels = [str(x) for x in rng.choice(cfg.classes, size=n_src, replace=False)]
+    if cfg.p_same_class > 0 and n_src >= 2:  # its own generator: every other draw stays as without it
+        same_rng = scene_rng(seed, index, cfg.split + "/same-class")
+        if same_rng.random() < cfg.p_same_class:
+            i, j = sorted(int(x) for x in same_rng.choice(n_src, size=2, replace=False))
+            labels[j] = labels[i]
     room = None
     if rng.random() < cfg.p_reverberant:
         size = tuple(float(rng.uniform(*r)) for r in cfg.room_size_m)
@@ -89,7 +97,7 @@ def sample_spec(cfg: SynthConfig, seed: int, index: int, scene_id: str | None = 
                             float(rng.uniform(-180, 180)), cfg.max_reflection_order)
     sources: list[SourceSpec] = []
     for label in labels:
-        az, el, dist = _place(rng, cfg, room, sources, label_elevation_deg(head, cfg.elevation_deg))
+        az, el, dist = _place(rng, cfg, room, sources, label_elevation_deg(head, cfg.elevation_deg), label)
         dur = float(min(rng.uniform(*cfg.event_duration_s), cfg.duration_s))
         onset = float(rng.uniform(0.0, max(cfg.duration_s - dur, 0.0)))
         base = HELD_OUT_INSTANCE_BASE if cfg.held_out_instances else 0
@@ -125,10 +133,18 @@ def sample_spec(cfg: SynthConfig, seed: int, index: int, scene_id: str | None = 
     )
 
 
-def _place(rng, cfg: SynthConfig, room: RoomGeometry | None, placed: list[SourceSpec], elevation_deg):
+def _place(rng, cfg: SynthConfig, room: RoomGeometry | None, placed: list[SourceSpec], elevation_deg,
+           label: str | None = None):
     """Draw a direction (elevation within elevation_deg) and distance, inside the room and
-    apart from the placed sources."""
+    apart from the placed sources (from one of its own class `label` by at least
+    SAME_CLASS_SEPARATION_DEG, also when the room forces the fallback distance)."""
     lo_el, hi_el = np.sin(np.deg2rad(elevation_deg[0])), np.sin(np.deg2rad(elevation_deg[1]))
+    same = [s for s in placed if s.label == label]  # empty unless the scene repeats a class
+
+    def apart(az, el) -> bool:
+        return not any(great_circle_deg(az, el, s.azimuth_deg, s.elevation_deg) < SAME_CLASS_SEPARATION_DEG
+                       for s in same)
+
     for _attempt in range(200):
         az = float(wrap_azimuth_deg(rng.uniform(-180.0, 180.0)))
         el = float(np.rad2deg(np.arcsin(rng.uniform(lo_el, hi_el))))  # uniform on the sphere band
@@ -136,10 +152,13 @@ def _place(rng, cfg: SynthConfig, room: RoomGeometry | None, placed: list[Source
         if room is not None and not room.contains(room.to_room(az, el, dist)):
             continue
         if any(great_circle_deg(az, el, s.azimuth_deg, s.elevation_deg) < cfg.min_separation_deg
-               for s in placed):
+               for s in placed) or not apart(round(az, 2), round(el, 2)):
             continue
         return round(az, 2), round(el, 2), round(dist, 3)
     # A room too small for the distance range: fall back to the nearest allowed distance.
+    while same and not apart(round(az, 2), round(el, 2)):  # never the direction of its own class
+        az = float(wrap_azimuth_deg(rng.uniform(-180.0, 180.0)))
+        el = float(np.rad2deg(np.arcsin(rng.uniform(lo_el, hi_el))))
     return round(az, 2), round(el, 2), round(cfg.distance_m[0], 3)
 
 
