@@ -24,10 +24,21 @@ from agent.core.errors import BinauraError
 MAX_TRACKS = 4
 
 
+def tracks_problem(tracks, where: str = "tracks") -> str | None:
+    """What is wrong with `tracks` as a count of output tracks per class, or None when it is an
+    integer in 1..MAX_TRACKS (the configs list it among their problems, `check_tracks` raises it)."""
+    if isinstance(tracks, bool) or not isinstance(tracks, int) or not 1 <= tracks <= MAX_TRACKS:
+        return f"{where} must be an integer in 1..{MAX_TRACKS} (output tracks per class), got {tracks!r}"
+    return None
+
+
 def check_tracks(tracks, where: str = "tracks") -> int:
-    """`tracks` as an int when it is 1..MAX_TRACKS, else a BinauraError naming the range."""
-    if isinstance(tracks, bool) or not isinstance(tracks, (int, np.integer)) or not 1 <= tracks <= MAX_TRACKS:
-        raise BinauraError(f"{where} must be an integer in 1..{MAX_TRACKS} (output tracks per class), got {tracks!r}")
+    """`tracks` as an int when it is 1..MAX_TRACKS (a numpy integer too), else a BinauraError
+    naming the range."""
+    if isinstance(tracks, np.integer):
+        tracks = int(tracks)
+    if problem := tracks_problem(tracks, where):
+        raise BinauraError(problem)
     return int(tracks)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from agent.core.errors import ConfigError, check_known_keys
 from agent.core.features import SPATIAL_CHANNELS, FeatureConfig
 from agent.core.labels import LABELS
-from agent.core.tracks import MAX_TRACKS, slot_labels
+from agent.core.tracks import slot_labels, tracks_problem
 
 #: One CNN stage: (output channels, 3x3 convolutions, time pooling, frequency pooling).
 Stage = tuple[int, int, int, int]
@@ -93,8 +93,8 @@ class EncoderConfig:
             p.append(f"polar_bins must be >= 4, got {self.polar_bins}")
         if len(set(self.labels)) != len(self.labels) or not self.labels:
             p.append("labels must be distinct and non-empty")
-        if isinstance(self.tracks, bool) or not isinstance(self.tracks, int) or not 1 <= self.tracks <= MAX_TRACKS:
-            p.append(f"tracks must be an integer in 1..{MAX_TRACKS} (output tracks per class), got {self.tracks!r}")
+        if problem := tracks_problem(self.tracks):
+            p.append(problem)
         if p:
             raise ConfigError(p, "encoder config")
         self.features.validate()

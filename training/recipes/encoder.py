@@ -40,7 +40,7 @@ from tqdm import tqdm
 from agent.core.dataset import read_dataset, write_json
 from agent.core.errors import BinauraError, ConfigError
 from agent.core.seld import DecodeConfig, decode_clip
-from agent.core.tracks import MAX_TRACKS
+from agent.core.tracks import tracks_problem
 from training.eval.metrics import (
     DETECTION_KEYS,
     floor_intervals,
@@ -72,7 +72,7 @@ from training.recipes.encoder_keep import (
     load_teacher,
     trainable,
 )
-from training.recipes.encoder_pit import pit_targets, polar_soft_targets
+from training.recipes.encoder_pit import pit_targets, polar_soft_targets, polar_weight
 from training.synth.config import preset
 
 #: what picks best.pt among a run's validation passes (the row's key; lower is better)
@@ -153,8 +153,8 @@ class EncoderTrainConfig:
             p.append(f"keep_on must be one of {', '.join(KEEP_ON)}, got {self.keep_on!r}")
         if self.time_budget_s < 0:
             p.append(f"time_budget_s must be >= 0 (0: no limit), got {self.time_budget_s}")
-        if isinstance(self.tracks, bool) or not isinstance(self.tracks, int) or not 1 <= self.tracks <= MAX_TRACKS:
-            p.append(f"tracks must be an integer in 1..{MAX_TRACKS} (output tracks per class), got {self.tracks!r}")
+        if problem := tracks_problem(self.tracks):
+            p.append(problem)
         if p:
             raise ConfigError(p, "encoder training config")
         return self
@@ -175,10 +175,7 @@ def seld_loss(model_out, accdoa_t, logd_t, active_t, cfg: EncoderTrainConfig,
     l_lat = ((sin_lat - accdoa_t[..., 1]).pow(2) * w).sum() / n_active
     soft = polar_soft_targets(accdoa_t, polar_logits.shape[-1], cfg.polar_smoothing_bins)
     ce = -(soft * torch.log_softmax(polar_logits, dim=-1)).sum(-1)
-    # the polar angle is undefined at the ear axis itself: weight by cos^2(lateral)
-    wp = w * (accdoa_t[..., 0].pow(2) + accdoa_t[..., 2].pow(2))
-    if polar_ok is not None:  # (B,): clips rendered through a head with polar cues
-        wp = wp * polar_ok.to(wp.dtype)[:, None, None]
+    wp = polar_weight(w, accdoa_t, polar_ok)  # cos^2(lateral) on active frames of clips with polar cues
     l_pol = (ce * wp).sum() / wp.sum().clamp_min(1.0)
     l_dist = ((logd - logd_t).pow(2) * w).sum() / n_active
     w_cls = w if w.shape == class_logits.shape else w.reshape(*class_logits.shape[:2], -1,

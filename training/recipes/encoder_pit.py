@@ -33,6 +33,16 @@ def polar_soft_targets(accdoa_t: torch.Tensor, k: int, smoothing_bins: float) ->
     return soft / soft.sum(-1, keepdim=True)
 
 
+def polar_weight(w: torch.Tensor, accdoa_t: torch.Tensor, polar_ok: torch.Tensor | None) -> torch.Tensor:
+    """The polar loss's weight per (clip, frame, slot): active frames weighted by cos^2(lateral)
+    (the polar angle is undefined at the ear axis itself), zero on clips whose head carries no
+    polar cues (`polar_ok` (B,), when given)."""
+    wp = w * (accdoa_t[..., 0].pow(2) + accdoa_t[..., 2].pow(2))
+    if polar_ok is not None:
+        wp = wp * polar_ok.to(wp.dtype)[:, None, None]
+    return wp
+
+
 @torch.no_grad()
 def best_track_order(model_out, accdoa_t: torch.Tensor, logd_t: torch.Tensor, active_t: torch.Tensor, cfg,
                      polar_ok: torch.Tensor | None = None) -> torch.Tensor:
@@ -45,9 +55,7 @@ def best_track_order(model_out, accdoa_t: torch.Tensor, logd_t: torch.Tensor, ac
     k = polar_logits.shape[-1]
     w = active_t.float()
     n_active = w.sum().clamp_min(1.0)
-    wp = w * (accdoa_t[..., 0].pow(2) + accdoa_t[..., 2].pow(2))
-    if polar_ok is not None:
-        wp = wp * polar_ok.to(wp.dtype)[:, None, None]
+    wp = polar_weight(w, accdoa_t, polar_ok)
     wp_sum = wp.sum().clamp_min(1.0)
 
     def tracks(x):  # (B, T, S, ...) -> (B, T, N, C, ...)

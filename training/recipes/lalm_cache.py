@@ -78,18 +78,12 @@ def encode_features(model: BinauralEncoder, spatial: list[np.ndarray], semantic:
     if mirror_tta:
         sp_t = torch.cat([sp_t, mirror_spatial(sp_t)])
         se_t = torch.cat([se_t, se_t])
-    accdoa, log_distance, class_logits, hs, hm = model(sp_t, se_t)
-    if mirror_tta and model.cfg.tracks > 1:  # as the runtime (agent.localize.mirror, mean), in numpy
-        a, d = accdoa.float().cpu().numpy(), log_distance.float().cpu().numpy()
-        back, d_back = align_tracks(a[:b], a[b:] * np.float32([1.0, -1.0, 1.0]), model.cfg.tracks, d[b:])
-        accdoa, log_distance = torch.from_numpy(0.5 * (a[:b] + back)), torch.from_numpy(0.5 * (d[:b] + d_back))
-    elif mirror_tta:  # as the runtime: reflect the mirror's vectors back (y -> -y) and average
-        accdoa = 0.5 * (accdoa[:b] + accdoa[b:] * torch.tensor([1.0, -1.0, 1.0], device=dev))
-        log_distance = 0.5 * (log_distance[:b] + log_distance[b:])
-    else:
-        accdoa, log_distance = accdoa[:b], log_distance[:b]
-    hs, hm, accdoa, log_distance, class_logits = (t[:b].float().cpu().numpy()
-                                                  for t in (hs, hm, accdoa, log_distance, class_logits))
+    accdoa, log_distance, class_logits, hs, hm = (t.float().cpu().numpy() for t in model(sp_t, se_t))
+    if mirror_tta:  # as the runtime's "mean" mode (agent.localize.mirror): reflected back (y -> -y), tracks aligned
+        back, d_back = align_tracks(accdoa[:b], accdoa[b:] * np.float32([1.0, -1.0, 1.0]), model.cfg.tracks,
+                                    log_distance[b:])
+        accdoa[:b], log_distance[:b] = 0.5 * (accdoa[:b] + back), 0.5 * (log_distance[:b] + d_back)
+    hs, hm, accdoa, log_distance, class_logits = (t[:b] for t in (hs, hm, accdoa, log_distance, class_logits))
     return [(hs[i], hm[i], seld_vector(accdoa[i], log_distance[i], class_logits[i])) for i in range(b)]
 
 
