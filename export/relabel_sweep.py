@@ -32,7 +32,8 @@ from agent.core.dataset import read_dataset
 from agent.core.labels import LABELS
 from agent.core.seld import decode_slots
 from agent.localize.encoder import EncoderLocalizer
-from agent.localize.relabel import check_steer_method, relabel, source_scores
+from agent.localize.relabel import check_steer_method, relabel, source_hearing
+from export.yamnet_fusion import class_evidence
 from training.eval.metrics import match_clip
 
 TEST_SETS = ("bench", "bench-real")
@@ -40,8 +41,9 @@ TEST_SETS = ("bench", "bench-real")
 
 def cache(data: str, steer_method: str, out: str, start: int = 0, limit: int | None = None) -> dict:
     """Run the plain encoder and YAMNet over scenes [start, start + limit) of `data` and save
-    per source: the encoder's label index and confidence, and YAMNet's (len(LABELS),) scores;
-    per matched pair: the source's row and the true label's index."""
+    per source: the encoder's label index, confidence and class evidence (export.yamnet_fusion),
+    and YAMNet's hearing: its (len(LABELS),) label scores, 521 AudioSet scores and 1024-d
+    embedding; per matched pair: the source's row and the true label's index."""
     if Path(data).name in TEST_SETS:
         raise SystemExit(f"{data} is a test set; choose on data/select_real and data/select11")
     from agent.localize.yamnet import YamnetRuntime  # noqa: PLC0415
@@ -52,8 +54,8 @@ def cache(data: str, steer_method: str, out: str, start: int = 0, limit: int | N
     enc = EncoderLocalizer()
     rt = enc.runtime
     yam = YamnetRuntime()
-    rows = {k: [] for k in ("clip", "label", "conf", "yamnet")}
-    pair_row, pair_true = [], []
+    rows = {k: [] for k in ("clip", "label", "conf", "yamnet", "evidence", "audioset", "embedding")}
+    pair_row, pair_true, pair_real = [], [], []
     t0 = time.process_time()
     for ci, scene in enumerate(scenes):
         audio, rate = ds.load_audio(scene)
@@ -66,13 +68,19 @@ def cache(data: str, steer_method: str, out: str, start: int = 0, limit: int | N
             rows["clip"].append(ci)
             rows["label"].append(LABELS.index(s.label))
             rows["conf"].append(s.confidence)
-            rows["yamnet"].append(source_scores(yam, audio, rate, s, on[:, slot],
-                                                rt.output_rate_hz, steer_method))
+            heard = source_hearing(yam, audio, rate, s, on[:, slot], rt.output_rate_hz, steer_method,
+                                   ("label_scores", "scores", "embeddings"))
+            rows["yamnet"].append(heard["label_scores"])
+            rows["audioset"].append(heard["scores"].astype(np.float32))
+            rows["embedding"].append(heard["embeddings"].astype(np.float32))
+            rows["evidence"].append(class_evidence(fr.accdoa, rt.slot_labels, rt.labels, on[:, slot]))
         for p in match_clip(scene, sources).pairs:
             pair_row.append(base + p.pred_index)
             pair_true.append(LABELS.index(scene.sources[p.true_index].label))
+            pair_real.append(scene.sources[p.true_index].extra.get("real", ""))
     arrays = {k: np.asarray(v) for k, v in rows.items()}
-    arrays.update(pair_row=np.asarray(pair_row, int), pair_true=np.asarray(pair_true, int))
+    arrays.update(pair_row=np.asarray(pair_row, int), pair_true=np.asarray(pair_true, int),
+                  pair_real=np.asarray(pair_real, str))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, data=data, steer=steer_method, start=start, n_scenes=len(scenes), **arrays)
     print(f"{out}: {len(scenes)} scenes, {len(arrays['label'])} sources, {len(pair_row)} matched pairs, "
@@ -83,7 +91,9 @@ def cache(data: str, steer_method: str, out: str, start: int = 0, limit: int | N
 def load(paths: list[str]) -> dict:
     """Cached .npz files of one set (consecutive scene ranges) -> one dict of arrays."""
     parts = [dict(np.load(p)) for p in paths]
-    out = {k: np.concatenate([p[k] for p in parts]) for k in ("label", "conf", "yamnet", "pair_true")}
+    keys = [k for k in ("label", "conf", "yamnet", "pair_true", "pair_real", "evidence", "audioset", "embedding")
+            if all(k in p for p in parts)]
+    out = {k: np.concatenate([p[k] for p in parts]) for k in keys}
     offset, rows, clips = 0, [], []
     for k, p in enumerate(parts):
         rows.append(p["pair_row"] + offset)

@@ -111,22 +111,37 @@ def check_steer_method(method: str) -> str:
     return method
 
 
+def yamnet_source_hearing(yamnet, window: np.ndarray, sample_rate_hz: int, window_start_s: float,
+                          azimuth_deg: float, elevation_deg: float, active: np.ndarray, frame_rate_hz: float,
+                          steer_method: str = STEER_METHOD, fields: tuple[str, ...] = ("label_scores",)
+                          ) -> dict[str, np.ndarray]:
+    """What YAMNet hears of one source: its stretch of the clip, window (2, n) binaural at
+    sample_rate_hz starting at window_start_s in the clip (`analysis_window`), its direction (deg)
+    and its active encoder frames (T,) bool at frame_rate_hz -> {field: the patch rows of that
+    YamnetOutput field averaged with `patch_weights`}: the window steered toward the source.
+    fields: of YamnetOutput, "label_scores" ((len(LABELS),) in LABELS order, in [0, 1]),
+    "scores" (521 AudioSet scores) or "embeddings" (1024). yamnet: a YamnetRuntime, or anything
+    called alike ((n,) mono, rate) -> an object with start_s (N,) and those fields (N, ...)."""
+    out = yamnet(steer(window, sample_rate_hz, azimuth_deg, check_steer_method(steer_method), elevation_deg),
+                 STEER_RATE_HZ)
+    w = patch_weights(window_start_s + np.asarray(out.start_s, float), active, frame_rate_hz)
+    heard = {}
+    for field in fields:
+        rows = np.asarray(getattr(out, field), float)
+        width = len(LABELS) if field == "label_scores" else None
+        if rows.ndim != 2 or rows.shape[0] != len(w) or (width is not None and rows.shape[1] != width):
+            raise BinauraError(f"YAMNet relabelling: expected {field} ({len(w)}, {width or 'F'}), got {rows.shape}")
+        heard[field] = (w[:, None] * rows).sum(0) / w.sum()
+    return heard
+
+
 def yamnet_source_scores(yamnet, window: np.ndarray, sample_rate_hz: int, window_start_s: float,
                          azimuth_deg: float, elevation_deg: float, active: np.ndarray, frame_rate_hz: float,
                          steer_method: str = STEER_METHOD) -> np.ndarray:
-    """YAMNet's label scores for one source: its stretch of the clip, window (2, n) binaural at
-    sample_rate_hz starting at window_start_s in the clip (`analysis_window`), its direction (deg)
-    and its active encoder frames (T,) bool at frame_rate_hz -> (len(LABELS),) scores in [0, 1]
-    in LABELS order: the window steered toward the source, YAMNet's patch scores averaged
-    with `patch_weights`. yamnet: a YamnetRuntime, or anything called alike ((n,) mono, rate)
-    -> an object with start_s (N,) and label_scores (N, len(LABELS))."""
-    out = yamnet(steer(window, sample_rate_hz, azimuth_deg, check_steer_method(steer_method), elevation_deg),
-                 STEER_RATE_HZ)
-    scores = np.asarray(out.label_scores, float)
-    if scores.ndim != 2 or scores.shape[1] != len(LABELS):
-        raise BinauraError(f"YAMNet relabelling: expected label scores (N, {len(LABELS)}), got {scores.shape}")
-    w = patch_weights(window_start_s + np.asarray(out.start_s, float), active, frame_rate_hz)
-    return (w[:, None] * scores).sum(0) / w.sum()
+    """YAMNet's label scores for one source (`yamnet_source_hearing`'s "label_scores"):
+    (len(LABELS),) in [0, 1] in LABELS order."""
+    return yamnet_source_hearing(yamnet, window, sample_rate_hz, window_start_s, azimuth_deg, elevation_deg,
+                                 active, frame_rate_hz, steer_method)["label_scores"]
 
 
 def relabel(labels: list[str | None], confidences, scores: np.ndarray, min_score: float = MIN_SCORE,
@@ -157,15 +172,23 @@ def window_samples(sample_rate_hz: int, start_s: float, end_s: float) -> tuple[i
     return a, max(int(round(end_s * sample_rate_hz)), a + 1)
 
 
-def source_scores(yamnet, audio: np.ndarray, sample_rate_hz: int, source: SourceEstimate, active: np.ndarray,
-                  frame_rate_hz: float, steer_method: str = STEER_METHOD) -> np.ndarray:
-    """YAMNet's (len(LABELS),) label scores for one decoded source of a clip held in memory:
-    audio (2, T) at sample_rate_hz, the source's active encoder frames (T',) bool at
-    frame_rate_hz; its stretch by `analysis_window`, heard by `yamnet_source_scores`."""
+def source_hearing(yamnet, audio: np.ndarray, sample_rate_hz: int, source: SourceEstimate, active: np.ndarray,
+                   frame_rate_hz: float, steer_method: str = STEER_METHOD,
+                   fields: tuple[str, ...] = ("label_scores",)) -> dict[str, np.ndarray]:
+    """What YAMNet hears of one decoded source of a clip held in memory: audio (2, T) at
+    sample_rate_hz, the source's active encoder frames (T',) bool at frame_rate_hz; its stretch
+    by `analysis_window`, heard by `yamnet_source_hearing`."""
     start_s, end_s = analysis_window(active, frame_rate_hz, audio.shape[-1] / sample_rate_hz)
     a, b = window_samples(sample_rate_hz, start_s, end_s)
-    return yamnet_source_scores(yamnet, audio[:, a:b], sample_rate_hz, start_s, source.azimuth_deg,
-                                source.elevation_deg, active, frame_rate_hz, steer_method)
+    return yamnet_source_hearing(yamnet, audio[:, a:b], sample_rate_hz, start_s, source.azimuth_deg,
+                                 source.elevation_deg, active, frame_rate_hz, steer_method, fields)
+
+
+def source_scores(yamnet, audio: np.ndarray, sample_rate_hz: int, source: SourceEstimate, active: np.ndarray,
+                  frame_rate_hz: float, steer_method: str = STEER_METHOD) -> np.ndarray:
+    """YAMNet's (len(LABELS),) label scores for one decoded source (`source_hearing`)."""
+    return source_hearing(yamnet, audio, sample_rate_hz, source, active, frame_rate_hz,
+                          steer_method)["label_scores"]
 
 
 class YamnetRelabelLocalizer:
