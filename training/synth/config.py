@@ -73,7 +73,8 @@ class SynthConfig:
     # Two sources of one class (two people talking; what a multi-track encoder learns from): the
     # share of scenes with two or more sources in which one class is drawn for two of them, at
     # least SAME_CLASS_SEPARATION_DEG apart (training/synth/scenes.py; its own generator, so at
-    # 0 every scene is as before the option existed).
+    # 0 every scene is as before the option existed), as two sound-makers: two real recordings (or
+    # talkers), two TTS voices, wherever the class's pool holds two (a pool of one plays twice).
     p_same_class: float = 0.0
     extra: dict = field(default_factory=dict)
 

@@ -31,8 +31,8 @@ from training.synth.room import (
     diffuse_pair_spectra,
     min_rt60_s,
 )
-from training.synth.sounds import PROCEDURAL
-from training.synth.speech import speech
+from training.synth.sounds import PROCEDURAL, theme_of
+from training.synth.speech import speech, voice_of
 
 FADE_S = 0.02
 #: Instance seeds below this are training instances; the benchmark draws above it.
@@ -40,6 +40,9 @@ HELD_OUT_INSTANCE_BASE = 1 << 40
 #: Two sources of one class (SynthConfig.p_same_class) lie at least this far apart: closer, a
 #: listener (and the multi-track decoding, DecodeConfig.merge_deg) hears them as one.
 SAME_CLASS_SEPARATION_DEG = 30.0
+#: At most this many instance seeds are drawn for a procedural/TTS source that would sound as the same
+#: sound-maker as an earlier source of its class (the smallest pool, three held-out voices, needs few).
+APART_ATTEMPTS = 64
 
 
 @dataclass
@@ -86,6 +89,9 @@ def sample_spec(cfg: SynthConfig, seed: int, index: int, scene_id: str | None = 
         if same_rng.random() < cfg.p_same_class:
             i, j = sorted(int(x) for x in same_rng.choice(n_src, size=2, replace=False))
             labels[j] = labels[i]
+    # Two sources of one class are two sound-makers (recordings, voices): their own generator again,
+    # drawn from only where a source would repeat its class's other one (_apart_instances, draw_real).
+    apart_rng = scene_rng(seed, index, cfg.split + "/apart") if len(set(labels)) < n_src else None
     room = None
     if rng.random() < cfg.p_reverberant:
         size = tuple(float(rng.uniform(*r)) for r in cfg.room_size_m)
@@ -100,10 +106,8 @@ def sample_spec(cfg: SynthConfig, seed: int, index: int, scene_id: str | None = 
         az, el, dist = _place(rng, cfg, room, sources, label_elevation_deg(head, cfg.elevation_deg), label)
         dur = float(min(rng.uniform(*cfg.event_duration_s), cfg.duration_s))
         onset = float(rng.uniform(0.0, max(cfg.duration_s - dur, 0.0)))
-        base = HELD_OUT_INSTANCE_BASE if cfg.held_out_instances else 0
         sources.append(SourceSpec(label, az, el, dist, round(onset, 3), round(onset + dur, 3),
-                                  float(rng.uniform(*cfg.level_db)),
-                                  base + int(rng.integers(0, 1 << 31))))
+                                  float(rng.uniform(*cfg.level_db)), _instance_seed(cfg, rng)))
     head_path = None
     if cfg.p_turning > 0:  # its own generator: every other draw stays as without turning
         from training.synth.turning import sample_head_path  # noqa: PLC0415
@@ -119,7 +123,9 @@ def sample_spec(cfg: SynthConfig, seed: int, index: int, scene_id: str | None = 
     if cfg.real_share > 0 or cfg.real_background_share > 0:  # real recordings: their own generator too
         from training.synth.realsounds.draw import draw_real  # noqa: PLC0415
 
-        extra.update(draw_real(cfg, sources, scene_rng(seed, index, cfg.split + "/real")))
+        extra.update(draw_real(cfg, sources, scene_rng(seed, index, cfg.split + "/real"), again=apart_rng))
+    if apart_rng is not None:
+        _apart_instances(cfg, sources, apart_rng)
     if cfg.p_device_level > 0 or cfg.p_band_limited > 0:  # its own generator (training/synth/device.py)
         device = draw_device(cfg, scene_rng(seed, index, cfg.split + "/device"))
         if device:
@@ -131,6 +137,41 @@ def sample_spec(cfg: SynthConfig, seed: int, index: int, scene_id: str | None = 
         output_rms_dbfs=float(rng.uniform(*cfg.output_rms_dbfs)),
         render_seed=int(rng.integers(0, 1 << 31)), extra=extra,
     )
+
+
+def _instance_seed(cfg: SynthConfig, rng) -> int:
+    """A source's instance seed (its voice, pitch, rhythm, ...), in the held-out range for held-out instances."""
+    base = HELD_OUT_INSTANCE_BASE if cfg.held_out_instances else 0
+    return base + int(rng.integers(0, 1 << 31))
+
+
+def sound_maker(label: str, instance_seed: int, held_out: bool) -> object:
+    """What a listener takes for one sound-maker in a procedural/TTS source: its TTS voice for
+    speech, the theme recording it plays (some alarms and telephones), else the instance itself."""
+    rng = np.random.default_rng(instance_seed)
+    if label == "speech":
+        return voice_of(rng, held_out)
+    return theme_of(label, rng) or instance_seed
+
+
+def _apart_instances(cfg: SynthConfig, sources: list[SourceSpec], rng) -> None:
+    """Give a procedural/TTS source that would sound as the same sound-maker as an earlier one of
+    its class (one voice twice, the theme recording twice) another instance seed from rng, this
+    scene's own generator for it; every other source keeps its seed. A source for which
+    APART_ATTEMPTS draws find no other sound-maker keeps its own (a class of one voice)."""
+    held = cfg.held_out_instances
+    for k, src in enumerate(sources):
+        if src.real is not None:
+            continue
+        taken = {sound_maker(s.label, s.instance_seed, held) for s in sources[:k]
+                 if s.label == src.label and s.real is None}
+        if sound_maker(src.label, src.instance_seed, held) not in taken:
+            continue
+        for _attempt in range(APART_ATTEMPTS):
+            seed = _instance_seed(cfg, rng)
+            if sound_maker(src.label, seed, held) not in taken:
+                src.instance_seed = seed
+                break
 
 
 def _place(rng, cfg: SynthConfig, room: RoomGeometry | None, placed: list[SourceSpec], elevation_deg,

@@ -28,6 +28,10 @@ from training.synth.dsp import (
 
 Generator = Callable[[np.random.Generator, int, int], np.ndarray]
 FREEDESKTOP_DIR = Path("/usr/share/sounds/freedesktop/stereo")
+#: The theme recording an instance of these classes plays in THEME_SHARE of the instances
+#: (_theme_instance, the generator's first draw); the others are procedural.
+THEME_RECORDINGS = {"alarm": "alarm-clock-elapsed.oga", "telephone": "phone-incoming-call.oga"}
+THEME_SHARE = 0.25
 
 
 def _repeat_events(rng, n, rate, make_event, gap_s: tuple[float, float], first_s=(0.0, 0.2)):
@@ -130,7 +134,7 @@ def car_horn(rng, n, rate):
 
 def alarm(rng, n, rate):
     """Beeping alarm: 2-4 kHz square-ish beeps in on/off patterns (or the theme's alarm clock)."""
-    theme = _theme_instance(rng, "alarm-clock-elapsed.oga", n, rate)
+    theme = _theme_instance(rng, THEME_RECORDINGS["alarm"], n, rate)
     if theme is not None:
         return theme
     f = rng.uniform(2000, 4000)
@@ -151,7 +155,7 @@ def alarm(rng, n, rate):
 
 def telephone(rng, n, rate):
     """Ringing phone: a bell-like two-tone trill in a ring cadence, or the theme's ringtone."""
-    theme = _theme_instance(rng, "phone-incoming-call.oga", n, rate)
+    theme = _theme_instance(rng, THEME_RECORDINGS["telephone"], n, rate)
     if theme is not None:
         return theme
     f1 = rng.uniform(400, 1000)
@@ -333,7 +337,14 @@ def keyboard(rng, n, rate):
     return out
 
 
-def _theme_instance(rng, name: str, n: int, rate: int, p: float = 0.25) -> np.ndarray | None:
+def theme_of(label: str, rng: np.random.Generator) -> str | None:
+    """The theme recording an instance of the class plays, read from its generator before any
+    other draw (as the generator itself does); None: a procedural instance."""
+    name = THEME_RECORDINGS.get(label)
+    return name if name is not None and rng.random() < THEME_SHARE else None
+
+
+def _theme_instance(rng, name: str, n: int, rate: int, p: float = THEME_SHARE) -> np.ndarray | None:
     """With probability p, the theme recording (pitch-varied, looped to n); else None.
 
     Both draws happen whether or not the theme is installed, so the generator's

@@ -113,10 +113,16 @@ def tts(engine: str, voice: str, text: str, rate_hz: int, speed: int = 160, pitc
     return x
 
 
+def voice_of(rng: np.random.Generator, held_out: bool = False) -> tuple[str, str, str]:
+    """The talker's (engine, voice, language): the first draw of a speech instance's generator,
+    from the held-out voices for held-out instances."""
+    voices = HELD_OUT_VOICES if held_out else TRAIN_VOICES
+    return voices[rng.integers(len(voices))]
+
+
 def speech(rng: np.random.Generator, n: int, rate_hz: int, held_out: bool = False) -> np.ndarray:
     """A talker: sentences from one voice with pauses between them, n samples long."""
-    voices = HELD_OUT_VOICES if held_out else TRAIN_VOICES
-    engine, voice, lang = voices[rng.integers(len(voices))]
+    engine, voice, lang = voice_of(rng, held_out)
     speed = int(rng.integers(130, 190))
     pitch = int(rng.integers(30, 70))
     out = np.zeros(n)

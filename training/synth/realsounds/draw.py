@@ -3,7 +3,8 @@
 ``draw_real`` runs on its own generator (seeded by seed, index and split), so a config with
 real_share = real_background_share = 0 draws nothing and renders bit for bit as before,
 and turning it on changes no other draw of the scene. Procedural sounds and TTS speech
-stay as augmentation: the rest of the sources.
+stay as augmentation: the rest of the sources. Two real sources of one class (SynthConfig.
+p_same_class) play two recordings wherever the class's side of the split holds two.
 """
 
 from __future__ import annotations
@@ -18,14 +19,21 @@ from training.synth.realsounds.pool import open_real_sounds, split_for
 AMBIENCE_KEY = "real_ambience"
 
 
-def draw_real(cfg, sources: list, rng: np.random.Generator) -> dict:
+def draw_real(cfg, sources: list, rng: np.random.Generator, again: np.random.Generator | None = None) -> dict:
     """Mark a real_share of the sources real (src.real = a catalog id of their class, on the
-    scene's side of the split); returns SceneSpec.extra additions (a real ambience id)."""
+    scene's side of the split); returns SceneSpec.extra additions (a real ambience id).
+
+    A source whose draw would replay the recording of an earlier real source of its class (two
+    identical dogs are one dog) is drawn again from `again` among the class's other recordings,
+    where there are any (RealSounds.pick); rng's stream, and so every other draw, stays as is.
+    """
     kit = open_real_sounds()
     split = split_for(cfg.held_out_instances)
-    for src in sources:
+    for k, src in enumerate(sources):
         if rng.random() < cfg.real_share:
-            src.real = kit.pick(src.label, split, rng, cfg.real_band_limited_weight)  # None: none of that class
+            playing = [s.real for s in sources[:k] if s.label == src.label and s.real is not None]
+            src.real = kit.pick(src.label, split, rng, cfg.real_band_limited_weight,  # None: none of that class
+                                avoid=playing, again=again)
     extra = {}
     if rng.random() < cfg.real_background_share:
         found = kit.pick("ambience", split, rng, cfg.real_band_limited_weight)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from agent.core.audio import resample_to
 from agent.core.errors import BinauraError
 from training.synth.realsounds.catalog import CATALOG_FILE, FORMAT, SUMMARY_FILE
-from training.synth.realsounds.split import HELD_OUT, TRAIN
+from training.synth.realsounds.split import HELD_OUT, TRAIN, unit_of
 
 REAL_SOUNDS_ENV = "BINAURA_REAL_SOUNDS"
 #: Pauses between the words of one real talker, and between repeats of a short clip (s).
@@ -60,15 +61,39 @@ class RealSounds:
         """Entry ids of a class (or "ambience") on one side of the split, in catalog order."""
         return self._index.get((label, split), [])
 
-    def pick(self, label: str, split: str, rng: np.random.Generator, band_limited_weight: float) -> str | None:
-        """An entry id of the class on that side, band-limited ones weighted down; None when there is none."""
+    def pick(self, label: str, split: str, rng: np.random.Generator, band_limited_weight: float,
+             avoid: Collection[str] = (), again: np.random.Generator | None = None) -> str | None:
+        """An entry id of the class on that side, band-limited ones weighted down; None when there is none.
+
+        avoid: entries other sources of the scene already play. A draw that would play one of
+        their recordings again (another source of the same sound-maker, see apart) is drawn once
+        more, from `again` (default rng), among the entries apart from them; any other draw, and
+        rng's stream, stay as without avoid. A side holding nothing apart plays one again.
+        """
         ids = self.ids(label, split)
         if not ids:
             return None
         w = np.array([band_limited_weight if self.entries[i]["band_limited"] else 1.0 for i in ids])
         if w.sum() <= 0:
             return None
-        return ids[int(rng.choice(len(ids), p=w / w.sum()))]
+        found = ids[int(rng.choice(len(ids), p=w / w.sum()))]
+        if not avoid:
+            return found
+        kept = self.apart(ids, w, avoid)
+        if kept[ids.index(found)] > 0:
+            return found
+        return ids[int((rng if again is None else again).choice(len(ids), p=kept / kept.sum()))]
+
+    def apart(self, ids: list[str], w: np.ndarray, avoid: Collection[str]) -> np.ndarray:
+        """The draw weights w of ids with the entries in avoid passed over, as far as the pool allows:
+        every file of their recordings (or speakers: one talker's words are one person), else their
+        files only (takes of one recording), else none (a pool of one file is played twice)."""
+        units = {unit_of(self.entries[a]) for a in avoid}
+        for same in (lambda i: unit_of(self.entries[i]) in units, lambda i: i in avoid):
+            kept = w * np.array([not same(i) for i in ids])
+            if kept.sum() > 0:
+                return kept
+        return w
 
     def audio(self, entry_id: str, rate_hz: int) -> np.ndarray:
         return _audio(str(self.root), self.entries[entry_id]["file"], rate_hz)
