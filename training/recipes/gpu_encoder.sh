@@ -10,7 +10,9 @@
 # Run from the repository root with the kit in .kit (`binaura synth-kit --out .kit`)
 # and, where the machine lacks them, wheels of soundfile, cffi, pycparser and
 # pyroomacoustics in .whl. The same command runs on a CPU (DEVICE=cpu) for a check.
-# Environment: INIT, SYNTH_SEED, SYNTH_CONFIG (a SynthConfig JSON), LR, BATCH, EVAL_EVERY,
+# Environment: INIT, SYNTH_SEED, SYNTH_CONFIG (a SynthConfig JSON), TRACKS (output tracks per
+# class, default 1; e.g. TRACKS=2 with SYNTH_CONFIG=training/recipes/train_same_class.json,
+# docs/encoder.md "Several tracks per class"), LR, BATCH, EVAL_EVERY,
 # W_POLAR, W_DISTANCE, SELECT_BY (seld | floors | val_loss), RESERVE_S, WORK, and TRAIN_ARGS:
 # more `binaura train encoder` flags, e.g. "--freeze spatial --w-keep 2 --keep-on familiar"
 # (the design of stage 18b, docs/encoder-history.md).
@@ -53,7 +55,10 @@ say "features"
 OMP_NUM_THREADS=1 python3 -c "
 from training.models.config import BUILDERS
 from training.recipes.encoder_data import build_cache
-build_cache('$work/data', '$work/data/features-small', BUILDERS['small'](), progress=False)
+import dataclasses
+from training.recipes.encoder_data import default_cache_dir
+cfg = dataclasses.replace(BUILDERS['small'](), tracks=${TRACKS:-1})
+build_cache('$work/data', default_cache_dir('$work/data', cfg), cfg, progress=False)
 " || { say "feature cache failed"; exit 5; }
 rm -rf "$work/data/audio"  # the cache holds all training reads; frees the disk for larger runs
 left=$(( total - ($(date +%s) - t0) - ${RESERVE_S:-45} ))
@@ -63,6 +68,6 @@ say "training for $left s"
 python3 -m export.cli train encoder --data "$work/data" --out "$out/run" --init "$init" --device "$device" \
   --batch-size "${BATCH:-256}" --lr "${LR:-5e-4}" --warmup-steps 100 --steps 200000 --eval-every "${EVAL_EVERY:-600}" \
   --no-polar-heads sphere --w-polar "${W_POLAR:-1.0}" --w-distance "${W_DISTANCE:-0.1}" \
-  --select-by "${SELECT_BY:-seld}" --time-budget-min "$(python3 -c "print($left / 60)")" \
+  --tracks "${TRACKS:-1}" --select-by "${SELECT_BY:-seld}" --time-budget-min "$(python3 -c "print($left / 60)")" \
   ${TRAIN_ARGS:-} --quiet || say "training failed"
 say "done"
