@@ -133,6 +133,19 @@ def cmd_bench_localize(args) -> int:
     all_metrics, all_results = {}, {}
     for m in models:
         all_metrics[m.name], all_results[m.name] = run_localize(ds, m, progress=not args.quiet)
+    diffs = floor_differences(all_results)  # {} for a single model
+    out = dict(all_metrics[models[0].name])
+    out["models"] = all_metrics
+    out["floor_differences"] = {"model": models[0].name, "minus": diffs}
+    if args.tracker:  # world-frame fused tracks on the same clips (docs/turning.md)
+        from export.turning_bench import bench_turning  # noqa: PLC0415
+
+        out["tracker"] = bench_turning(ds, progress=not args.quiet)
+    out["data"] = str(args.data)
+    # the files first: a report read through `| head` (its stdout closed early) still leaves them
+    save_metrics(args.out, out)
+    plot = args.plot or str(Path(args.out).with_suffix(".png"))
+    polar_plot(all_results, plot)
     print(localize_table(all_metrics, conditions=not args.brief))
     from agent.core.rotation import HEAD_ORIENTATION_KEY  # noqa: PLC0415
 
@@ -146,24 +159,15 @@ def cmd_bench_localize(args) -> int:
           + floors_table(all_metrics))
     print("\nthe same metrics with 95% intervals (bootstrap over clips):\n"
           + floor_intervals_table(all_metrics))
-    diffs = floor_differences(all_results)  # {} for a single model
     if diffs:
         print(f"\n{models[0].name} minus each other model, paired over the same clips "
               "(95% intervals; one that excludes 0 separates the two):\n"
               + floor_differences_table(all_metrics, diffs))
-    out = dict(all_metrics[models[0].name])
-    out["models"] = all_metrics
-    out["floor_differences"] = {"model": models[0].name, "minus": diffs}
-    if args.tracker:  # world-frame fused tracks on the same clips (docs/turning.md)
-        from export.turning_bench import bench_turning, turning_table  # noqa: PLC0415
+    if args.tracker:
+        from export.turning_bench import turning_table  # noqa: PLC0415
 
-        out["tracker"] = bench_turning(ds, progress=not args.quiet)
         print("\nworld-frame tracks (the shipped encoder + tracker + fusion) beside frame by frame:\n"
               + turning_table(out["tracker"]))
-    out["data"] = str(args.data)
-    save_metrics(args.out, out)
-    plot = args.plot or str(Path(args.out).with_suffix(".png"))
-    polar_plot(all_results, plot)
     print(f"metrics -> {args.out}; polar plot -> {plot}")
     return 0
 

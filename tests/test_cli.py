@@ -20,6 +20,20 @@ def tiny(tmp_path_factory):
     return out
 
 
+def test_bench_localize_leaves_its_files_when_its_report_cannot_be_printed(tiny, monkeypatch):
+    """`bench localize ... | head`: the pipe closes before the tables are printed; the metrics
+    and the plot are already written."""
+    out = tiny / "piped.json"
+
+    def closed_pipe(*args, **kwargs):
+        raise BrokenPipeError("stdout closed")
+
+    monkeypatch.setattr("builtins.print", closed_pipe)
+    with pytest.raises(BrokenPipeError):
+        main(["bench", "localize", "--data", str(tiny / "ds"), "--model", "oracle", "--out", str(out), "--quiet"])
+    assert json.loads(out.read_text())["model"] == "oracle" and out.with_suffix(".png").is_file()
+
+
 def test_bench_localize_writes_every_metric_key(tiny):
     out = tiny / "loc.json"
     assert main(["bench", "localize", "--data", str(tiny / "ds"), "--model", "oracle,gccphat,chance",
