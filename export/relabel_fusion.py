@@ -14,9 +14,10 @@ data/select11) choose; the benchmark sets are never cached.
 The fit and the score never share a real recording: the fit set's pairs whose recording falls
 in one half (`recording_half`) are fitted on, select_real's in the other half are scored (the
 synthetic sources of both are kept). The rule (docs/encoder.md, "A learned fusion in place of
-the AudioSet table"): over every YAMNet input x L2 strength, the highest select_real class accuracy among the fits whose select11
-class accuracy is at most 1 point under the plain encoder's; it replaces the table rule only
-if it beats that rule by at least 3 points on select_real.
+the AudioSet table"): over every YAMNet input x L2 strength, the highest select_real class
+accuracy among the fits whose select11 class accuracy is at most 1 point under the plain
+encoder's; it replaces the table rule only if it beats that rule by at least 3 points on
+select_real.
 """
 
 from __future__ import annotations
