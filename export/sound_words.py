@@ -11,7 +11,8 @@ the gloss's words (1) that are seeds add their weight to the seed's class. A wor
 table when its best class scores at least MIN_SCORE and MIN_RATIO times the next. The seed words
 themselves enter with their class, and whole names of two words or more ("car horn") as phrases.
 Words of the seen question templates ("where", "hear", "way", "recording") are never keys, even
-where a name holds them: in a question they name no sound.
+where a name holds them: in a question they name no sound. The table lists them
+(`template_words`), so the runtime's mend never lets one of them support a class either.
 
 The benchmark's held-out names are never seeds (a test checks it), so how well the table
 names them measures what WordNet carries, not what the benchmark told it.
@@ -212,7 +213,8 @@ def build_table(wn: WordNet, progress: bool = True) -> dict:
             by_class[c].append(w)
     return {"format": FORMAT, "source": f"WordNet 3.0 (Debian {DEB_FILE}), export/sound_words.py",
             "license": LICENSE, "min_score": MIN_SCORE, "phrases": phrases(),
-            "seeds": {c: sorted(by_class[c]) for c in LABELS}, "words": dict(sorted(words.items())),
+            "seeds": {c: sorted(by_class[c]) for c in LABELS}, "template_words": sorted(template_words()),
+            "words": dict(sorted(words.items())),
             "exceptions": dict(sorted(exceptions.items()))}
 
 

@@ -72,6 +72,9 @@ class SoundWords:
         self.phrases: dict[str, str] = dict(table.get("phrases", {}))  # whole names of two words or more
         self.longest = max((len(p.split()) for p in self.phrases), default=1)
         self.seeds: dict[str, tuple[str, ...]] = {c: tuple(ws) for c, ws in table.get("seeds", {}).items()}
+        #: the fixed words of the question templates ("how", "can", "way", "recording"): in a
+        #: question they name no sound, so they support no class
+        self.template_words: frozenset[str] = frozenset(table.get("template_words", ()))
 
     @classmethod
     def load(cls, path: str | Path = TABLE) -> SoundWords:
@@ -130,8 +133,12 @@ class SoundWords:
 
     def supported(self, question: str) -> set[str]:
         """The classes a word of the question is, or starts, a word of a name of ("keys" for the
-        keyboard, "horn" for the car horn): the parser's class is left alone when it is one."""
-        roots = {f for w in words_of(question) for f in base_forms(w, self.exceptions) if len(f) >= 3}
+        keyboard, "horn" for the car horn): the parser's class is left alone when it is one. The
+        template's own words support nothing ("how" starts "howl", yet "How far is the
+        tweeting?" names no dog)."""
+        skip = self.template_words
+        roots = {f for w in words_of(question) if w not in skip
+                 for f in base_forms(w, self.exceptions) if len(f) >= 3 and f not in skip}
         return {c for c, seeds in self.seeds.items()
                 if any(s.startswith(r) or r.startswith(s) for s in seeds for r in roots)}
 

@@ -80,6 +80,8 @@ def test_words_are_resolved_through_glosses_synonyms_and_hypernyms(wordnet):
     assert words.class_of("sudan") is None and words.class_of("catherine") is None
     # the words of the question templates are never keys
     assert not set(table["words"]) & (template_words() - set(seeds(wordnet)))
+    # and the table lists them, for the runtime's mend
+    assert table["template_words"] == sorted(template_words())
 
 
 def test_no_seed_shares_a_stem_with_a_held_out_word(wordnet):
