@@ -86,8 +86,9 @@ def _with_yamnet(encoder, opts: set[str]):
 #: options after a program-aided model's path: PATH:mono, and how the sound-word table mends its
 #: programs (agent/qa/resolve.py): PATH:names (every unsupported class argument, the default),
 #: PATH:copies (only a copied name), PATH:plain (not at all); PATH:unchecked: the parser's first
-#: program always, without checked decoding (agent/qa/check.py)
-PROGRAM_OPTIONS = ("mono", "names", "copies", "plain", "unchecked")
+#: program always, without checked decoding (agent/qa/check.py); PATH:grounded / PATH:ungrounded:
+#: whether an ambiguous name is settled by what was heard (agent/qa/resolve.py, SoundWords.ground)
+PROGRAM_OPTIONS = ("mono", "names", "copies", "plain", "unchecked", "grounded", "ungrounded")
 
 
 def make_answerer(name: str, ds, seed: int = 0):
@@ -128,9 +129,11 @@ def make_answerer(name: str, ds, seed: int = 0):
         answerer.names = ("all" if "names" in opts else "copies" if "copies" in opts else "off" if "plain" in opts
                           else answerer.names)
         answerer.checked = answerer.checked and "unchecked" not in opts
+        answerer.grounded = ("grounded" in opts or answerer.grounded) and "ungrounded" not in opts
         return answerer
     if opts - {"mono"}:
-        raise BinauraError(f"--model {name!r}: ':names', ':copies', ':plain' and ':unchecked' apply to a "
+        raise BinauraError(f"--model {name!r}: ':names', ':copies', ':plain', ':unchecked' and ':grounded' / "
+                           f"':ungrounded' apply to a "
                            f"program-aided model")
     if mono:
         raise BinauraError(f"--model {name!r}: ':mono' applies to a program-aided model; a model that answers in "

@@ -13,6 +13,9 @@ themselves enter with their class, and whole names of two words or more ("car ho
 Words of the seen question templates ("where", "hear", "way", "recording") are never keys, even
 where a name holds them: in a question they name no sound. The table lists them
 (`template_words`), so the runtime's mend never lets one of them support a class either.
+A word whose two best classes are closer than MIN_RATIO is no key; its close readings are
+listed apart (`ambiguous`: "rap" is a knock or a tap of water), for the runtime to settle by
+what it hears (agent/qa/resolve.py, SoundWords.ground).
 
 The benchmark's held-out names are never seeds (a test checks it), so how well the table
 names them measures what WordNet carries, not what the benchmark told it.
@@ -194,6 +197,7 @@ def build_table(wn: WordNet, progress: bool = True) -> dict:
     senses_of_seeds = seed_senses(wn, seed)
     banned = {f for w in template_words() for f in (w, lemma_of(w, wn))}  # "way", "recording": never a name
     words: dict[str, list] = {}
+    ambiguous: dict[str, list[str]] = {}  # word -> its close readings, surest first
     lemmas = sorted(w for w in wn.lemmas() | set(seed) if w.replace("-", "").isalpha() and w not in STOP)
     for i, w in enumerate(lemmas):
         if progress and i % 20000 == 0:
@@ -206,7 +210,10 @@ def build_table(wn: WordNet, progress: bool = True) -> dict:
         best, second = sc[0][1], (sc[1][1] if len(sc) > 1 else 0.0)
         if best >= MIN_SCORE and best >= MIN_RATIO * second:
             words[w] = [sc[0][0], round(best, 2)]
-    exceptions = {form: base for p in POS for form, base in wn.exceptions[p].items() if base in words}
+        elif best >= MIN_SCORE:
+            ambiguous[w] = [c for c, v in sc if MIN_RATIO * v >= best]
+    exceptions = {form: base for p in POS for form, base in wn.exceptions[p].items()
+                  if base in words or base in ambiguous}
     by_class: dict[str, list[str]] = defaultdict(list)
     for w, classes in seed.items():
         for c in classes:
@@ -214,7 +221,7 @@ def build_table(wn: WordNet, progress: bool = True) -> dict:
     return {"format": FORMAT, "source": f"WordNet 3.0 (Debian {DEB_FILE}), export/sound_words.py",
             "license": LICENSE, "min_score": MIN_SCORE, "phrases": phrases(),
             "seeds": {c: sorted(by_class[c]) for c in LABELS}, "template_words": sorted(template_words()),
-            "words": dict(sorted(words.items())),
+            "words": dict(sorted(words.items())), "ambiguous": dict(sorted(ambiguous.items())),
             "exceptions": dict(sorted(exceptions.items()))}
 
 

@@ -108,6 +108,18 @@ def mend_names(text: str, question: str, mode: str) -> str:
 #: the default, chosen on the selection set by the rule in docs/lalm.md ("Checked decoding")
 DEFAULT_CHECKED = True
 
+#: the default, chosen on the selection set by the rule in docs/lalm.md ("Names the scene settles")
+DEFAULT_GROUNDED = False
+
+
+def grounded(text: str, question: str, heard: Scene) -> str:
+    """The program with an ambiguous name settled by what was heard (SoundWords.ground: "the
+    rapping" is the knock when a knock, and no tap of water, was heard)."""
+    from agent.qa.resolve import default_words  # noqa: PLC0415
+
+    return default_words().ground(text, question, {s.label for s in heard.sources})
+
+
 #: A model writing a question's program with its task fixed: (question, program task names) ->
 #: [(program text, its log-probability under the model)], one per task, in order.
 TaskWriter = Callable[[str, tuple[str, ...]], list[tuple[str, float]]]
@@ -162,6 +174,7 @@ class ProgramAnswering:
     fallback: Fallback | None = None
     names = DEFAULT_NAMES
     checked = DEFAULT_CHECKED
+    grounded = DEFAULT_GROUNDED
     write_with_tasks: TaskWriter | None = None
 
     def __init__(self, hear: Hearing, name: str, fallback: Fallback | None = None):
@@ -171,7 +184,7 @@ class ProgramAnswering:
         self.hear = hear
         self.name = name
         self.fallback = fallback
-        self.programs: dict[str, str] = {}  # item id -> the program the model wrote
+        self.programs: dict[str, str] = {}  # item id -> the program that ran (written, mended, checked, grounded)
         self._checked: dict[tuple, str] = {}  # (first program, question, options) -> checked_program's
         self._scene_id: str | None = None
         self._heard: Scene | None = None
@@ -212,6 +225,8 @@ class ProgramAnswering:
         asked = [i for i, q in enumerate(items) if self.through_program(q)]
         texts = {i: self.checked_text(mend_names(t, items[i].question, self.names), items[i])
                  for i, t in zip(asked, self.write_programs([items[i].question for i in asked]), strict=True)}
+        if self.grounded:
+            texts = {i: grounded(t, items[i].question, heard) for i, t in texts.items()}
         self.programs.update({items[i].id: t for i, t in texts.items()})
         replies = []
         for i, q in enumerate(items):
@@ -263,6 +278,7 @@ class LiveProgramAnswering:
 
     names = DEFAULT_NAMES
     checked = DEFAULT_CHECKED
+    grounded = DEFAULT_GROUNDED
     write_with_tasks: TaskWriter | None = None
 
     def __init__(self, tracks, window_s: float, name: str):
@@ -294,4 +310,8 @@ class LiveProgramAnswering:
         tracks = sorted(pipeline.heard_tracks(self.window_s), key=lambda t: -t.confidence)  # a class's best first
         heard = scene_of("live", [SourceLabel(t.label, t.azimuth_deg, t.elevation_deg, t.distance_m, t.t_start,
                                               t.t_last_hit) for t in tracks], self.window_s)
+        if self.grounded:
+            text = grounded(text, question, heard)
+            self.last_program = text
+            program = parse_program(text) or program
         yield from re.findall(r"\S+\s*", run_program(program, heard, None)[1])  # word by word, as tracks do

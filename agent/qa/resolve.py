@@ -11,6 +11,8 @@ names binaura trains on. The benchmark's held-out names were never among those s
 `mend` runs after the parser: a class argument stays when a word of the question names that
 class (or the table knows nothing better); one that no word of the question supports (or that
 is not a class at all) is replaced by the class the question's unclaimed words name, in order.
+`ground` runs where the program meets what was heard: a word with two close readings ("the
+rapping": a knock, or a tap of water) is settled by the one of them that was heard.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ class SoundWords:
         if table.get("format") != FORMAT or not isinstance(table.get("words"), dict):
             raise BinauraError(f"a sound-word table has format {FORMAT} and a 'words' mapping")
         bad = sorted(({v[0] for v in table["words"].values()} | set(table.get("phrases", {}).values())
-                      | set(table.get("seeds", {}))) - set(LABELS))
+                      | set(table.get("seeds", {})) | {c for cs in table.get("ambiguous", {}).values() for c in cs})
+                     - set(LABELS))
         if bad:
             raise BinauraError(f"sound-word table: unknown class(es) {', '.join(bad)}")
         self.words: dict[str, tuple[str, float]] = {w: (v[0], float(v[1])) for w, v in table["words"].items()}
@@ -75,6 +78,8 @@ class SoundWords:
         #: the fixed words of the question templates ("how", "can", "way", "recording"): in a
         #: question they name no sound, so they support no class
         self.template_words: frozenset[str] = frozenset(table.get("template_words", ()))
+        #: word -> its close readings, for a word the table cannot name alone ("rap": knocking, water)
+        self.ambiguous: dict[str, tuple[str, ...]] = {w: tuple(cs) for w, cs in table.get("ambiguous", {}).items()}
 
     @classmethod
     def load(cls, path: str | Path = TABLE) -> SoundWords:
@@ -131,6 +136,62 @@ class SoundWords:
                 out.append(c)
         return out
 
+    def readings(self, question: str) -> set[str]:
+        """The classes the question's ambiguous words could mean, each word in a name's place (at
+        most three words after an article, as `named` reads them) that the table cannot name
+        alone: "Where is the rapping?" -> {knocking, water}."""
+        out: set[str] = set()
+        since = 99
+        for w in words_of(question):
+            since = 0 if w in ARTICLES else since + 1
+            if since > 3 or w in self.template_words or self.score_of(w) is not None:
+                continue
+            for form in base_forms(w, self.exceptions):
+                if form in self.ambiguous:
+                    out.update(self.ambiguous[form])
+                    break
+        return out
+
+    def ground(self, program_text: str, question: str, heard: set[str]) -> str:
+        """The program with a class argument that the question neither names nor supports, that
+        is no reading of its ambiguous words, and that was not heard, replaced by the one reading
+        of those words that was heard and that no other argument holds ("Is the rapping on my
+        right?" -> `sector a=music` becomes `sector a=knocking` when a knock was heard and no tap):
+        a listener settles an ambiguous name by what it hears. Unchanged when no such reading, or
+        several, were heard; a reading is never replaced (asked about a knock it did not hear, "I
+        don't hear a knock" stays). heard: the classes of the sources heard."""
+        words = program_text.strip().split()
+        if len(words) < 2:
+            return program_text
+        readings = self.readings(question)
+        options = readings & heard
+        if not options:
+            return program_text
+        slots = self._class_slots(words)
+        known = set(self.named(question)) | self.supported(question)
+        held = {v for _, v in slots}
+        changed = False
+        for i, value in slots:
+            free = options - held
+            if value in heard or value in known or value in readings or len(free) != 1:
+                continue
+            pick = free.pop()
+            words[i] = f"{words[i].partition('=')[0]}={pick}"
+            held.add(pick)
+            changed = True
+        return " ".join(words) if changed else program_text
+
+    def _class_slots(self, words: list[str]) -> list[tuple[int, str]]:
+        """(index in words, value) of a program's class arguments (a claim only when the task's
+        claim is a class)."""
+        label_claim = _claims_a_label(words[0])
+        slots = []
+        for i, w in enumerate(words[1:], start=1):
+            key, sep, value = w.partition("=")
+            if sep and key in CLASS_ARGS and (key != "claim" or label_claim):
+                slots.append((i, value))
+        return slots
+
     def supported(self, question: str) -> set[str]:
         """The classes a word of the question is, or starts, a word of a name of ("keys" for the
         keyboard, "horn" for the car horn): the parser's class is left alone when it is one. The
@@ -153,12 +214,7 @@ class SoundWords:
             return program_text
         named = self.named(question)
         supported = set(named) | self.supported(question)
-        label_claim = _claims_a_label(words[0])
-        slots = []  # (index in words, value) of class arguments
-        for i, w in enumerate(words[1:], start=1):
-            key, sep, value = w.partition("=")
-            if sep and key in CLASS_ARGS and (key != "claim" or label_claim):
-                slots.append((i, value))
+        slots = self._class_slots(words)
         held = {v for _, v in slots if v in supported}
         free = [c for c in named if c not in held]
         changed = False

@@ -101,3 +101,42 @@ def test_the_templates_own_words_support_no_class():
     # a table without the list (older builds) supports as before
     bare = SoundWords({k: v for k, v in json.loads(SHIPPED.read_text()).items() if k != "template_words"})
     assert "dog" in bare.supported("How far is it to the tweeting?")
+
+
+AMBIGUOUS = {**TABLE, "words": {w: v for w, v in TABLE["words"].items() if w != "rap"},
+             "ambiguous": {"rap": ["knocking", "water"]}}
+
+
+def test_an_ambiguous_name_is_settled_by_what_was_heard():
+    """"The rapping" is a knock or a tap of water (WordNet): the parser's music, which neither
+    the question nor the table supports, becomes the reading that was heard."""
+    words = SoundWords(AMBIGUOUS)
+    assert words.readings("Is the rapping on my right?") == {"knocking", "water"}
+    q = "Is the rapping on my right?"
+    assert words.ground("sector a=music claim=right", q, {"knocking", "speech"}) == "sector a=knocking claim=right"
+    assert words.ground("class_present claim=music", "Can you hear the rapping?", {"knocking"}) == \
+        "class_present claim=knocking"
+    # both readings heard, or neither: nothing settles it
+    assert words.ground("sector a=music", q, {"knocking", "water"}) == "sector a=music"
+    assert words.ground("sector a=music", q, {"speech"}) == "sector a=music"
+    # the parser's class was heard, or is a reading, or the question names it: it stays
+    assert words.ground("sector a=music", q, {"music", "knocking"}) == "sector a=music"
+    assert words.ground("sector a=water", q, {"knocking"}) == "sector a=water"  # "I don't hear ..."
+    assert words.ground("closer a=dog b=music", "Is the dog closer than the rapping?", {"knocking"}) == \
+        "closer a=dog b=knocking"
+    assert words.ground("closer a=dog b=knocking", "Is the dog closer than the rapping?", {"knocking", "water"}) \
+        == "closer a=dog b=knocking"
+    # a question without an ambiguous word, and a reading another argument holds, change nothing
+    assert words.ground("sector a=music", "Where is the dog?", {"knocking"}) == "sector a=music"
+    assert words.ground("closer a=knocking b=music", "Is the knock closer than the rapping?", {"knocking"}) == \
+        "closer a=knocking b=music"
+    # a sector claim is no class
+    assert words.ground("sector a=knocking claim=left", q, {"water"}) == "sector a=knocking claim=left"
+
+
+def test_the_shipped_table_knows_the_rapping_is_ambiguous():
+    words = default_words()
+    assert {"knocking"} < words.readings("Where is the rapping?")
+    assert words.class_of("rapping") is None  # no single class: settled by what is heard
+    with pytest.raises(BinauraError, match="unknown class"):
+        SoundWords({**TABLE, "ambiguous": {"rap": ["knocking", "cat"]}})

@@ -100,3 +100,13 @@ def test_no_seed_shares_a_stem_with_a_held_out_word(wordnet):
 def test_a_folder_without_wordnet_is_refused(tmp_path):
     with pytest.raises(BinauraError, match="not a WordNet 3.0 database folder"):
         WordNet(tmp_path)
+
+
+def test_a_word_of_two_close_readings_is_listed_apart(wordnet):
+    """A word the ratio rule keeps out of the table (its two best classes too close) is listed
+    with its close readings, for the runtime to settle by what it hears; a key never is."""
+    table = build_table(wordnet, progress=False)
+    assert table["ambiguous"] and not set(table["ambiguous"]) & set(table["words"])
+    for w, readings in table["ambiguous"].items():
+        assert len(readings) >= 2 and set(readings) <= set(LABELS), w
+    assert SoundWords(table).ambiguous == {w: tuple(r) for w, r in table["ambiguous"].items()}
