@@ -109,7 +109,7 @@ def mend_names(text: str, question: str, mode: str) -> str:
 DEFAULT_CHECKED = True
 
 #: the default, chosen on the selection set by the rule in docs/lalm.md ("Names the scene settles")
-DEFAULT_GROUNDED = False
+DEFAULT_GROUNDED = True
 
 
 def grounded(text: str, question: str, heard: Scene) -> str:
