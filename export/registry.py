@@ -132,9 +132,8 @@ def make_answerer(name: str, ds, seed: int = 0):
         answerer.grounded = ("grounded" in opts or answerer.grounded) and "ungrounded" not in opts
         return answerer
     if opts - {"mono"}:
-        raise BinauraError(f"--model {name!r}: ':names', ':copies', ':plain', ':unchecked' and ':grounded' / "
-                           f"':ungrounded' apply to a "
-                           f"program-aided model")
+        raise BinauraError(f"--model {name!r}: ':names', ':copies', ':plain', ':unchecked', ':grounded' and "
+                           f"':ungrounded' apply to a program-aided model")
     if mono:
         raise BinauraError(f"--model {name!r}: ':mono' applies to a program-aided model; a model that answers in "
                            f"sentences is trained for mono with `binaura train sft --mono`")
@@ -145,5 +144,5 @@ def make_answerer(name: str, ds, seed: int = 0):
     raise BinauraError(f"--model {name!r}: expected one of {', '.join(BASELINE_ANSWERERS)}, default (the shipped "
                        f"language model) or a language-model folder (RUN/model from `binaura train parse|sft`; "
                        f"a program-aided one also as PATH:mono, PATH:plain, PATH:copies or PATH:names for "
-                       f"how the sound-word table mends its programs, and PATH:unchecked), or bundle:DIR[:int4|fp32] (an edge bundle; "
+                       f"how the sound-word table mends its programs, PATH:unchecked and PATH:ungrounded), or bundle:DIR[:int4|fp32] (an edge bundle; "
                        f"bundle:default: the one set-up builds)")

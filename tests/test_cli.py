@@ -351,5 +351,7 @@ def test_train_parse_then_bench_qa_binaural_and_mono_and_ask(tmp_path, capsys):
 
     with pytest.raises(BinauraError, match=":mono"):
         make_answerer(f"{tmp_path / 'nope'}:mono", None)
-    with pytest.raises(BinauraError, match="':names', ':copies', ':plain' and ':unchecked' apply to a program-aided"):
+    with pytest.raises(BinauraError, match="':unchecked', ':grounded' and ':ungrounded' apply to a program-aided"):
         make_answerer(f"{tmp_path / 'nope'}:names", None)
+    with pytest.raises(BinauraError, match="apply to a program-aided"):
+        make_answerer(f"{tmp_path / 'nope'}:ungrounded", None)
