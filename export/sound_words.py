@@ -195,7 +195,8 @@ def score_word(word: str, wn: WordNet, seed: dict[str, dict[str, float]],
 def build_table(wn: WordNet, progress: bool = True) -> dict:
     seed = seeds(wn)
     senses_of_seeds = seed_senses(wn, seed)
-    banned = {f for w in template_words() for f in (w, lemma_of(w, wn))}  # "way", "recording": never a name
+    templates = template_words()
+    banned = {f for w in templates for f in (w, lemma_of(w, wn))}  # "way", "recording": never a name
     words: dict[str, list] = {}
     ambiguous: dict[str, list[str]] = {}  # word -> its close readings, surest first
     lemmas = sorted(w for w in wn.lemmas() | set(seed) if w.replace("-", "").isalpha() and w not in STOP)
@@ -220,7 +221,7 @@ def build_table(wn: WordNet, progress: bool = True) -> dict:
             by_class[c].append(w)
     return {"format": FORMAT, "source": f"WordNet 3.0 (Debian {DEB_FILE}), export/sound_words.py",
             "license": LICENSE, "min_score": MIN_SCORE, "phrases": phrases(),
-            "seeds": {c: sorted(by_class[c]) for c in LABELS}, "template_words": sorted(template_words()),
+            "seeds": {c: sorted(by_class[c]) for c in LABELS}, "template_words": sorted(templates),
             "words": dict(sorted(words.items())), "ambiguous": dict(sorted(ambiguous.items())),
             "exceptions": dict(sorted(exceptions.items()))}
 

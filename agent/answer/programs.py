@@ -112,12 +112,13 @@ DEFAULT_CHECKED = True
 DEFAULT_GROUNDED = True
 
 
-def grounded(text: str, question: str, heard: Scene) -> str:
+def grounded(text: str, question: str, heard: set[str]) -> str:
     """The program with an ambiguous name settled by what was heard (SoundWords.ground: "the
-    rapping" is the knock when a knock, and no tap of water, was heard)."""
+    rapping" is the knock when a knock, and no tap of water, was heard). heard: the classes of
+    the sources heard."""
     from agent.qa.resolve import default_words  # noqa: PLC0415
 
-    return default_words().ground(text, question, {s.label for s in heard.sources})
+    return default_words().ground(text, question, heard)
 
 
 #: A model writing a question's program with its task fixed: (question, program task names) ->
@@ -145,7 +146,7 @@ def checked_program(text: str, question: str, options: list[str] | None, names: 
     from agent.qa.resolve import default_words  # noqa: PLC0415
 
     words = default_words()
-    known = set(words.named(question)) | words.supported(question)
+    known = words.known(question)
     fits = [(-unnamed_classes(mended, known), score, mended) for t, score in write_with_tasks(question, tasks)
             if not problems(mended := mend_names(t, question, names), question, options)]
     return max(fits)[2] if fits else text
@@ -226,7 +227,8 @@ class ProgramAnswering:
         texts = {i: self.checked_text(mend_names(t, items[i].question, self.names), items[i])
                  for i, t in zip(asked, self.write_programs([items[i].question for i in asked]), strict=True)}
         if self.grounded:
-            texts = {i: grounded(t, items[i].question, heard) for i, t in texts.items()}
+            labels = {s.label for s in heard.sources}
+            texts = {i: grounded(t, items[i].question, labels) for i, t in texts.items()}
         self.programs.update({items[i].id: t for i, t in texts.items()})
         replies = []
         for i, q in enumerate(items):
@@ -311,7 +313,7 @@ class LiveProgramAnswering:
         heard = scene_of("live", [SourceLabel(t.label, t.azimuth_deg, t.elevation_deg, t.distance_m, t.t_start,
                                               t.t_last_hit) for t in tracks], self.window_s)
         if self.grounded:
-            text = grounded(text, question, heard)
+            text = grounded(text, question, {s.label for s in heard.sources})
             self.last_program = text
             program = parse_program(text) or program
         yield from re.findall(r"\S+\s*", run_program(program, heard, None)[1])  # word by word, as tracks do

@@ -119,11 +119,8 @@ class SoundWords:
                 if c is not None and not any(taken[i:i + n]):
                     found.append((i, c))
                     taken[i:i + n] = [True] * n
-        since = 99  # words since the last article
-        picks: list[tuple[str, float] | None] = []
-        for i, w in enumerate(words):
-            since = 0 if w in ARTICLES else since + 1
-            picks.append(None if taken[i] or since > 3 else self.score_of(w))
+        picks = [None if taken[i] or not placed else self.score_of(w)
+                 for i, (w, placed) in enumerate(zip(words, in_name_place(words), strict=True))]
         for i, pick in enumerate(picks):
             if pick is None:
                 continue
@@ -141,10 +138,9 @@ class SoundWords:
         most three words after an article, as `named` reads them) that the table cannot name
         alone: "Where is the rapping?" -> {knocking, water}."""
         out: set[str] = set()
-        since = 99
-        for w in words_of(question):
-            since = 0 if w in ARTICLES else since + 1
-            if since > 3 or w in self.template_words or self.score_of(w) is not None:
+        words = words_of(question)
+        for w, placed in zip(words, in_name_place(words), strict=True):
+            if not placed or w in self.template_words or self.score_of(w) is not None:
                 continue
             for form in base_forms(w, self.exceptions):
                 if form in self.ambiguous:
@@ -168,7 +164,7 @@ class SoundWords:
         if not options:
             return program_text
         slots = self._class_slots(words)
-        known = set(self.named(question)) | self.supported(question)
+        known = self.known(question)
         held = {v for _, v in slots}
         changed = False
         for i, value in slots:
@@ -191,6 +187,10 @@ class SoundWords:
             if sep and key in CLASS_ARGS and (key != "claim" or label_claim):
                 slots.append((i, value))
         return slots
+
+    def known(self, question: str) -> set[str]:
+        """The classes the question names (`named`) or supports (`supported`)."""
+        return set(self.named(question)) | self.supported(question)
 
     def supported(self, question: str) -> set[str]:
         """The classes a word of the question is, or starts, a word of a name of ("keys" for the
@@ -225,6 +225,16 @@ class SoundWords:
             words[i] = f"{key}={free.pop(0)}"
             changed = True
         return " ".join(words) if changed else program_text
+
+
+def in_name_place(words: list[str]) -> list[bool]:
+    """Per word, whether it stands where a name does: at most three words after an article
+    ("the keys clicking", not "which way")."""
+    placed, since = [], 99  # words since the last article
+    for w in words:
+        since = 0 if w in ARTICLES else since + 1
+        placed.append(since <= 3)
+    return placed
 
 
 def _claims_a_label(program_task: str) -> bool:

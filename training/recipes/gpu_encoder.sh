@@ -53,10 +53,9 @@ OMP_NUM_THREADS=1 python3 -m export.cli synth --preset train --scenes "$scenes" 
   --out "$work/data" --no-qa --quiet "${config[@]}" || { say "synthesis failed"; exit 4; }
 say "features"
 OMP_NUM_THREADS=1 python3 -c "
-from training.models.config import BUILDERS
-from training.recipes.encoder_data import build_cache
 import dataclasses
-from training.recipes.encoder_data import default_cache_dir
+from training.models.config import BUILDERS
+from training.recipes.encoder_data import build_cache, default_cache_dir
 cfg = dataclasses.replace(BUILDERS['small'](), tracks=${TRACKS:-1})
 build_cache('$work/data', default_cache_dir('$work/data', cfg), cfg, progress=False)
 " || { say "feature cache failed"; exit 5; }
