@@ -40,17 +40,26 @@ def cmd_train_grpo(args) -> int:
     if args.levels:
         overrides["level_weights"] = _levels(args.levels)
     weights = {k: v for k, v in (("w_correct", args.w_correct), ("w_partial", args.w_partial),
-                                 ("w_format", args.w_format)) if v is not None}
+                                 ("w_format", args.w_format), ("w_exact", args.w_exact)) if v is not None}
+    if args.wordings:
+        overrides["wordings"] = args.wordings
     cfg = dataclasses.replace(GrpoConfig(), rewards=RewardConfig(**weights), **overrides).validate()
     from training.models.lalm import read_lalm_meta  # noqa: PLC0415
 
     if not (Path(args.data) / "scenes.jsonl").exists():
         raise BinauraError(f"--data {args.data}: no scenes.jsonl; GRPO trains on an existing dataset with qa.jsonl")
+    config = read_lalm_meta(init)["config"]
+    program = config.get("output") == "program"
+    if args.wordings and not program:
+        raise BinauraError(f"--wordings: the parse stage's questions, for a program-aided --init; "
+                           f"{args.init} answers in sentences")
     # the cache must hold what the model hears: binaural, or the L+R average for a mono baseline
-    args.scenes, args.mono = None, read_lalm_meta(init)["config"].get("audio_input") == "mono"
+    args.scenes, args.mono = None, config.get("audio_input") == "mono"
     dist = init_distributed(cfg.device)  # under `accelerate launch`: one process of several
-    with dist.main_first():  # a missing cache is built once, by rank 0; the others then find it
-        cache = _cache_for(args)
+    cache = None
+    if not program:  # a program-aided model reads the question alone
+        with dist.main_first():  # a missing cache is built once, by rank 0; the others then find it
+            cache = _cache_for(args)
     t0 = time.perf_counter()
     model = train_grpo(args.data, cache, args.out, cfg, init, resume=args.resume, progress=not args.quiet)
     if dist.is_main:
@@ -63,7 +72,8 @@ def add_grpo_parser(t) -> None:
     """`train grpo` under the `train` subcommand (t: its subparsers)."""
     s = t.add_parser("grpo", help="stage 4: GRPO with verifiable rewards from the scene metadata (after sft)")
     s.add_argument("--data", required=True, help="training dataset with qa.jsonl")
-    s.add_argument("--init", required=True, help="the SFT run's model folder (or the run folder)")
+    s.add_argument("--init", required=True, help="the SFT run's model folder (or the run folder), or a "
+                   "program-aided parser's (`train parse`; then no cache: its rewards judge programs on the truth)")
     s.add_argument("--out", required=True, help="run folder: model/, checkpoints/, history.json, loss.png")
     s.add_argument("--cache", help="encoder-output cache (default: DATA/encoder-outputs, built when missing)")
     s.add_argument("--encoder", help="encoder checkpoint for a missing cache (default: the shipped one)")
@@ -80,6 +90,10 @@ def add_grpo_parser(t) -> None:
     s.add_argument("--w-correct", type=float, help="reward weight of a correct answer (default 1.0)")
     s.add_argument("--w-partial", type=float, help="reward weight of closeness on open answers (default 0.5)")
     s.add_argument("--w-format", type=float, help="reward weight of a well-formed reply (default 0.2)")
+    s.add_argument("--w-exact", type=float, help="program-aided: reward weight of the reference program (default 0.5)")
+    s.add_argument("--wordings", choices=("seen", "renamed", "reworded", "all"),
+                   help="program-aided: which questions prompt it: the dataset's (default), with other class "
+                        "names too, the training-only wordings alone, or all")
     s.add_argument("--eval-every", type=int, help="held-out eval, checkpoint and plot every N steps (default 25)")
     s.add_argument("--eval-prompts", type=int, help="held-out questions answered greedily at each eval (default 32)")
     s.add_argument("--seed", type=int)

@@ -61,11 +61,16 @@ from agent.core.errors import BinauraError
 from agent.core.outdir import OutputKind, output_folder
 from agent.core.scene import QA_LEVELS, QAItem
 from training.models.lalm import SpatialLALM, load_lalm, save_lalm
-from training.qa.score import is_correct
 from training.recipes.distributed import Dist, init_distributed, rank_seed, seed_int
-from training.recipes.grpo_rewards import RewardConfig, reward_parts, total_reward
+from training.recipes.grpo_programs import WORDINGS, ProgramRewards, program_questions
+from training.recipes.grpo_rewards import AnswerRewards, RewardConfig
 from training.recipes.lalm_cache import EncoderCache
-from training.recipes.lalm_data import Example, ExampleDataset, build_examples
+from training.recipes.lalm_data import (
+    Example,
+    ExampleDataset,
+    build_examples,
+    parse_example,
+)
 
 LOSS_TYPES = ("grpo", "bnpo", "dapo")
 STD_EPS = 1e-4  # trl's: advantages = (r - mean) / (std + 1e-4)
@@ -97,6 +102,9 @@ class GrpoConfig:
     #: share of prompts drawn from each QA level (the paper's GRPO stage targets L3 reasoning)
     level_weights: dict[str, float] = field(default_factory=lambda: {"L1": 0.2, "L2": 0.2, "L3": 0.6})
     rewards: RewardConfig = field(default_factory=RewardConfig)
+    #: a program-aided model's prompts (grpo_programs.WORDINGS): the dataset's own questions ("seen"),
+    #: with other class names too ("renamed"), its training-only wordings alone ("reworded"), or all
+    wordings: str = "seen"
     val_clips: int = 20  # clips held out of training; the greedy eval draws from their questions
     eval_prompts: int = 32  # 0: no eval
     eval_every: int = 25  # eval, checkpoint and plot this often
@@ -123,6 +131,8 @@ class GrpoConfig:
         bad = {k: v for k, v in self.level_weights.items() if k not in QA_LEVELS or v < 0}
         if bad or sum(self.level_weights.values()) <= 0:
             p.append(f"level_weights: levels {QA_LEVELS}, weights >= 0, not all 0; got {self.level_weights}")
+        if self.wordings not in WORDINGS:
+            p.append(f"wordings must be one of {WORDINGS}, got {self.wordings!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             p.append(f"device must be auto, cpu or cuda, got {self.device!r}")
         p += self.rewards.problems()
@@ -269,11 +279,17 @@ def add_reference_adapter(model: SpatialLALM) -> None:
     model.eval()
 
 
-def _open_inputs(cache_dir, init: Path) -> tuple[SpatialLALM, dict, EncoderCache]:
+def _open_inputs(cache_dir, init: Path) -> tuple[SpatialLALM, dict, EncoderCache | None]:
+    """The init model and, for a model that hears (not a program-aided one), its encoder cache."""
     model, meta = load_lalm(init)
     if model.cfg.lora_r == 0:
         raise BinauraError(f"--init {init}: a {meta.get('stage')!r} checkpoint without LoRA; GRPO starts from an "
-                           f"SFT model (`binaura train sft --init ALIGN_RUN/model`)")
+                           f"SFT model (`binaura train sft --init ALIGN_RUN/model`) or a parser "
+                           f"(`binaura train parse`)")
+    if model.cfg.output == "program":
+        return model, meta, None  # it reads the question alone
+    if cache_dir is None:
+        raise BinauraError(f"--init {init} hears the audio: GRPO needs its encoder-output cache")
     cache = EncoderCache.open(cache_dir)
     problems = []
     if cache.meta.get("audio_input", "binaural") != model.cfg.audio_input:
@@ -306,11 +322,14 @@ def draw_prompts(by_level: dict[str, list[int]], weights: dict[str, float], n: i
 
 
 def evaluate(model: SpatialLALM, qa: list[QAItem], prompts: ExampleDataset, idx: list[int], cfg: GrpoConfig,
-             device: torch.device, chunk: int = 16, dist: Dist | None = None) -> dict:
-    """Greedy answers to held-out questions: accuracy (overall and per level) and mean reward.
-    With several processes (dist) each rank answers every world_size-th question and every rank
-    returns the figures over all of them."""
+             device: torch.device, chunk: int = 16, dist: Dist | None = None,
+             judge: AnswerRewards | ProgramRewards | None = None) -> dict:
+    """Greedy answers to held-out questions: accuracy (overall and per level) and mean reward
+    (judge: what judges them; default the answer rewards of cfg.rewards). With several
+    processes (dist) each rank answers every world_size-th question and every rank returns the
+    figures over all of them."""
     dist = dist or Dist()
+    judge = judge or AnswerRewards(cfg.rewards)
     mine = idx[dist.rank::dist.world_size]
     answered = []  # (correct, reward, level) per question
     for s in range(0, len(mine), chunk):
@@ -319,8 +338,7 @@ def evaluate(model: SpatialLALM, qa: list[QAItem], prompts: ExampleDataset, idx:
         ids, stopped = sample_completions(model, batch, cfg.max_new_tokens, do_sample=False)
         texts = completion_texts(model, ids, completion_mask(ids, model.stop_id), stopped)
         for i, text, stop in zip(part, texts, stopped.tolist()):
-            answered.append((float(is_correct(qa[i], text)), total_reward(qa[i], text, stop, cfg.rewards),
-                             qa[i].level))
+            answered.append((float(judge.correct(qa[i], text)), judge.total(qa[i], text, stop), qa[i].level))
     correct, rewards, levels = zip(*[a for rank in dist.gather(answered) for a in rank])
     out = {"eval_accuracy": float(np.mean(correct)), "eval_reward": float(np.mean(rewards))}
     for lv in QA_LEVELS:
@@ -332,11 +350,14 @@ def evaluate(model: SpatialLALM, qa: list[QAItem], prompts: ExampleDataset, idx:
 
 def grpo_step(model: SpatialLALM, ref_projector, opt, params: list, qa: list[QAItem], prompts: ExampleDataset,
               idx: list[int], cfg: GrpoConfig, reward_fn: RewardFn, device: torch.device,
-              dist: Dist | None = None) -> dict:
+              dist: Dist | None = None, judge: AnswerRewards | ProgramRewards | None = None) -> dict:
     """Sample G completions for each prompt, score them, take one AdamW step; returns the step's stats.
-    With several processes (dist) idx are this rank's prompts, the gradients are averaged over the
-    ranks before the step and the stats are over every rank's samples."""
+    reward_fn gives the reward the step maximises; judge (default: the answer rewards of
+    cfg.rewards) the parts it logs. With several processes (dist) idx are this rank's prompts,
+    the gradients are averaged over the ranks before the step and the stats are over every
+    rank's samples."""
     dist = dist or Dist()
+    judge = judge or AnswerRewards(cfg.rewards)
     g = cfg.group_size
     encoded = [prompts[i] for i in idx]
     batch = _to(model.collate([e for e in encoded for _ in range(g)], left_pad=True), device)
@@ -346,7 +367,7 @@ def grpo_step(model: SpatialLALM, ref_projector, opt, params: list, qa: list[QAI
     texts = completion_texts(model, ids, mask, stopped)
     stops = stopped.tolist()
     rewards = torch.tensor([reward_fn(it, tx, s) for it, tx, s in zip(items, texts, stops)], dtype=torch.float32)
-    parts = [reward_parts(it, tx, s, cfg.rewards) for it, tx, s in zip(items, texts, stops)]
+    parts = [judge.parts(it, tx, s) for it, tx, s in zip(items, texts, stops)]
     advantages = group_advantages(rewards, g).to(device)
     ref = None
     if cfg.beta != 0.0:
@@ -421,12 +442,13 @@ def _load_state(folder: Path, params: list, opt, cfg: GrpoConfig, init: Path) ->
     return int(meta["step"]), list(meta["history"])
 
 
-def train_grpo(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str | os.PathLike, cfg: GrpoConfig,
+def train_grpo(data: str | os.PathLike, cache_dir: str | os.PathLike | None, out: str | os.PathLike, cfg: GrpoConfig,
                init: str | os.PathLike, resume: bool = False, progress: bool = True,
                reward_fn: RewardFn | None = None) -> Path:
-    """GRPO from an SFT checkpoint `init`; returns OUT/model (also OUT/history.json, OUT/loss.png,
-    OUT/checkpoints). reward_fn: (item, completion_text, stopped) -> reward; default the weighted
-    sum of grpo_rewards with cfg.rewards. Under `accelerate launch` / torchrun every rank calls it
+    """GRPO from an SFT checkpoint `init` (or a program-aided parser: its prompts are the parse
+    stage's questions, its rewards grpo_programs', and it needs no cache_dir); returns OUT/model
+    (also OUT/history.json, OUT/loss.png, OUT/checkpoints). reward_fn: (item, completion_text,
+    stopped) -> reward; default the weighted sum of the model's rewards with cfg.rewards. Under `accelerate launch` / torchrun every rank calls it
     (module docstring); rank 0 writes the files, and every rank returns once they are written."""
     import copy  # noqa: PLC0415
 
@@ -436,7 +458,6 @@ def train_grpo(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str |
     out, init = Path(out), Path(init)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    reward_fn = reward_fn or (lambda item, text, stopped: total_reward(item, text, stopped, cfg.rewards))
     dist = init_distributed(cfg.device)
     device = dist.device
     model, init_meta, cache = _open_inputs(cache_dir, init)
@@ -449,8 +470,15 @@ def train_grpo(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str |
     opt = torch.optim.AdamW([p for _, p in params], lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     ds = read_dataset(data, check_audio=False)
-    examples: list[Example] = build_examples(ds, cache, "sft", heard=model.cfg.heard_line, seed=cfg.seed)
-    qa = list(ds.qa)
+    if model.cfg.output == "program":
+        qa = program_questions(ds, cfg.wordings, cfg.seed)
+        examples: list[Example] = [parse_example(q) for q in qa]
+        judge = ProgramRewards(ds, cfg.rewards)
+    else:
+        examples = build_examples(ds, cache, "sft", heard=model.cfg.heard_line, seed=cfg.seed)
+        qa = list(ds.qa)
+        judge = AnswerRewards(cfg.rewards)
+    reward_fn = reward_fn or judge.total
     val = _val_clip_ids([s.id for s in ds.scenes], cfg.val_clips, cfg.seed)
     train_idx = [i for i, q in enumerate(qa) if q.scene_id not in val]
     val_idx = [i for i, q in enumerate(qa) if q.scene_id in val]
@@ -464,7 +492,7 @@ def train_grpo(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str |
     if resume:
         step, history = _load_state(state_dir, params, opt, cfg, init)
     elif eval_idx:
-        history.append({"step": 0, **evaluate(model, qa, prompts, eval_idx, cfg, device, dist=dist)})
+        history.append({"step": 0, **evaluate(model, qa, prompts, eval_idx, cfg, device, dist=dist, judge=judge)})
     bar = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="grpo", unit="step",
                disable=not (progress and dist.is_main))
     for step in bar:
@@ -474,13 +502,14 @@ def train_grpo(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str |
                           else seed_int(rank_seed(dist.rank, cfg.seed, step)))
         idx = draw_prompts(by_level, cfg.level_weights, cfg.prompts_per_step,
                            np.random.default_rng(rank_seed(dist.rank, cfg.seed, step)))
-        stats = grpo_step(model, ref_projector, opt, params, qa, prompts, idx, cfg, reward_fn, device, dist=dist)
+        stats = grpo_step(model, ref_projector, opt, params, qa, prompts, idx, cfg, reward_fn, device, dist=dist,
+                          judge=judge)
         history.append({"step": step + 1, **stats, "seconds": time.perf_counter() - t0})
         bar.set_postfix(reward=f"{stats['reward']:.3f}", kl=f"{stats['kl']:.4f}")
         done = step + 1
         if done % cfg.eval_every == 0 or done == cfg.steps:
             if eval_idx:
-                history.append({"step": done, **evaluate(model, qa, prompts, eval_idx, cfg, device, dist=dist)})
+                history.append({"step": done, **evaluate(model, qa, prompts, eval_idx, cfg, device, dist=dist, judge=judge)})
             if dist.is_main:
                 _save_state(state_dir, done, params, opt, history, cfg, init, dist.world_size)
                 out.mkdir(parents=True, exist_ok=True)
@@ -489,8 +518,9 @@ def train_grpo(data: str | os.PathLike, cache_dir: str | os.PathLike, out: str |
             dist.barrier()
     meta = {"stage": "grpo", "train_config": cfg.to_dict(), "data": str(Path(data).resolve()),
             "init": str(init.resolve()), "reference": "the init checkpoint (LoRA adapter 'ref', frozen projector)",
-            "encoder_checkpoint_sha256": cache.meta["encoder_checkpoint_sha256"],
-            "encoder_mirror_tta": cache.meta["mirror_tta"], "labels": cache.meta["labels"],
+            "encoder_checkpoint_sha256": cache.meta["encoder_checkpoint_sha256"] if cache else None,
+            "encoder_mirror_tta": cache.meta["mirror_tta"] if cache else None,
+            "labels": cache.meta["labels"] if cache else init_meta.get("labels"),
             "train_questions": len(train_idx), "eval_questions": len(eval_idx), "world_size": dist.world_size,
             "lineage": [*init_meta.get("lineage", []), init_meta.get("stage")]}
     if dist.is_main:

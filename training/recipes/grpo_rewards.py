@@ -38,15 +38,18 @@ _WORD = re.compile(r"[A-Za-z]{2,}")
 
 @dataclass(frozen=True)
 class RewardConfig:
-    """The reward is w_correct * correctness + w_partial * partial_credit + w_format * format."""
+    """The reward is w_correct * correctness + w_partial * partial_credit + w_format * format
+    (a program-aided model's: w_correct * correct + w_exact * exact + w_format * format;
+    training/recipes/grpo_programs.py)."""
 
     w_correct: float = 1.0
     w_partial: float = 0.5
     w_format: float = 0.2
+    w_exact: float = 0.5  # program-aided models only: the reference program exactly
     distance_scale_m: float = DISTANCE_SCALE_M  # a distance this far off earns exp(-1) of the credit
 
     def problems(self) -> list[str]:
-        p = [f"{k} must be >= 0, got {getattr(self, k)}" for k in ("w_correct", "w_partial", "w_format")
+        p = [f"{k} must be >= 0, got {getattr(self, k)}" for k in ("w_correct", "w_partial", "w_format", "w_exact")
              if getattr(self, k) < 0]
         if self.distance_scale_m <= 0:
             p.append(f"distance_scale_m must be > 0, got {self.distance_scale_m}")
@@ -133,5 +136,22 @@ def total_reward(item: QAItem, completion_text: str, stopped: bool, cfg: RewardC
     return cfg.w_correct * r["correct"] + cfg.w_partial * r["partial"] + cfg.w_format * r["format"]
 
 
-__all__ = ["NUMERIC_TYPES", "RewardConfig", "correctness", "direction_credit", "format_reward",
+@dataclass(frozen=True)
+class AnswerRewards:
+    """The rewards of a model that answers in sentences (this module's functions), in the shape
+    the GRPO loop asks of every reward (ProgramRewards has the same three methods)."""
+
+    cfg: RewardConfig
+
+    def parts(self, item: QAItem, completion_text: str, stopped: bool) -> dict[str, float]:
+        return reward_parts(item, completion_text, stopped, self.cfg)
+
+    def total(self, item: QAItem, completion_text: str, stopped: bool) -> float:
+        return total_reward(item, completion_text, stopped, self.cfg)
+
+    def correct(self, item: QAItem, completion_text: str) -> bool:
+        return is_correct(item, completion_text)
+
+
+__all__ = ["NUMERIC_TYPES", "AnswerRewards", "RewardConfig", "correctness", "direction_credit", "format_reward",
            "partial_credit", "reward_parts", "total_reward"]

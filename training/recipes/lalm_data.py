@@ -24,7 +24,7 @@ from agent.core.errors import BinauraError
 from agent.core.geometry import sector_of
 from agent.core.labels import display
 from agent.core.prompt import heard_line
-from agent.core.scene import Scene, SourceLabel
+from agent.core.scene import QAItem, Scene, SourceLabel
 from agent.core.seld import SELD_PER_CLASS, DecodeConfig, heard_sources
 from agent.core.tracks import slot_labels
 from agent.qa.programs import program_of
@@ -91,14 +91,7 @@ def build_examples(ds: Dataset, cache: EncoderCache | None, stage: str, heard: b
     if stage != "align" and not ds.qa:
         raise BinauraError(f"{ds.root}: no qa.jsonl; the {stage} stage trains on the QA items")
     if stage == "parse":
-        items = list(ds.qa)
-        if rename:
-            names, rng = extra_names(), np.random.default_rng([seed, 20])
-            items += [r for r in (renamed(q, names, rng) for q in ds.qa) if r is not None]
-        if rewordings:
-            rng = np.random.default_rng([seed, 21])
-            items += [r for r in (reworded(q, rng) for q in ds.qa) if r is not None]
-        return [Example(-1, q.question, None, program_of(q).text(), None, q.scene_id) for q in items]
+        return [parse_example(q) for q in parse_items(ds, seed, rename, rewordings)]
     index = cache.index if cache is not None else {s.id: -1 for s in ds.scenes}  # no audio: no rows
     missing = [s.id for s in ds.scenes if s.id not in index]
     if missing:
@@ -119,6 +112,25 @@ def build_examples(ds: Dataset, cache: EncoderCache | None, stage: str, heard: b
                         describe(s.sources), context(s), s.id) for s in ds.scenes]
     return [Example(index[q.scene_id], q.question, q.options, q.extra.get("answer_reply") or q.answer,
                     context(ds.by_id[q.scene_id]), q.scene_id) for q in ds.qa]
+
+
+def parse_items(ds: Dataset, seed: int = 0, rename: bool = False, rewordings: bool = False) -> list[QAItem]:
+    """The questions the parse stage trains on: every QA item, then (rename) the ones that name a
+    class asked with other names for it, then (rewordings) each asked once in a training-only
+    wording; each keeps its scene, task, parameters and answer."""
+    items = list(ds.qa)
+    if rename:
+        names, rng = extra_names(), np.random.default_rng([seed, 20])
+        items += [r for r in (renamed(q, names, rng) for q in ds.qa) if r is not None]
+    if rewordings:
+        rng = np.random.default_rng([seed, 21])
+        items += [r for r in (reworded(q, rng) for q in ds.qa) if r is not None]
+    return items
+
+
+def parse_example(item: QAItem) -> Example:
+    """A parse-stage example: the question alone, its program as the target."""
+    return Example(-1, item.question, None, program_of(item).text(), None, item.scene_id)
 
 
 class ExampleDataset(torch.utils.data.Dataset):
