@@ -13,12 +13,13 @@ from pathlib import Path
 
 import training.recipes.grpo as grpo
 from export.cli import main
+from training.recipes.grpo_rewards import AnswerRewards
 
-_total_reward, _grpo_step = grpo.total_reward, grpo.grpo_step
+_total_reward, _grpo_step = AnswerRewards.total, grpo.grpo_step
 
 
-def _reward(item, text, stopped, cfg=None):
-    return _total_reward(item, text, stopped, cfg) + 0.01 * len(text)
+def _reward(self, item, text, stopped):
+    return _total_reward(self, item, text, stopped) + 0.01 * len(text)
 
 
 def _logged_step(model, ref_projector, opt, params, qa, prompts, idx, *args, dist, **kwargs):
@@ -31,6 +32,6 @@ def _logged_step(model, ref_projector, opt, params, qa, prompts, idx, *args, dis
 
 
 if __name__ == "__main__":
-    grpo.total_reward, grpo.grpo_step = _reward, _logged_step
+    AnswerRewards.total, grpo.grpo_step = _reward, _logged_step
     Path(sys.argv[sys.argv.index("--out") + 1]).mkdir(parents=True, exist_ok=True)
     sys.exit(main(sys.argv[1:]))
