@@ -27,7 +27,13 @@ from agent.core.labels import LABELS
 from agent.core.predictor import Clip
 from agent.core.scene import QAItem, Scene, SourceLabel
 from agent.qa.check import fitting_tasks, problems, trimmed
-from agent.qa.programs import PROGRAM_OF_TASK, parse_program, program_of, run_program
+from agent.qa.programs import (
+    PROGRAM_OF_TASK,
+    parse_program,
+    program_of,
+    right_on_truth,
+    run_program,
+)
 
 #: A program is a task and a few arguments (the longest on the benchmark: 18 tokens).
 MAX_NEW_TOKENS = 32
@@ -265,12 +271,7 @@ class ProgramAnswering:
                 continue
             n += 1
             exact += text.strip() == program_of(q).text()
-            prog = parse_program(text)
-            if prog is not None:
-                try:
-                    same += run_program(prog, ds.by_id[q.scene_id], q.options)[0] == q.extra.get("answer_text")
-                except (KeyError, ValueError):
-                    pass
+            same += right_on_truth(text, q, ds.by_id[q.scene_id])
         return {"n": n, "exact": exact / n if n else None, "same_answer_on_truth": same / n if n else None}
 
 

@@ -199,6 +199,18 @@ def run_program(program: Program, heard: Scene, options: list[str] | None = None
     return options[i], f"{option_letter(i)}. {sentence}"
 
 
+def right_on_truth(program_text: str, item: QAItem, truth: Scene) -> bool:
+    """Whether a program text, run on the true scene, gives the item's answer (any program
+    that asks the same thing does: how `bench qa` and GRPO's reward judge a written program)."""
+    program = parse_program(program_text)
+    if program is None or "answer_text" not in item.extra:
+        return False
+    try:
+        return run_program(program, truth, item.options)[0] == item.extra["answer_text"]
+    except (KeyError, ValueError):  # an argument the task cannot use (e.g. a sector word it never says)
+        return False
+
+
 def _sentence(task: str, heard: Scene, p: dict, value: str) -> str:
     """The answer sentence for value, or the value itself when the sentence needs a source that
     was not heard."""

@@ -10,9 +10,9 @@ import torch
 
 from agent.core.errors import BinauraError
 from agent.core.labels import LABELS
-from agent.qa.programs import Program, parse_program, program_of
+from agent.qa.programs import Program, parse_program, program_of, right_on_truth
 from training.qa.generate import generate_qa
-from training.recipes.grpo_programs import ProgramRewards, program_questions, right_on_truth
+from training.recipes.grpo_programs import ProgramRewards, program_questions
 from training.recipes.grpo_rewards import RewardConfig
 from training.synth.config import preset
 from training.synth.scenes import sample_spec, spec_to_scene
@@ -64,7 +64,7 @@ def test_another_program_with_the_same_answer_is_right_but_not_exact(scenes_and_
         if q.task != "l2_closer" or q.extra.get("form") == "yesno":
             continue
         text = Program(prog.task, {**prog.args, "a": prog.args["b"], "b": prog.args["a"]}).text()
-        assert right_on_truth(q, scenes[q.scene_id], text), (q.question, text)
+        assert right_on_truth(text, q, scenes[q.scene_id]), (q.question, text)
         assert judge.parts(q, text, True)["exact"] == 0.0
         swapped += 1
     assert swapped >= 3
@@ -79,7 +79,7 @@ def test_the_prompts_follow_the_wordings(scenes_and_items):
     assert not {q.question for q in reworded} & {q.question for q in items}  # training-only wordings alone
     assert len(every) > len(seen) + len(reworded)  # and the renamed questions
     for q in reworded[:50]:  # a rewording asks what its item asks: the same reference program
-        assert right_on_truth(q, scenes[q.scene_id], program_of(q).text())
+        assert right_on_truth(program_of(q).text(), q, scenes[q.scene_id])
     with pytest.raises(BinauraError, match="wordings must be one of"):
         program_questions(ds, "held_out")
 

@@ -383,8 +383,9 @@ def train_grpo(data: str | os.PathLike, cache_dir: str | os.PathLike | None, out
     """GRPO from an SFT checkpoint `init` (or a program-aided parser: its prompts are the parse
     stage's questions, its rewards grpo_programs', and it needs no cache_dir); returns OUT/model
     (also OUT/history.json, OUT/loss.png, OUT/checkpoints). reward_fn: (item, completion_text,
-    stopped) -> reward; default the weighted sum of the model's rewards with cfg.rewards. Under `accelerate launch` / torchrun every rank calls it
-    (module docstring); rank 0 writes the files, and every rank returns once they are written."""
+    stopped) -> reward; default the weighted sum of the model's rewards with cfg.rewards. Under
+    `accelerate launch` / torchrun every rank calls it (module docstring); rank 0 writes the
+    files, and every rank returns once they are written."""
     import copy  # noqa: PLC0415
 
     from tqdm import tqdm  # noqa: PLC0415

@@ -30,23 +30,11 @@ from dataclasses import dataclass
 
 from agent.core.dataset import Dataset
 from agent.core.errors import BinauraError
-from agent.core.scene import QAItem, Scene
+from agent.core.scene import QAItem
 from agent.qa.check import problems
-from agent.qa.programs import parse_program, program_of, run_program
+from agent.qa.programs import parse_program, program_of, right_on_truth
 from training.recipes.grpo_rewards import RewardConfig
 from training.recipes.lalm_data import parse_items
-
-
-def right_on_truth(item: QAItem, truth: Scene, text: str) -> bool:
-    """Whether the program text, run on the true scene, gives the item's answer."""
-    program = parse_program(text)
-    if program is None or "answer_text" not in item.extra:
-        return False
-    try:
-        return run_program(program, truth, item.options)[0] == item.extra["answer_text"]
-    except (KeyError, ValueError):  # an argument the task cannot use (e.g. a sector word it never says)
-        return False
-
 
 WORDINGS = ("seen", "renamed", "reworded", "all")
 
@@ -70,7 +58,7 @@ class ProgramRewards:
     def parts(self, item: QAItem, text: str, stopped: bool) -> dict[str, float]:
         text = text.strip()
         fits = stopped and parse_program(text) is not None and not problems(text, item.question, item.options)
-        return {"correct": float(right_on_truth(item, self.ds.by_id[item.scene_id], text)),
+        return {"correct": float(right_on_truth(text, item, self.ds.by_id[item.scene_id])),
                 "exact": float(text == program_of(item).text()),
                 "format": float(fits)}
 
@@ -79,7 +67,7 @@ class ProgramRewards:
         return self.cfg.w_correct * r["correct"] + self.cfg.w_exact * r["exact"] + self.cfg.w_format * r["format"]
 
     def correct(self, item: QAItem, text: str) -> bool:
-        return right_on_truth(item, self.ds.by_id[item.scene_id], text.strip())
+        return right_on_truth(text.strip(), item, self.ds.by_id[item.scene_id])
 
 
-__all__ = ["WORDINGS", "ProgramRewards", "program_questions", "right_on_truth"]
+__all__ = ["WORDINGS", "ProgramRewards", "program_questions"]
