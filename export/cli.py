@@ -96,6 +96,8 @@ def cmd_synth_sounds(args) -> int:
     from training.synth.realsounds.pool import REAL_SOUNDS_ENV, default_root  # noqa: PLC0415
 
     out = args.out or str(default_root())
+    if args.audit:
+        return _audit_sounds(out, args.audit)
     s = build_real_sounds(out, args.set, progress=not args.quiet)
     size = sum(p.stat().st_size for p in Path(out).rglob("*") if p.is_file())
     print(f"real sounds ({args.set}) -> {out}: {s['files']} files, {s['duration_s'] / 60:.1f} min, "
@@ -109,6 +111,18 @@ def cmd_synth_sounds(args) -> int:
         print(f"no real recordings of: {', '.join(s['missing_classes'])}")
     if Path(out).resolve() != default_root().resolve():
         print(f"the synthesizer finds it with {REAL_SOUNDS_ENV}={out}")
+    return 0
+
+
+def _audit_sounds(kit: str, out: str) -> int:
+    from export.sounds_audit import write_audit  # noqa: PLC0415
+
+    s = write_audit(kit, out)
+    print(f"audit of {kit}: {s['files']} sound files -> {out}; verdicts: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(s["verdicts"].items())))
+    for r in s["heard_as"]:
+        print(f"  heard as {r['heard']} ({r['heard_score']:.2f}; {r['label']} {r['own']:.2f}): "
+              f"{r['id']} [{r['split']}] {r['path']}")
     return 0
 
 
@@ -353,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   "~/.cache/binaura/real-sounds, where the synthesizer looks)")
     rs.add_argument("--set", choices=("core", "full"), default="core")
     rs.add_argument("--quiet", action="store_true")
+    rs.add_argument("--audit", metavar="OUT.json",
+                    help="build nothing: hear every sound file of the kit with YAMNet and write whether it "
+                         "sounds like its class (needs `make yamnet`; export/sounds_audit.py)")
     rs.set_defaults(func=cmd_synth_sounds)
 
     b = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)

@@ -26,7 +26,7 @@ PRESETS = ("train", "bench", "demo", "turning", "bench-real")
 #: Classes with held-out real recordings in the core sound kit (`make sounds`; knocking, clapping
 #: and fan have at most one recording, which the split gives to training).
 REAL_BENCH_CLASSES = ("speech", "music", "bird", "dog", "siren", "car_horn", "alarm", "telephone", "doorbell",
-                      "engine", "footsteps", "glass_breaking", "keyboard", "water")
+                      "engine", "footsteps", "glass_breaking", "keyboard", "water", "clapping")
 
 
 @dataclass
