@@ -1,10 +1,10 @@
 """Check a built real-sounds kit against YAMNet: does each file sound like its class?
 
-The package tables (packages.py) name each file's class from its path and the package's
-pictures; nobody can listen to 2,000 files. YAMNet (AudioSet, agent/localize/yamnet.py) can:
-each sound file is heard whole (band-limited files upsampled to 16 kHz, patches every
-0.48 s), each binaura label's score is its largest over the patches (through the explicit
-AudioSet table), and the file gets a verdict:
+The package tables (training/synth/realsounds/packages.py) name each file's class from its
+path and the package's pictures; nobody can listen to 2,000 files. YAMNet (AudioSet,
+agent/localize/yamnet.py) can: each sound file is heard whole (band-limited files upsampled
+to 16 kHz, patches every 0.48 s), each binaura label's score is its largest over the patches
+(through the explicit AudioSet table), and the file gets a verdict:
 
 - ``agrees``: its own label scores highest;
 - ``heard_as``: its own label stays below OWN_MAX over every patch while another label
