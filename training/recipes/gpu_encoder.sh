@@ -8,8 +8,11 @@
 #   bash training/recipes/gpu_encoder.sh OUT_DIR [SCENES] [TOTAL_SECONDS] [DEVICE]
 #
 # Run from the repository root with the kit in .kit (`binaura synth-kit --out .kit`)
-# and, where the machine lacks them, wheels of soundfile, cffi, pycparser and
-# pyroomacoustics in .whl. The same command runs on a CPU (DEVICE=cpu) for a check.
+# and, where the machine lacks them, wheels of soundfile, cffi, pycparser,
+# pyroomacoustics and h5py in .whl; a SYNTH_CONFIG that draws real recordings or measured
+# heads (train_mix.json) also needs every part of .gpu-assets (`make gpu-kit`: the kit's
+# train side and the training heads, training/recipes/gpu_assets.py), carried in as many
+# calls. The same command runs on a CPU (DEVICE=cpu) for a check.
 # Environment: INIT, SYNTH_SEED, SYNTH_CONFIG (a SynthConfig JSON), TRACKS (output tracks per
 # class, default 1; e.g. TRACKS=2 with SYNTH_CONFIG=training/recipes/train_same_class.json,
 # docs/encoder.md "Several tracks per class"), LR, BATCH, EVAL_EVERY,
@@ -37,6 +40,12 @@ else
   export PYTHONPATH="$PWD"
 fi
 export BINAURA_SYNTH_KIT="$PWD/.kit" PYTHONUNBUFFERED=1
+if ls .gpu-assets/p*/assets.tar.part >/dev/null 2>&1; then  # the real-sounds kit and measured heads (make gpu-kit)
+  assets=$(python3 -m training.recipes.gpu_assets unpack --parts .gpu-assets --to "$work/assets") \
+    || { say "GPU assets did not unpack"; exit 3; }
+  eval "$assets"
+  say "real sounds and measured heads from .gpu-assets ($BINAURA_REAL_SOUNDS, $BINAURA_HEADS)"
+fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
 python3 -c "import sys, numpy, torch; print(sys.version.split()[0], 'numpy', numpy.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 

@@ -75,8 +75,14 @@ MEASURED = {h.name: h for h in (
 )}
 
 
+#: Another folder holding the head files (a GPU machine's unpacked assets, training/recipes/gpu_assets.py).
+HEADS_ENV = "BINAURA_HEADS"
+
+
 def heads_cache_dir() -> Path:
-    """$BINAURA_CACHE/heads (default ~/.cache/binaura/heads)."""
+    """$BINAURA_HEADS, else $BINAURA_CACHE/heads (default ~/.cache/binaura/heads)."""
+    if os.environ.get(HEADS_ENV):
+        return Path(os.environ[HEADS_ENV])
     return Path(os.environ.get("BINAURA_CACHE", Path.home() / ".cache" / "binaura")) / "heads"
 
 

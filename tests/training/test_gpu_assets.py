@@ -1,0 +1,80 @@
+"""Carrying the real-sounds kit and the training heads to a GPU machine (training/recipes/gpu_assets.py):
+parts of a bounded size that join back bit for bit, the kit's train side only, never the
+held-out human head, and a clear error for a missing or damaged part."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from agent.core.errors import BinauraError
+from training.recipes.gpu_assets import MANIFEST, PART_FILE, pack, unpack
+from training.synth.measured_heads import HEADS_ENV, MEASURED
+from training.synth.realsounds.catalog import CATALOG_FILE, SUMMARY_FILE
+from training.synth.realsounds.pool import REAL_SOUNDS_ENV
+
+
+@pytest.fixture
+def sources(tmp_path):
+    kit, heads = tmp_path / "real-sounds", tmp_path / "heads"
+    (kit / "audio/pkg").mkdir(parents=True)
+    heads.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(6):  # incompressible bytes, so the tar spans several parts
+        name = f"audio/pkg/{k:04d}.flac"
+        (kit / name).write_bytes(rng.bytes(40_000))
+        rows.append({"id": f"pkg/{k:04d}", "file": name, "split": "held_out" if k % 3 == 0 else "train"})
+    (kit / CATALOG_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (kit / SUMMARY_FILE).write_text(json.dumps({"format": "binaura-real-sounds-v1", "files": 6}))
+    for h in MEASURED.values():
+        (heads / h.file_name).write_bytes(h.name.encode() * 100)
+    return kit, heads, rows
+
+
+def test_parts_join_back_to_the_train_side_and_the_training_heads(sources, tmp_path):
+    kit, heads, rows = sources
+    m = pack(tmp_path / ".gpu-assets", kit, heads, part_mb=0.05)
+    parts = sorted((tmp_path / ".gpu-assets").glob(f"p*/{PART_FILE}"))
+    assert len(parts) == len(m["parts"]) >= 4 and all(p.stat().st_size <= 50_000 for p in parts)
+    assert (tmp_path / ".gpu-assets" / m["parts"][-1]["part"] / MANIFEST).is_file()
+    assert m["real_sound_files"] == 4 and "ic-subject2.sofa" not in m["heads"]
+    env = unpack(tmp_path / ".gpu-assets", tmp_path / "there")
+    got_kit, got_heads = tmp_path / "there/real-sounds", tmp_path / "there/heads"
+    assert env == {REAL_SOUNDS_ENV: str(got_kit), HEADS_ENV: str(got_heads)}
+    carried = [json.loads(line) for line in (got_kit / CATALOG_FILE).read_text().splitlines()]
+    assert [r["id"] for r in carried] == [r["id"] for r in rows if r["split"] == "train"]
+    for r in rows:  # every train file arrives byte for byte; no held-out file arrives at all
+        there = got_kit / r["file"]
+        if r["split"] == "train":
+            assert hashlib.sha256(there.read_bytes()).digest() == hashlib.sha256((kit / r["file"]).read_bytes()).digest()
+        else:
+            assert not there.exists()
+    assert "train side only" in json.loads((got_kit / SUMMARY_FILE).read_text())["carried"]
+    assert sorted(p.name for p in got_heads.iterdir()) == ["fabian.wav", "ic-subject1.sofa", "kemar-tub.wav"]
+
+
+def test_a_missing_or_damaged_part_is_named(sources, tmp_path):
+    kit, heads, _ = sources
+    out = tmp_path / ".gpu-assets"
+    pack(out, kit, heads, part_mb=0.05)
+    first = out / "p1" / PART_FILE
+    first.write_bytes(first.read_bytes()[:-10])
+    with pytest.raises(BinauraError, match="p1/assets.tar.part: SHA-256 differs"):
+        unpack(out, tmp_path / "there")
+    first.unlink()
+    with pytest.raises(BinauraError, match="p1/assets.tar.part is missing: carry all"):
+        unpack(out, tmp_path / "there")
+    with pytest.raises(BinauraError, match="expected one part holding assets.json"):
+        unpack(tmp_path / "nothing", tmp_path / "there")
+
+
+def test_pack_refuses_a_folder_it_did_not_make(sources, tmp_path):
+    kit, heads, _ = sources
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(BinauraError, match="holds no GPU asset parts; refusing"):
+        pack(tmp_path / "mine", kit, heads)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".mine")] == []  # no partial left
