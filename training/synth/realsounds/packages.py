@@ -5,8 +5,8 @@ agent.core.labels.LABELS, or ``ambience:<kind>`` for real backgrounds), checked 
 to names and pictures on the unpacked packages (issue 22, ../shared/REAL_WORLD.md), never
 guessed from a keyword, and heard again by YAMNet (`binaura synth-sounds --audit`,
 export/sounds_audit.py): a file it hears as another class is looked at and left out by name.
-The first matching rule wins; audio files no rule matches are left out and counted. Versions (and SHA-256 of the downloaded file) are pinned: another version
-is refused, not silently used.
+The first matching rule wins; audio files no rule matches are left out and counted. Versions
+(and SHA-256 of the downloaded file) are pinned: another version is refused, not silently used.
 """
 
 from __future__ import annotations
