@@ -78,3 +78,16 @@ def test_pack_refuses_a_folder_it_did_not_make(sources, tmp_path):
         pack(tmp_path / "mine", kit, heads)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".mine")] == []  # no partial left
+
+
+def test_a_part_size_below_one_byte_is_refused_and_unpack_prints_quoted_exports(sources, tmp_path, capsys):
+    from training.recipes.gpu_assets import main
+
+    kit, heads, _ = sources
+    with pytest.raises(BinauraError, match="expected a part size of at least one byte"):
+        pack(tmp_path / "a", kit, heads, part_mb=0)
+    pack(tmp_path / "a", kit, heads, part_mb=0.05)
+    to = tmp_path / "with space" / "assets"
+    assert main(["unpack", "--parts", str(tmp_path / "a"), "--to", str(to)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"export {REAL_SOUNDS_ENV}='{to}/real-sounds'", f"export {HEADS_ENV}='{to}/heads'"]

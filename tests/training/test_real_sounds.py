@@ -143,6 +143,24 @@ def test_split_never_puts_a_recording_or_speaker_on_both_sides_and_is_determinis
     assert c[0]["split"] == c[2]["split"]
 
 
+def test_pinned_units_keep_their_side_when_packages_come_and_go():
+    free = _entries()
+    assign_splits(free, pins={})
+    flipped = {(e.get("speaker") or e["recording"]): (TRAIN if e["split"] == HELD_OUT else HELD_OUT) for e in free}
+    pinned = _entries()
+    assign_splits(pinned, pins=flipped)  # every unit pinned to the side the rules would not give it
+    assert all(a["split"] != b["split"] for a, b in zip(free, pinned))
+    # a new package joins: the pinned units stay; only the newcomers are split, among themselves
+    grown = _entries() + [dict(e, package="pkgnew", recording="pkgnew:" + e["recording"], speaker=None)
+                          for e in _entries() if e["label"] == "dog"]
+    assign_splits(grown, pins=flipped)
+    assert [e["split"] for e in grown[:len(pinned)]] == [e["split"] for e in pinned]
+    assert {e["split"] for e in grown[len(pinned):]} == {TRAIN, HELD_OUT}
+    # the committed pins hold sides only, and every unit of the shipped split is in them
+    from training.synth.realsounds.split import default_pins
+    assert set(default_pins().values()) == {TRAIN, HELD_OUT} and len(default_pins()) > 300
+
+
 def test_package_tables_name_only_known_classes():
     from agent.core.labels import LABELS
 
@@ -191,6 +209,19 @@ def test_real_share_one_draws_catalog_audio_of_the_class_and_split(use_kit, held
             assert abs(peak_hz - tone) < 20, (src.real, peak_hz, tone)
     audio, scene = render_scene(sample_spec(cfg, 11, 0), cfg)
     assert all("real" in s.extra for s in scene.sources) and np.isfinite(audio).all()
+
+
+def test_an_all_real_benchmark_split_refuses_a_class_the_kit_does_not_hold(use_kit):
+    bench = {"split": "bench", "heads": ("kemar-mit",), "held_out_instances": True}
+    cfg = SynthConfig(classes=("dog", "water"), max_sources=2, duration_s=1.0, p_reverberant=0.0,
+                      real_share=1.0, **bench).validate()
+    with pytest.raises(BinauraError, match="holds none of 'water'; rebuild it"):
+        for index in range(8):  # some scene draws a water source, which the fake kit lacks
+            sample_spec(cfg, 11, index)
+    train = SynthConfig(classes=("dog", "water"), max_sources=2, duration_s=1.0, p_reverberant=0.0,
+                        real_share=1.0).validate()
+    specs = [sample_spec(train, 11, index) for index in range(8)]  # training: water stays procedural
+    assert {s.label for sp in specs for s in sp.sources if s.real is None} == {"water"}
 
 
 def test_real_ambience_background_keeps_the_head_coherence(use_kit):

@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import shlex
 import shutil
 import sys
 import tarfile
@@ -29,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 from agent.core.errors import BinauraError
-from training.synth.heads import HELD_OUT_HUMAN_HEADS
+from training.synth.heads import allowed_in_training
 from training.synth.measured_heads import HEADS_ENV, MEASURED, heads_cache_dir
 from training.synth.realsounds.catalog import CATALOG_FILE, SUMMARY_FILE
 from training.synth.realsounds.pool import REAL_SOUNDS_ENV, default_root
@@ -51,7 +52,7 @@ def _write_tar(path: Path, kit: Path, heads: Path) -> dict:
     train = [r for r in rows if r["split"] == TRAIN]
     summary = json.loads((kit / SUMMARY_FILE).read_text())
     summary["carried"] = f"train side only ({len(train)} of {len(rows)} files): training/recipes/gpu_assets.py"
-    head_files = sorted({MEASURED[h].file_name for h in MEASURED if h not in HELD_OUT_HUMAN_HEADS})
+    head_files = sorted({MEASURED[h].file_name for h in MEASURED if allowed_in_training(h)})
     with tarfile.open(path, "w") as tar:
         _add_bytes(tar, f"real-sounds/{CATALOG_FILE}", "".join(json.dumps(r) + "\n" for r in train).encode())
         _add_bytes(tar, f"real-sounds/{SUMMARY_FILE}", json.dumps(summary, indent=2).encode())
@@ -71,6 +72,8 @@ def pack(out: str | os.PathLike, kit: str | os.PathLike | None = None, heads: st
     heads = Path(heads) if heads else heads_cache_dir()
     if not (kit / CATALOG_FILE).is_file():
         raise BinauraError(f"no real-sounds kit at {kit}; build it with `make sounds`")
+    if not part_mb * 1e6 >= 1:
+        raise BinauraError(f"--part-mb {part_mb}: expected a part size of at least one byte (24 MB fits a device call)")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
@@ -97,6 +100,20 @@ def pack(out: str | os.PathLike, kit: str | os.PathLike | None = None, heads: st
     return manifest
 
 
+def _extract(tar: tarfile.TarFile, to: Path) -> None:
+    """Extract plain files and folders inside `to` only (tarfile's "data" filter where this Python has it)."""
+    try:
+        tar.extractall(to, filter="data")
+        return
+    except TypeError:  # Python before 3.10.12 / 3.11.4: no extraction filters
+        pass
+    root = to.resolve()
+    for m in tar.getmembers():
+        if not (m.isfile() or m.isdir()) or not (to / m.name).resolve().is_relative_to(root):
+            raise BinauraError(f"{m.name}: not a plain file inside the assets folder; refusing to extract")
+    tar.extractall(to)
+
+
 def unpack(parts: str | os.PathLike, to: str | os.PathLike) -> dict[str, str]:
     """Join and check the parts under `parts`, extract into `to`; returns the environment to set."""
     parts, to = Path(parts), Path(to)
@@ -107,7 +124,9 @@ def unpack(parts: str | os.PathLike, to: str | os.PathLike) -> dict[str, str]:
     manifest = json.loads(found[0].read_text())
     if manifest.get("format") != FORMAT:
         raise BinauraError(f"{found[0]}: expected {FORMAT}, found {manifest.get('format')!r}")
-    to.mkdir(parents=True, exist_ok=True)
+    if to.exists():
+        shutil.rmtree(to)  # a fresh folder: nothing of an earlier unpack mixes in
+    to.mkdir(parents=True)
     joined = to / "assets.tar"
     with open(joined, "wb") as f:
         for p in manifest["parts"]:
@@ -118,9 +137,11 @@ def unpack(parts: str | os.PathLike, to: str | os.PathLike) -> dict[str, str]:
             if hashlib.sha256(data).hexdigest() != p["sha256"]:
                 raise BinauraError(f"{path}: SHA-256 differs from the manifest's (a truncated transfer?)")
             f.write(data)
-    with tarfile.open(joined) as tar:
-        tar.extractall(to, filter="data")
-    joined.unlink()
+    try:
+        with tarfile.open(joined) as tar:
+            _extract(tar, to)
+    finally:
+        joined.unlink()
     return {REAL_SOUNDS_ENV: str(to / "real-sounds"), HEADS_ENV: str(to / "heads")}
 
 
@@ -141,7 +162,7 @@ def main(argv=None) -> int:
                   f"{len(m['parts'])} parts, {m['bytes'] / 1e6:.0f} MB; carry each .gpu-assets/pK", file=sys.stderr)
         else:
             for k, v in unpack(args.parts, args.to).items():
-                print(f"export {k}={v}")
+                print(f"export {k}={shlex.quote(v)}")
     except BinauraError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

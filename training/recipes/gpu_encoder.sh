@@ -43,7 +43,7 @@ export BINAURA_SYNTH_KIT="$PWD/.kit" PYTHONUNBUFFERED=1
 if ls .gpu-assets/p*/assets.tar.part >/dev/null 2>&1; then  # the real-sounds kit and measured heads (make gpu-kit)
   assets=$(python3 -m training.recipes.gpu_assets unpack --parts .gpu-assets --to "$work/assets") \
     || { say "GPU assets did not unpack"; exit 3; }
-  eval "$assets"
+  eval "$assets" || { say "GPU assets: bad environment"; exit 3; }
   say "real sounds and measured heads from .gpu-assets ($BINAURA_REAL_SOUNDS, $BINAURA_HEADS)"
 fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true

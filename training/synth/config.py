@@ -23,8 +23,9 @@ from training.synth.heads import (
 
 MAX_SOURCES = 4
 PRESETS = ("train", "bench", "demo", "turning", "bench-real")
-#: Classes with held-out real recordings in the core sound kit (`make sounds`; knocking, clapping
-#: and fan have at most one recording, which the split gives to training).
+#: Classes with held-out real recordings in the core sound kit (`make sounds`; knocking and fan
+#: have at most one recording, which the split gives to training). A kit without one of them
+#: stops the synthesis of this split with an error (realsounds/draw.py).
 REAL_BENCH_CLASSES = ("speech", "music", "bird", "dog", "siren", "car_horn", "alarm", "telephone", "doorbell",
                       "engine", "footsteps", "glass_breaking", "keyboard", "water", "clapping")
 

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.fft as sfft
 from scipy.fft import next_fast_len
 
+from agent.core.errors import BinauraError
 from training.synth.realsounds.pool import open_real_sounds, split_for
 
 #: SceneSpec.extra key of the real ambience entry id (a diffuse background instead of noise).
@@ -34,6 +35,10 @@ def draw_real(cfg, sources: list, rng: np.random.Generator, again: np.random.Gen
             playing = [s.real for s in sources[:k] if s.label == src.label and s.real is not None]
             src.real = kit.pick(src.label, split, rng, cfg.real_band_limited_weight,  # None: none of that class
                                 avoid=playing, again=again)
+            if src.real is None and cfg.held_out_instances and cfg.real_share >= 1.0:
+                raise BinauraError(f"an all-real benchmark split needs a held-out recording of every class, and "
+                                   f"the sound kit at {kit.root} holds none of {src.label!r}; rebuild it "
+                                   f"(`make sounds`) or leave the class out of the config")
     extra = {}
     if rng.random() < cfg.real_background_share:
         found = kit.pick("ambience", split, rng, cfg.real_band_limited_weight)

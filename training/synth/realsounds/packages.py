@@ -84,7 +84,7 @@ _QABCS_ENGINES = "airplane excavator helicopter quadrocopter tractor".split()
 
 #: openttd-opensfx container entries (index -> target); the rest are game effects or
 #: mixes with toy sounds ("Toyland") and are left out. Entry 14, "Level crossing", was an
-#: alarm until the audit: a passing train drowns its bell (YAMNet: train 0.98, alarm 0.00).
+#: alarm until the audit: a passing train drowns its bell (YAMNet: vehicle 0.98, alarm 0.00).
 OPENSFX_ENTRIES: dict[int, str] = {
     8: "engine", 9: "engine", 24: "engine", 25: "engine", 27: "engine", 28: "engine", 59: "engine",
     61: "engine", 35: "car_horn", 29: "clapping", 66: "bird", 72: "bird",

@@ -9,18 +9,28 @@ of a key press). Per class (and per ambience kind):
   with at least one unit on each side whenever there are two or more.
 A recording whose files landed on both sides (files of one recording under two classes)
 goes to held-out entirely, so no recording is ever on both sides.
+
+Sides are pinned (PINS_FILE, written from the kit of 2026-12-02): a unit that was split once
+keeps its side when packages are added or left out, so a recording that trained a model can
+never later be scored as held out. Only units the pins do not know are split by the rules
+above, among themselves. (Adding six packages before the pins existed moved seven recordings
+between sides: docs/benchmark.md, "The kit, checked by ear".)
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
+from functools import lru_cache
+from pathlib import Path
 
 SALT = "binaura-real-sounds-split-v1"
 HOLD_SHARE = 0.2
 HOLD_PACKAGE_SHARE = (0.05, 0.35)
 TRAIN, HELD_OUT = "train", "held_out"
 SPLITS = (TRAIN, HELD_OUT)
+PINS_FILE = Path(__file__).with_name("split_pins.json")
 
 
 def _h(*parts: str) -> float:
@@ -36,17 +46,30 @@ def group_of(entry: dict) -> str:
     return entry["label"] if entry["kind"] == "sound" else "ambience:" + entry["ambience"]
 
 
-def assign_splits(entries: list[dict]) -> dict[str, str]:
-    """Set entry["split"] for every entry; returns how each class was split (for the summary)."""
+@lru_cache(maxsize=1)
+def default_pins() -> dict[str, str]:
+    """{unit: side} of every unit split before (PINS_FILE)."""
+    return json.loads(PINS_FILE.read_text())["sides"]
+
+
+def assign_splits(entries: list[dict], pins: dict[str, str] | None = None) -> dict[str, str]:
+    """Set entry["split"] for every entry (pinned units keep their side; `pins` None: the
+    committed pins, {} for none); returns how each class was split (for the summary)."""
+    pins = default_pins() if pins is None else pins
     by_group: dict[str, list[dict]] = defaultdict(list)
     for e in entries:
         by_group[group_of(e)].append(e)
     how: dict[str, str] = {}
     for group in sorted(by_group):
         items = by_group[group]
-        held_units = _held_package(group, items, how) or _held_units(group, items, how)
+        new = [e for e in items if unit_of(e) not in pins]
+        held_units = (_held_package(group, new, how) or _held_units(group, new, how)) if new else set()
+        n_pinned = len({unit_of(e) for e in items if unit_of(e) in pins})
+        if n_pinned:
+            how[group] = f"{n_pinned} pinned unit(s)" + (f"; new ones: {how[group]}" if new else "")
         for e in items:
-            e["split"] = HELD_OUT if unit_of(e) in held_units else TRAIN
+            side = pins.get(unit_of(e))
+            e["split"] = side if side is not None else (HELD_OUT if unit_of(e) in held_units else TRAIN)
     sides: dict[str, set[str]] = defaultdict(set)
     for e in entries:
         sides[e["recording"]].add(e["split"])
