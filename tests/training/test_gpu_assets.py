@@ -91,3 +91,38 @@ def test_a_part_size_below_one_byte_is_refused_and_unpack_prints_quoted_exports(
     assert main(["unpack", "--parts", str(tmp_path / "a"), "--to", str(to)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [f"export {REAL_SOUNDS_ENV}='{to}/real-sounds'", f"export {HEADS_ENV}='{to}/heads'"]
+
+
+def test_wheels_and_the_gguf_travel_split_and_come_back_whole(tmp_path):
+    from training.recipes.gpu_assets import GGUF_ENV, WHEELS_ENV
+
+    rng = np.random.default_rng(1)
+    (tmp_path / "whl").mkdir()
+    big = rng.bytes(120_000)  # larger than a part: split across several, joined back
+    (tmp_path / "whl" / "bitsandbytes-0-py3-none-any.whl").write_bytes(big)
+    (tmp_path / "whl" / "trl-0-py3-none-any.whl").write_bytes(b"small")
+    (tmp_path / "model.gguf").write_bytes(rng.bytes(30_000))
+    m = pack(tmp_path / "llm-parts", with_kit=False, wheels=tmp_path / "whl", gguf=tmp_path / "model.gguf",
+             part_mb=0.05)
+    assert len(m["parts"]) >= 4 and "heads" not in m and m["gguf"] == "model.gguf"
+    env = unpack(tmp_path / "llm-parts", tmp_path / "there")
+    assert set(env) == {WHEELS_ENV, GGUF_ENV}  # no kit, no heads: nothing names them
+    there = tmp_path / "there"
+    assert (there / "whl" / "bitsandbytes-0-py3-none-any.whl").read_bytes() == big
+    assert env[GGUF_ENV] == str(there / "llm" / "model.gguf")
+    with pytest.raises(BinauraError, match="nothing to pack"):
+        pack(tmp_path / "empty", with_kit=False)
+
+
+def test_unpack_needs_the_standard_library_alone_and_names_what_the_synthesizer_reads():
+    import subprocess
+    import sys
+
+    import training.recipes.gpu_assets as g
+
+    # the GPU machine unpacks before any wheel (soundfile, h5py) is installed
+    code = "import sys, training.recipes.gpu_assets; print(sorted(m for m in ('numpy', 'soundfile', " \
+           "'training.synth') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert (g.REAL_SOUNDS_ENV, g.HEADS_ENV) == (REAL_SOUNDS_ENV, HEADS_ENV)

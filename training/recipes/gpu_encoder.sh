@@ -32,20 +32,20 @@ log="$out/job.log"
 exec > >(tee -a "$log") 2>&1
 say() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$work/site" .whl/*.whl \
-    || { say "wheel install failed"; exit 3; }
-  export PYTHONPATH="$work/site:$PWD"
-else
-  export PYTHONPATH="$PWD"
-fi
-export BINAURA_SYNTH_KIT="$PWD/.kit" PYTHONUNBUFFERED=1
-if ls .gpu-assets/p*/assets.tar.part >/dev/null 2>&1; then  # the real-sounds kit and measured heads (make gpu-kit)
+export PYTHONPATH="$PWD"
+if ls .gpu-assets/p*/assets.tar.part >/dev/null 2>&1; then  # kit, heads, wheels (make gpu-kit); stdlib only
   assets=$(python3 -m training.recipes.gpu_assets unpack --parts .gpu-assets --to "$work/assets") \
     || { say "GPU assets did not unpack"; exit 3; }
   eval "$assets" || { say "GPU assets: bad environment"; exit 3; }
-  say "real sounds and measured heads from .gpu-assets ($BINAURA_REAL_SOUNDS, $BINAURA_HEADS)"
+  say "from .gpu-assets: ${BINAURA_REAL_SOUNDS:-no real sounds}, ${BINAURA_HEADS:-no heads}, ${BINAURA_GPU_WHEELS:-no wheels}"
 fi
+shopt -s nullglob; wheels=(.whl/*.whl); [ -n "${BINAURA_GPU_WHEELS:-}" ] && wheels+=("$BINAURA_GPU_WHEELS"/*.whl); shopt -u nullglob
+if [ ${#wheels[@]} -gt 0 ]; then  # .whl carried as is, or split inside .gpu-assets (not both)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$work/site" "${wheels[@]}" \
+    || { say "wheel install failed"; exit 3; }
+  export PYTHONPATH="$work/site:$PWD"
+fi
+export BINAURA_SYNTH_KIT="$PWD/.kit" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
 python3 -c "import sys, numpy, torch; print(sys.version.split()[0], 'numpy', numpy.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 

@@ -9,10 +9,12 @@
 #
 # SCENES: training scenes (default 3000, ~53,000 QA items); TOTAL_SECONDS: the whole job's
 # budget (default 540: a device command may run 600 s, the bootstrap's ~30 s included); DEVICE: cuda
-# (default) or cpu. Run from the repository root. On a GPU machine of this project:
-#   eval "$(bash .gpu/pN/bootstrap.sh)"   # ../shared/gpu/stage.sh: wheels in /tmp/site, the
-#                                         # GGUF (exports PYTHONPATH and BINAURA_BASE_GGUF)
+# (default) or cpu. Run from the repository root. On a GPU machine of this project, with the
+# parts of `make gpu-llm` (.gpu-llm/p1..pN: the GGUF and the wheels in 24 MB parts, one device
+# call each; the script unpacks them, installs the wheels and sets BINAURA_BASE_GGUF):
 #   bash training/recipes/gpu_lalm.sh $OUT 3000 540 cuda
+# (or, with ../shared/gpu/stage.sh's 45 MB parts, which no longer fit a call beside this
+# working tree: eval "$(bash .gpu/pN/bootstrap.sh)" first)
 # with the synthesis kit in .kit (`binaura synth-kit --out .kit --per-voice 40`, carried;
 # without .kit the system's TTS and slab are used, as here). The same command runs on a CPU
 # for a check with a tiny random LLM:
@@ -145,8 +147,16 @@ if [ "$select_seed" = "20261126" ]; then say "SELECT_SEED is the benchmark's see
 if [ $on_gpu = 1 ]; then par=${PAR:-2}; bench_par=${BENCH_PAR:-9}; score_s=${SCORE_S:-200}
 else par=${PAR:-1}; bench_par=${BENCH_PAR:-2}; score_s=${SCORE_S:-60}; fi
 
-if ls .whl/*.whl >/dev/null 2>&1; then
-  $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$work/site" .whl/*.whl \
+# GGUF + Python 3.12 wheels in parts (make gpu-llm; stdlib only): on the GPU, or with GPU_ASSETS=1
+if { [ $on_gpu = 1 ] || [ "${GPU_ASSETS:-0}" = 1 ]; } && ls .gpu-llm/p*/assets.tar.part >/dev/null 2>&1; then
+  assets=$(PYTHONPATH="$PWD" $py -m training.recipes.gpu_assets unpack --parts .gpu-llm --to "$work/assets") \
+    || { say "GPU assets did not unpack"; exit 3; }
+  eval "$assets" || { say "GPU assets: bad environment"; exit 3; }
+  say "from .gpu-llm: ${BINAURA_BASE_GGUF:-no GGUF}, ${BINAURA_GPU_WHEELS:-no wheels}"
+fi
+shopt -s nullglob; wheels=(.whl/*.whl); [ -n "${BINAURA_GPU_WHEELS:-}" ] && wheels+=("$BINAURA_GPU_WHEELS"/*.whl); shopt -u nullglob
+if [ ${#wheels[@]} -gt 0 ]; then
+  $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$work/site" "${wheels[@]}" \
     || { say "wheel install failed"; exit 3; }
   export PYTHONPATH="$work/site:${PYTHONPATH:-}"
 fi
