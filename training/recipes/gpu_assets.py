@@ -38,12 +38,11 @@ from agent.core.errors import BinauraError
 # `unpack` runs on the GPU machine before any wheel is installed (soundfile may be missing
 # there): it needs the standard library alone, so the synthesizer is imported only to pack.
 FORMAT = "binaura-gpu-assets-v1"
-#: The variables the synthesizer reads (training.synth: REAL_SOUNDS_ENV, HEADS_ENV; a test
-#: checks they agree) and the ones the GPU recipes read.
+MANIFEST, PART_FILE = "assets.json", "assets.tar.part"
+#: The variables the synthesizer reads (training.synth's REAL_SOUNDS_ENV and HEADS_ENV; a test
+#: checks they agree), and the ones the GPU recipes read.
 REAL_SOUNDS_ENV, HEADS_ENV = "BINAURA_REAL_SOUNDS", "BINAURA_HEADS"
-MANIFEST = "assets.json"
 WHEELS_ENV, GGUF_ENV = "BINAURA_GPU_WHEELS", "BINAURA_BASE_GGUF"
-PART_FILE = "assets.tar.part"
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
