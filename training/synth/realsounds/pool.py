@@ -51,6 +51,7 @@ class RealSounds:
                                f"`binaura synth-sounds --out {self.root}`, or set {REAL_SOUNDS_ENV}") from e
         if meta.get("format") != FORMAT:
             raise BinauraError(f"{self.root}: expected a {FORMAT} kit, found {meta.get('format')!r}")
+        self.meta = meta  # the kit's summary
         self.entries = {r["id"]: r for r in rows}
         self._index: dict[tuple[str, str], list[str]] = {}
         for r in rows:
