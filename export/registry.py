@@ -18,6 +18,9 @@ DEFAULT_LOCALIZER = "encoder"
 MIRROR_OPTIONS = {"mirror": (True, "mean"), "mirror-polar": (True, "polar"), "single": (False, None)}
 #: an exported encoder's option: YAMNet may rename its sources, directions kept (agent.localize.relabel)
 YAMNET_OPTION = "yamnet"
+#: an exported encoder's option names=DIR: another exported encoder names its sources, directions
+#: kept (agent.localize.namer)
+NAMES_OPTION = "names="
 
 
 
@@ -33,9 +36,12 @@ def make_localizer(name: str, seed: int = 0):
     base, _, tail = name.partition(":")
     opts = set(tail.split(":")) if tail else set()
     scales = {o for o in opts if o.startswith("scale=")}
-    if (opts - scales - {"fp16", YAMNET_OPTION, *MIRROR_OPTIONS} or len(opts & set(MIRROR_OPTIONS)) > 1
-            or len(scales) > 1):
-        base, opts, scales = name, set(), set()  # a path that itself holds a colon
+    namers = {o for o in opts if o.startswith(NAMES_OPTION)}
+    if (opts - scales - namers - {"fp16", YAMNET_OPTION, *MIRROR_OPTIONS} or len(opts & set(MIRROR_OPTIONS)) > 1
+            or len(scales) > 1 or len(namers) > 1):
+        base, opts, scales, namers = name, set(), set(), set()  # a path that itself holds a colon
+    if namers and YAMNET_OPTION in opts:
+        raise BinauraError(f"--model {name!r}: :yamnet and :names=DIR both rename the sources; expected one of them")
     precision = "fp16" if "fp16" in opts else "fp32"
     # mirror averaging: forced on (and how it combines) or off, else the export's own default (its manifest)
     mirror, mode = next((MIRROR_OPTIONS[o] for o in opts if o in MIRROR_OPTIONS), (None, None))
@@ -50,8 +56,8 @@ def make_localizer(name: str, seed: int = 0):
     if base == "encoder":
         from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
 
-        return _with_yamnet(EncoderLocalizer(precision=precision, mirror_tta=mirror, name=f"encoder{tag}",
-                                             head_scale=head_scale, mirror_mode=mode), opts)
+        return _renamed(EncoderLocalizer(precision=precision, mirror_tta=mirror, name=f"encoder{tag}",
+                                         head_scale=head_scale, mirror_mode=mode), opts, namers, head_scale)
     path = Path(base)
     if path.is_file() and path.suffix in (".pt", ".pth") and not opts:
         from training.eval.torch_localizer import TorchEncoderLocalizer  # noqa: PLC0415
@@ -60,22 +66,31 @@ def make_localizer(name: str, seed: int = 0):
     if path.is_dir() or (path.is_file() and path.suffix == ".onnx"):
         from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
 
-        return _with_yamnet(EncoderLocalizer(path, precision=precision, mirror_tta=mirror, mirror_mode=mode,
-                                             name=f"onnx-{precision}{mirror_tag}:{path.name}",
-                                             head_scale=head_scale), opts)
+        return _renamed(EncoderLocalizer(path, precision=precision, mirror_tta=mirror, mirror_mode=mode,
+                                         name=f"onnx-{precision}{mirror_tag}:{path.name}",
+                                         head_scale=head_scale), opts, namers, head_scale)
     raise BinauraError(f"--model {name!r}: expected encoder, one of {', '.join(BASELINE_LOCALIZERS)}, a training "
                        f"checkpoint (.pt) or an exported encoder (folder or .onnx); an exported encoder takes "
                        f":fp16 (its fp16 variant), one of :mirror, :mirror-polar or :single (left-right mirror "
                        f"averaging on, as a Cartesian mean or on the cone of confusion, or off; default: as its "
                        f"manifest says) and :scale=S (the listening head's size over KEMAR's, "
-                       f"features warped to match) and :yamnet (YAMNet renames the sources it hears, directions "
-                       f"kept), e.g. encoder:single, encoder:scale=1.2, encoder:yamnet")
+                       f"features warped to match), :yamnet (YAMNet renames the sources it hears, directions "
+                       f"kept) or :names=DIR (the exported encoder in DIR names them, directions kept), e.g. "
+                       f"encoder:single, encoder:scale=1.2, encoder:yamnet")
 
 
-def _with_yamnet(encoder, opts: set[str]):
-    """The encoder localizer as it is, or with :yamnet wrapped so that YAMNet may rename its
-    sources (agent.localize.relabel); its name (which already shows :yamnet) is kept. Fails
-    with YamnetRuntime's error, naming the set-up command, when YAMNet is not set up."""
+def _renamed(encoder, opts: set[str], namers: set[str], head_scale: float):
+    """The encoder localizer as it is, or wrapped so that YAMNet (:yamnet, agent.localize.relabel)
+    or another exported encoder (:names=DIR, agent.localize.namer) names its sources; its name
+    (which already shows the option) is kept. :yamnet fails with YamnetRuntime's error, naming
+    the set-up command, when YAMNet is not set up; :names=DIR with the runtime's, naming DIR."""
+    if namers:
+        from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
+        from agent.localize.namer import NamedLocalizer  # noqa: PLC0415
+
+        folder = Path(next(iter(namers))[len(NAMES_OPTION):])
+        return NamedLocalizer(encoder, EncoderLocalizer(folder, head_scale=head_scale, name=f"namer:{folder.name}"),
+                              name=encoder.name)
     if YAMNET_OPTION not in opts:
         return encoder
     from agent.localize.relabel import YamnetRelabelLocalizer  # noqa: PLC0415

@@ -14,7 +14,7 @@ from training.synth.realsounds import pool as pool_mod
 from training.synth.realsounds.catalog import CATALOG_FILE, build_real_sounds
 from training.synth.realsounds.opensfx import parse_cat
 from training.synth.realsounds.packages import PACKAGES, PackageSpec
-from training.synth.realsounds.split import HELD_OUT, TRAIN, assign_splits
+from training.synth.realsounds.split import HELD_OUT, TRAIN, assign_splits, train_half
 from training.synth.scenes import dry_signal, render_scene, sample_spec
 
 RATE = 44100
@@ -222,6 +222,30 @@ def test_an_all_real_benchmark_split_refuses_a_class_the_kit_does_not_hold(use_k
                         real_share=1.0).validate()
     specs = [sample_spec(train, 11, index) for index in range(8)]  # training: water stays procedural
     assert {s.label for sp in specs for s in sp.sources if s.real is None} == {"water"}
+
+
+def test_a_half_of_the_train_side_draws_only_its_own_recordings(use_kit):
+    kit = pool_mod.open_real_sounds()
+    train = {label: kit.ids(label, TRAIN) for label in ("dog", "bird", "siren")}
+    halves = {h: {label: kit.ids(label, TRAIN, h) for label in train} for h in ("a", "b")}
+    for label, ids in train.items():  # the halves cut the train side in two, by unit
+        assert sorted(halves["a"][label] + halves["b"][label]) == sorted(ids)
+        assert all(train_half(kit.entries[i]) == h for h in "ab" for i in halves[h][label])
+    # a speaker's words are one unit: never in both halves
+    talk = [{"speaker": f"talk/{s}", "recording": f"talk:{s}/{w}"} for s in "abcdefgh" for w in range(3)]
+    assert all(len({train_half(e) for e in talk if e["speaker"] == f"talk/{s}"}) == 1 for s in "abcdefgh")
+    assert {train_half(e) for e in talk} == {"a", "b"}
+    for h in ("a", "b"):
+        cfg = _cfg(real_share=1.0, real_train_half=h)
+        for index in range(6):
+            for src in sample_spec(cfg, 5, index).sources:  # a class the half lacks stays procedural
+                assert src.real is None or train_half(kit.entries[src.real]) == h
+    with pytest.raises(BinauraError, match="half"):
+        kit.ids("dog", HELD_OUT, "a")
+    with pytest.raises(BinauraError, match="real_train_half"):
+        _cfg(real_train_half="c")
+    with pytest.raises(BinauraError, match="held_out_instances"):
+        _cfg(real_train_half="a", split="bench", heads=("kemar-mit",), held_out_instances=True)
 
 
 def test_real_ambience_background_keeps_the_head_coherence(use_kit):

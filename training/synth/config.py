@@ -64,6 +64,10 @@ class SynthConfig:
     real_share: float = 0.0
     real_band_limited_weight: float = 0.25
     real_background_share: float = 0.0
+    # Draw the train side's real recordings from one half of it only ("a" or "b",
+    # realsounds.split.train_half; "" for all): a model learns on one half and is chosen on
+    # scenes of the other, recordings it never heard, without touching the held-out side.
+    real_train_half: str = ""
     # The recording device (training/synth/device.py): the share of scenes whose level is drawn
     # from device_rms_dbfs and clipped at full scale instead of scaled down, and the share
     # recorded at one of band_limited_rates_hz and upsampled back as the runtime does.
@@ -117,6 +121,12 @@ class SynthConfig:
                      "p_band_limited", "p_same_class"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 p.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.real_train_half not in ("", "a", "b"):
+            p.append(f"real_train_half must be '', 'a' or 'b' (a half of the kit's train side), got "
+                     f"{self.real_train_half!r}")
+        elif self.real_train_half and self.held_out_instances:
+            p.append("real_train_half picks a half of the kit's train side; held_out_instances draws the held-out "
+                     "side: set one of them")
         self._range(p, "device_rms_dbfs", self.device_rms_dbfs, -90.0, 20.0)
         rates = self.band_limited_rates_hz  # read only when band limiting is on (a 16 kHz scene has no lower rate)
         if self.p_band_limited > 0 and (not isinstance(rates, tuple | list) or not rates or not all(

@@ -34,14 +34,14 @@ def draw_real(cfg, sources: list, rng: np.random.Generator, again: np.random.Gen
         if rng.random() < cfg.real_share:
             playing = [s.real for s in sources[:k] if s.label == src.label and s.real is not None]
             src.real = kit.pick(src.label, split, rng, cfg.real_band_limited_weight,  # None: none of that class
-                                avoid=playing, again=again)
+                                avoid=playing, again=again, half=cfg.real_train_half)
             if src.real is None and cfg.held_out_instances and cfg.real_share >= 1.0:
                 raise BinauraError(f"an all-real benchmark split needs a held-out recording of every class, and "
                                    f"the sound kit at {kit.root} holds none of {src.label!r}; rebuild it "
                                    f"(`make sounds`) or leave the class out of the config")
     extra = {}
     if rng.random() < cfg.real_background_share:
-        found = kit.pick("ambience", split, rng, cfg.real_band_limited_weight)
+        found = kit.pick("ambience", split, rng, cfg.real_band_limited_weight, half=cfg.real_train_half)
         if found is not None:
             extra[AMBIENCE_KEY] = found
     return extra

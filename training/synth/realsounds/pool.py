@@ -20,7 +20,7 @@ import numpy as np
 from agent.core.audio import resample_to
 from agent.core.errors import BinauraError
 from training.synth.realsounds.catalog import CATALOG_FILE, FORMAT, SUMMARY_FILE
-from training.synth.realsounds.split import HELD_OUT, TRAIN, unit_of
+from training.synth.realsounds.split import HELD_OUT, TRAIN, TRAIN_HALVES, train_half, unit_of
 
 REAL_SOUNDS_ENV = "BINAURA_REAL_SOUNDS"
 #: Pauses between the words of one real talker, and between repeats of a short clip (s).
@@ -58,20 +58,28 @@ class RealSounds:
             key = r["label"] if r["kind"] == "sound" else "ambience"
             self._index.setdefault((key, r["split"]), []).append(r["id"])
 
-    def ids(self, label: str, split: str) -> list[str]:
-        """Entry ids of a class (or "ambience") on one side of the split, in catalog order."""
-        return self._index.get((label, split), [])
+    def ids(self, label: str, split: str, half: str = "") -> list[str]:
+        """Entry ids of a class (or "ambience") on one side of the split, in catalog order; with
+        half ("a" or "b", the train side only), those of that half of the train side (split.train_half)."""
+        ids = self._index.get((label, split), [])
+        if not half:
+            return ids
+        if half not in TRAIN_HALVES or split != TRAIN:
+            raise BinauraError(f"a half of the kit is one of {TRAIN_HALVES} of its {TRAIN!r} side, got "
+                               f"half {half!r} of {split!r}")
+        return [i for i in ids if train_half(self.entries[i]) == half]
 
     def pick(self, label: str, split: str, rng: np.random.Generator, band_limited_weight: float,
-             avoid: Collection[str] = (), again: np.random.Generator | None = None) -> str | None:
-        """An entry id of the class on that side, band-limited ones weighted down; None when there is none.
+             avoid: Collection[str] = (), again: np.random.Generator | None = None, half: str = "") -> str | None:
+        """An entry id of the class on that side (and half, `ids`), band-limited ones weighted down;
+        None when there is none.
 
         avoid: entries other sources of the scene already play. A draw that would play one of
         their recordings again (another source of the same sound-maker, see apart) is drawn once
         more, from `again` (default rng), among the entries apart from them; any other draw, and
         rng's stream, stay as without avoid. A side holding nothing apart plays one again.
         """
-        ids = self.ids(label, split)
+        ids = self.ids(label, split, half)
         if not ids:
             return None
         w = np.array([band_limited_weight if self.entries[i]["band_limited"] else 1.0 for i in ids])

@@ -26,6 +26,10 @@ from functools import lru_cache
 from pathlib import Path
 
 SALT = "binaura-real-sounds-split-v1"
+#: Halves of the train side ("a", "b"), for models that must be scored on recordings they never
+#: heard without touching the held-out side (a namer learns on half a, is chosen on half b).
+TRAIN_HALVES = ("a", "b")
+HALF_SALT = "binaura-train-half-v1"
 HOLD_SHARE = 0.2
 HOLD_PACKAGE_SHARE = (0.05, 0.35)
 TRAIN, HELD_OUT = "train", "held_out"
@@ -40,6 +44,13 @@ def _h(*parts: str) -> float:
 
 def unit_of(entry: dict) -> str:
     return entry.get("speaker") or entry["recording"]
+
+
+def train_half(entry: dict) -> str:
+    """The entry's half of the train side ("a" or "b"): the parity of the first byte of the
+    SHA-256 of its unit (a speaker or a recording), so a talker or a recording never has files
+    in both halves, and a unit keeps its half whatever else the kit holds."""
+    return TRAIN_HALVES[hashlib.sha256(f"{HALF_SALT}|{unit_of(entry)}".encode()).digest()[0] % 2]
 
 
 def group_of(entry: dict) -> str:
