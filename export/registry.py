@@ -88,7 +88,12 @@ def _renamed(encoder, opts: set[str], namers: set[str], head_scale: float):
         from agent.localize.encoder import EncoderLocalizer  # noqa: PLC0415
         from agent.localize.namer import NamedLocalizer  # noqa: PLC0415
 
-        folder = Path(next(iter(namers))[len(NAMES_OPTION):])
+        folder = next(iter(namers))[len(NAMES_OPTION):]
+        if not folder:
+            raise BinauraError(f"{encoder.name}: :names= needs the folder of an exported encoder (the namer), "
+                               f"e.g. encoder:names=out/namer")
+        folder = Path(folder)
+        # the namer runs as its manifest says (mirror, fp32); only the listening head's size is shared
         return NamedLocalizer(encoder, EncoderLocalizer(folder, head_scale=head_scale, name=f"namer:{folder.name}"),
                               name=encoder.name)
     if YAMNET_OPTION not in opts:

@@ -61,6 +61,19 @@ def test_each_of_two_sources_takes_the_name_heard_where_it_is():
     assert pick_names([(s, on) for s in _named(base, [])], two) == ["speech", "speech"]
 
 
+def test_the_overlap_threshold_and_the_lateral_tie_break():
+    on = np.zeros(10, bool)
+    on[:10] = True
+    src = lambda label, az: SourceEstimate(azimuth_deg=az, elevation_deg=0.0, distance_m=1.0,  # noqa: E731
+                                           label=label, confidence=0.9)
+    three = np.zeros(10, bool)
+    three[:3] = True
+    assert pick_names([(src("music", 30.0), on)], [(src("dog", 30.0), three)]) == ["dog"]  # 30%: enough
+    assert pick_names([(src("music", 30.0), on)], [(src("dog", 30.0), three & (np.arange(10) < 2))]) == ["music"]
+    # as many shared frames: the closer lateral angle names it
+    assert pick_names([(src("music", 30.0), on)], [(src("dog", 50.0), on), (src("bird", 35.0), on)]) == ["bird"]
+
+
 def test_the_namer_active_on_most_of_the_frames_wins():
     base = [Track("music", 30.0, 0.0, 4.0)]
     namer = [Track("bird", 35.0, 0.0, 1.5), Track("dog", 28.0, 1.5, 4.0)]
@@ -93,5 +106,7 @@ def test_the_registry_builds_names_option_and_refuses_it_with_yamnet():
     # the shipped encoder naming its own sources changes nothing
     plain = loc.encoder.localize(clip)
     assert len(plain) == 2 and loc.localize(clip) == plain
+    with pytest.raises(BinauraError, match="needs the folder"):
+        make_localizer("encoder:names=")
     with pytest.raises(BinauraError, match="one of them"):
         make_localizer(f"encoder:yamnet:names={DEFAULT_ENCODER_DIR}")

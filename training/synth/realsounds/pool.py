@@ -54,6 +54,7 @@ class RealSounds:
         self.meta = meta  # the kit's summary
         self.entries = {r["id"]: r for r in rows}
         self._index: dict[tuple[str, str], list[str]] = {}
+        self._halves: dict[tuple[str, str, str], list[str]] = {}
         for r in rows:
             key = r["label"] if r["kind"] == "sound" else "ambience"
             self._index.setdefault((key, r["split"]), []).append(r["id"])
@@ -67,7 +68,10 @@ class RealSounds:
         if half not in TRAIN_HALVES or split != TRAIN:
             raise BinauraError(f"a half of the kit is one of {TRAIN_HALVES} of its {TRAIN!r} side, got "
                                f"half {half!r} of {split!r}")
-        return [i for i in ids if train_half(self.entries[i]) == half]
+        key = (label, split, half)
+        if key not in self._halves:  # hashed once per class, not per draw
+            self._halves[key] = [i for i in ids if train_half(self.entries[i]) == half]
+        return self._halves[key]
 
     def pick(self, label: str, split: str, rng: np.random.Generator, band_limited_weight: float,
              avoid: Collection[str] = (), again: np.random.Generator | None = None, half: str = "") -> str | None:
