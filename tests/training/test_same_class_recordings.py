@@ -72,7 +72,7 @@ def _pairs(cfg, n=60, seed=4):
 def _without_apart(monkeypatch):
     """Draw as before sources of one class were kept apart: every pick ignores what the scene plays."""
     pick = pool_mod.RealSounds.pick
-    monkeypatch.setattr(pool_mod.RealSounds, "pick", lambda self, *a, avoid=(), again=None: pick(self, *a))
+    monkeypatch.setattr(pool_mod.RealSounds, "pick", lambda self, *a, avoid=(), again=None, half="": pick(self, *a, half=half))
     monkeypatch.setattr(scenes, "_apart_instances", lambda cfg, sources, rng: None)
 
 
