@@ -82,6 +82,15 @@ def decode_slots(accdoa: np.ndarray, log_distance: np.ndarray, labels: tuple[str
     return [(c, s) for _, c, s in found[:cfg.max_sources]]
 
 
+def decode_active(accdoa: np.ndarray, log_distance: np.ndarray, labels: tuple[str, ...],
+                  frame_rate_hz: float, cfg: DecodeConfig | None = None) -> list[tuple[SourceEstimate, np.ndarray]]:
+    """`decode_slots`' sources, each with its slot's active frames (T,) bool: what a source's
+    renamer (agent.localize.relabel, agent.localize.namer) reads of when it sounds."""
+    cfg = cfg or DecodeConfig()
+    on = np.linalg.norm(accdoa, axis=-1) >= cfg.activity_threshold  # (T, S)
+    return [(s, on[:, c]) for c, s in decode_slots(accdoa, log_distance, labels, frame_rate_hz, cfg)]
+
+
 def decode_clip(accdoa: np.ndarray, log_distance: np.ndarray, labels: tuple[str, ...],
                 frame_rate_hz: float, cfg: DecodeConfig | None = None) -> list[SourceEstimate]:
     """accdoa (T, S, 3), log_distance (T, S) -> clip-level sources, most active first. S is

@@ -24,9 +24,10 @@ import dataclasses
 import numpy as np
 
 from agent.core.errors import BinauraError
+from agent.core.geometry import lateral_angle_deg
 from agent.core.predictor import Clip
 from agent.core.scene import SourceEstimate
-from agent.core.seld import decode_slots
+from agent.core.seld import decode_active
 
 # Fixed before the namer was trained or scored (docs/encoder-history.md, stage 20's rule).
 #: Share of the base source's active frames on which a namer source must be active too.
@@ -35,27 +36,24 @@ MIN_OVERLAP = 0.3
 MAX_LATERAL_DEG = 25.0
 
 
-def lateral_deg(azimuth_deg: float, elevation_deg: float) -> float:
-    """The interaural-polar lateral angle (deg, + left): asin of the direction's y component."""
-    az, el = np.radians(azimuth_deg), np.radians(elevation_deg)
-    return float(np.degrees(np.arcsin(np.clip(np.cos(el) * np.sin(az), -1.0, 1.0))))
-
-
 def pick_names(base: list[tuple[SourceEstimate, np.ndarray]], namer: list[tuple[SourceEstimate, np.ndarray]],
                min_overlap: float = MIN_OVERLAP, max_lateral_deg: float = MAX_LATERAL_DEG) -> list[str]:
     """Each base (source, active frames (T,) bool) -> the label it takes: that of the namer
     source (source, active frames) active on the most of its frames, among those active on at
     least min_overlap of them within max_lateral_deg of lateral angle; else its own label."""
+    n = base[0][1].shape[0] if base else None
+    for _, t_on in namer if base else ():
+        if t_on.shape[0] != n:
+            raise BinauraError(f"the namer's frames ({t_on.shape[0]}) do not match the encoder's ({n})")
+    namer_lat = [lateral_angle_deg(t.azimuth_deg, t.elevation_deg) for t, _ in namer]
     labels = []
     for s, on in base:
         n_on = int(on.sum())
-        lat = lateral_deg(s.azimuth_deg, s.elevation_deg)
+        lat = lateral_angle_deg(s.azimuth_deg, s.elevation_deg)
         best, best_key = s.label, None
-        for t, t_on in namer:
-            if t_on.shape != on.shape:
-                raise BinauraError(f"the namer's frames ({t_on.shape[0]}) do not match the encoder's ({on.shape[0]})")
+        for (t, t_on), t_lat in zip(namer, namer_lat, strict=True):
             shared = int((on & t_on).sum())
-            gap = abs(lateral_deg(t.azimuth_deg, t.elevation_deg) - lat)
+            gap = abs(t_lat - lat)
             if n_on == 0 or shared < min_overlap * n_on or gap > max_lateral_deg:
                 continue
             key = (shared, -gap)
@@ -67,11 +65,8 @@ def pick_names(base: list[tuple[SourceEstimate, np.ndarray]], namer: list[tuple[
 
 def active_sources(localizer, clip: Clip) -> list[tuple[SourceEstimate, np.ndarray]]:
     """An EncoderLocalizer's decoded sources of the clip, each with its slot's active frames."""
-    rt, cfg = localizer.runtime, localizer.decode
-    accdoa, log_distance = localizer.frames(clip)
-    on = np.linalg.norm(accdoa, axis=-1) >= cfg.activity_threshold  # (T, S)
-    return [(s, on[:, slot]) for slot, s in decode_slots(accdoa, log_distance, rt.slot_labels,
-                                                         rt.output_rate_hz, cfg)]
+    rt = localizer.runtime
+    return decode_active(*localizer.frames(clip), rt.slot_labels, rt.output_rate_hz, localizer.decode)
 
 
 class NamedLocalizer:

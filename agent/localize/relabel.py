@@ -33,7 +33,7 @@ from agent.core.errors import BinauraError
 from agent.core.labels import LABELS
 from agent.core.predictor import Clip
 from agent.core.scene import SourceEstimate
-from agent.core.seld import decode_slots
+from agent.core.seld import decode_active
 from agent.core.yamnet_features import FRAME_RATE_HZ, PATCH_FRAMES
 from agent.voice.steer import STEER_METHODS, STEER_RATE_HZ, steer
 
@@ -222,18 +222,16 @@ class YamnetRelabelLocalizer:
         """The encoder's sources of the clip (EncoderLocalizer.localize, same order and fields),
         each label as `relabel` decides from YAMNet's scores on the source's stretch."""
         rt, cfg = self.encoder.runtime, self.encoder.decode
-        accdoa, log_distance = self.encoder.frames(clip)
-        found = decode_slots(accdoa, log_distance, rt.slot_labels, rt.output_rate_hz, cfg)
-        sources = [s for _, s in found]
+        found = decode_active(*self.encoder.frames(clip), rt.slot_labels, rt.output_rate_hz, cfg)
+        sources = [s for s, _ in found]
         can = dict(zip(LABELS, expressible_labels(LABELS, self.table), strict=True))
         if self.min_score > 1 or not any(can.get(s.label, False) and s.confidence < self.max_confidence
                                          for s in sources):
             return sources  # nothing could change: YAMNet is not run
-        on = np.linalg.norm(accdoa, axis=-1) >= cfg.activity_threshold  # (T, S): per slot
         scores = np.zeros((len(sources), len(LABELS)))
-        for i, (slot, s) in enumerate(found):  # YAMNet hears only the sources the rule may rename
+        for i, (s, active) in enumerate(found):  # YAMNet hears only the sources the rule may rename
             if can.get(s.label, False) and s.confidence < self.max_confidence:
-                scores[i] = self._scores(clip, s, on[:, slot], rt.output_rate_hz)
+                scores[i] = self._scores(clip, s, active, rt.output_rate_hz)
         labels = relabel([s.label for s in sources], [s.confidence for s in sources], scores, self.min_score,
                          self.max_confidence, rt.labels, self.table)
         return [s if lab == s.label else dataclasses.replace(s, label=lab)

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from agent.core.errors import BinauraError
+from agent.core.geometry import lateral_angle_deg
 from agent.core.predictor import Clip
 from agent.core.scene import SourceEstimate
-from agent.localize.namer import NamedLocalizer, lateral_deg, pick_names
+from agent.localize.namer import NamedLocalizer, pick_names
 from export.registry import make_localizer
 from tests.agent.test_relabel import HandEncoder, Track
 
@@ -27,10 +28,10 @@ def _named(base: list[Track], namer: list[Track]):
 
 
 def test_lateral_angle_is_the_same_for_front_and_back_mirror_images():
-    assert lateral_deg(30.0, 0.0) == pytest.approx(30.0)
-    assert lateral_deg(150.0, 0.0) == pytest.approx(30.0)  # behind, same cone
-    assert lateral_deg(-90.0, 0.0) == pytest.approx(-90.0)
-    assert lateral_deg(90.0, 60.0) == pytest.approx(30.0)  # up on the left: nearer the median plane
+    assert lateral_angle_deg(30.0, 0.0) == pytest.approx(30.0)
+    assert lateral_angle_deg(150.0, 0.0) == pytest.approx(30.0)  # behind, same cone
+    assert lateral_angle_deg(-90.0, 0.0) == pytest.approx(-90.0)
+    assert lateral_angle_deg(90.0, 60.0) == pytest.approx(30.0)  # up on the left: nearer the median plane
 
 
 def test_the_namer_names_a_source_and_its_direction_distance_confidence_stay():
